@@ -1,0 +1,3 @@
+from orgscan.cli import main
+
+main()

@@ -1,0 +1,128 @@
+"""The `live` strategy: ListUsers, then ListAccessKeys for every user. Exact at scan time."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+from botocore.exceptions import ClientError
+
+from orgscan.clients import error_code
+from orgscan.model import AccessKey, KeySource, UserKeys
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+# ListUsers accepts up to 1000 per page; fewer pages is fewer calls against the account's limit.
+LIST_USERS_PAGE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class IamUser:
+    name: str
+    arn: str
+    path: str
+
+
+@dataclass(slots=True)
+class Collected:
+    users: list[UserKeys]
+    notes: list[str] = field(default_factory=list)
+    report_generated_at: datetime | None = None
+
+
+async def bounded_map(
+    func: Callable[[T], Awaitable[R]], items: Sequence[T], workers: int
+) -> list[R]:
+    """func over items with at most `workers` in flight, results in input order.
+
+    A fixed set of workers, not a task per item: an account with thousands of users must not
+    hold thousands of pending coroutines.
+    """
+    results: list[R | None] = [None] * len(items)
+    position = iter(range(len(items)))
+
+    async def worker() -> None:
+        for index in position:
+            results[index] = await func(items[index])
+
+    await asyncio.gather(*(worker() for _ in range(min(workers, len(items)))))
+    return results  # type: ignore[return-value]
+
+
+async def list_users(iam: Any) -> list[IamUser]:
+    users: list[IamUser] = []
+    paginator = iam.get_paginator("list_users")
+    async for page in paginator.paginate(PaginationConfig={"PageSize": LIST_USERS_PAGE}):
+        users.extend(
+            IamUser(name=u["UserName"], arn=u["Arn"], path=u.get("Path", "/"))
+            for u in page["Users"]
+        )
+    return users
+
+
+async def list_keys(iam: Any, user_name: str) -> list[AccessKey]:
+    keys: list[AccessKey] = []
+    paginator = iam.get_paginator("list_access_keys")
+    async for page in paginator.paginate(UserName=user_name):
+        keys.extend(
+            AccessKey(id=k["AccessKeyId"], status=k["Status"], created_at=k.get("CreateDate"))
+            for k in page["AccessKeyMetadata"]
+        )
+    return keys
+
+
+def _known(value: str | None) -> str | None:
+    # AWS answers "N/A" for a key that was never used.
+    return None if value in (None, "", "N/A") else value
+
+
+async def with_last_used(iam: Any, key: AccessKey) -> AccessKey:
+    response = await iam.get_access_key_last_used(AccessKeyId=key.id)
+    used = response.get("AccessKeyLastUsed", {})
+    return AccessKey(
+        id=key.id,
+        status=key.status,
+        created_at=key.created_at,
+        last_used_at=used.get("LastUsedDate"),
+        last_used_service=_known(used.get("ServiceName")),
+        last_used_region=_known(used.get("Region")),
+    )
+
+
+async def live_user_keys(iam: Any, account_id: str, user: IamUser) -> UserKeys | None:
+    """The user's keys read live; the last-used evidence only for users the rule flags.
+
+    None when the user was deleted after it was listed.
+    """
+    try:
+        keys = await list_keys(iam, user.name)
+    except ClientError as exc:
+        if error_code(exc) == "NoSuchEntity":
+            return None
+        raise
+    if sum(1 for key in keys if key.active) > 1:
+        keys = [await with_last_used(iam, key) for key in keys]
+    return UserKeys(
+        account_id=account_id,
+        user_name=user.name,
+        arn=user.arn,
+        path=user.path,
+        access_keys=tuple(keys),
+        source=KeySource.LIVE,
+    )
+
+
+async def collect_live(iam: Any, account_id: str, workers: int) -> Collected:
+    users = await list_users(iam)
+    found = await bounded_map(lambda u: live_user_keys(iam, account_id, u), users, workers)
+    result = Collected(users=[u for u in found if u is not None])
+    result.notes.extend(
+        f"user {user.arn} was deleted between ListUsers and ListAccessKeys"
+        for user, keys in zip(users, found, strict=True)
+        if keys is None
+    )
+    return result

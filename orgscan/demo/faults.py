@@ -1,0 +1,182 @@
+"""A WSGI fault layer in front of moto's server, driven by scenarios declared as data.
+
+It reads the action (the `Action=` form field for IAM/STS, `X-Amz-Target` for Organizations)
+and the target account, and can answer an AWS error, delay, or substitute a credential report.
+moto itself has no error or latency injection, and going through HTTP exercises the real
+aiohttp and botocore retry paths.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs
+
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+MANAGEMENT_ACCOUNT = "123456789012"  # moto's default account: the caller's own credentials
+# HTTP status AWS uses for each error code; anything else is a 400 client error.
+STATUS = {
+    "AccessDenied": 403,
+    "ServiceFailure": 500,
+    "InternalFailure": 500,
+    "ServiceUnavailable": 503,
+    "ReportInProgress": 404,
+    "ReportNotPresent": 410,
+}
+_CREDENTIAL = re.compile(r"Credential=([A-Z0-9]+)/")
+_ASSUMED_KEY = re.compile(rb"<AccessKeyId>([A-Z0-9]+)</AccessKeyId>")
+_ROLE_ACCOUNT = re.compile(r"^arn:[^:]+:iam::(\d{12}):")
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """One rule. The first rule that matches a request decides what happens to it.
+
+    action/account: None matches any. For AssumeRole the account is the role's account;
+    otherwise it is the account whose credentials signed the request.
+    """
+
+    action: str | None = None
+    account: str | None = None
+    error: str | None = None
+    message: str = "injected by the orgscan fault layer"
+    share: float = 1.0  # probability that a matching call is hit
+    first: int | None = None  # only the first N matching calls are hit
+    delay: float = 0.0  # seconds before answering (or before the error)
+    report: bytes | None = None  # GetCredentialReport answers this content instead
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    action: str
+    account: str
+    service: str
+
+
+class FaultInjector:
+    def __init__(self, app: WSGIApp, seed: int = 7) -> None:
+        self.app = app
+        self.faults: list[Fault] = []
+        self.calls: dict[tuple[str, str], int] = {}
+        self.injected: dict[str, int] = {}
+        self._hits: dict[int, int] = {}
+        self._key_accounts: dict[str, str] = {}
+        self._random = random.Random(seed)  # noqa: S311 - reproducible fault draws, not crypto
+        self._lock = threading.Lock()
+
+    def reset(self, faults: Iterable[Fault] = ()) -> None:
+        with self._lock:
+            self.faults = list(faults)
+            self.calls.clear()
+            self.injected.clear()
+            self._hits.clear()
+
+    def _identify(self, environ: dict[str, Any], body: bytes) -> Request:
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        authorization = environ.get("HTTP_AUTHORIZATION", "")
+        match = _CREDENTIAL.search(authorization)
+        signer = self._key_accounts.get(match.group(1), MANAGEMENT_ACCOUNT) if match else ""
+        service = authorization.split("/")[3] if authorization.count("/") >= 3 else ""
+        if target:
+            return Request(target.rsplit(".", 1)[-1], signer, service)
+        form = parse_qs(body.decode("utf-8", "replace"))
+        action = form.get("Action", [""])[0]
+        if action == "AssumeRole":
+            role = _ROLE_ACCOUNT.match(form.get("RoleArn", [""])[0])
+            return Request(action, role.group(1) if role else "", service)
+        return Request(action, signer, service)
+
+    def _choose(self, request: Request) -> Fault | None:
+        with self._lock:
+            self.calls[(request.action, request.account)] = (
+                self.calls.get((request.action, request.account), 0) + 1
+            )
+            for index, fault in enumerate(self.faults):
+                if fault.action not in (None, request.action):
+                    continue
+                if fault.account not in (None, request.account):
+                    continue
+                seen = self._hits.get(index, 0)
+                self._hits[index] = seen + 1
+                if fault.first is not None and seen >= fault.first:
+                    continue
+                if fault.share < 1.0 and self._random.random() >= fault.share:
+                    continue
+                return fault
+        return None
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        request = self._identify(environ, body)
+        fault = self._choose(request)
+        if fault:
+            if fault.delay:
+                time.sleep(fault.delay)
+            if fault.error:
+                return self._error(fault, request, start_response)
+            if fault.report is not None:
+                return self._report(fault.report, start_response)
+        if request.action == "AssumeRole":
+            return self._remember_keys(environ, start_response, request.account)
+        return self.app(environ, start_response)
+
+    def _count(self, code: str) -> None:
+        with self._lock:
+            self.injected[code] = self.injected.get(code, 0) + 1
+
+    def _error(self, fault: Fault, request: Request, start_response: StartResponse) -> list[bytes]:
+        assert fault.error
+        self._count(fault.error)
+        status = STATUS.get(fault.error, 400)
+        if request.service == "organizations":
+            code = "TooManyRequestsException" if fault.error == "Throttling" else fault.error
+            body = json.dumps({"__type": code, "Message": fault.message}).encode()
+            content_type = "application/x-amz-json-1.1"
+        else:
+            body = (
+                "<ErrorResponse><Error><Type>Sender</Type>"
+                f"<Code>{fault.error}</Code><Message>{fault.message}</Message></Error>"
+                "<RequestId>00000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>"
+            ).encode()
+            content_type = "text/xml"
+        start_response(
+            f"{status} Error",
+            [("Content-Type", content_type), ("Content-Length", str(len(body)))],
+        )
+        return [body]
+
+    def _report(self, content: bytes, start_response: StartResponse) -> list[bytes]:
+        body = (
+            '<GetCredentialReportResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/">'
+            "<GetCredentialReportResult>"
+            f"<Content>{base64.b64encode(content).decode()}</Content>"
+            "<ReportFormat>text/csv</ReportFormat>"
+            "<GeneratedTime>2026-11-22T06:00:00Z</GeneratedTime>"
+            "</GetCredentialReportResult>"
+            "<ResponseMetadata><RequestId>0</RequestId></ResponseMetadata>"
+            "</GetCredentialReportResponse>"
+        ).encode()
+        start_response("200 OK", [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    def _remember_keys(
+        self, environ: dict[str, Any], start_response: StartResponse, account: str
+    ) -> Iterable[bytes]:
+        # Learn which account each assumed-role key belongs to, to target later faults.
+        body = b"".join(self.app(environ, start_response))
+        for key in _ASSUMED_KEY.findall(body):
+            with self._lock:
+                self._key_accounts[key.decode()] = account
+        return [body]

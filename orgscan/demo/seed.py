@@ -1,0 +1,120 @@
+"""Seed an organization into moto for real: accounts in OUs, then users and keys in each account.
+
+Member accounts are seeded by assuming a role into them, as in AWS, so their IAM data lands in
+their own account. Organizations are declared as data (OrgSpec) so tests can state shapes.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+
+ACTIVE = "Active"
+INACTIVE = "Inactive"
+
+
+@dataclass(frozen=True, slots=True)
+class UserSpec:
+    name: str
+    keys: tuple[str, ...] = ()  # one status per key, "Active" or "Inactive"; AWS allows two
+    path: str = "/"
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSpec:
+    name: str
+    ou: str = "Root"  # a path like "Root/Prod/Web"; missing OUs are created
+    users: tuple[UserSpec, ...] = ()
+    suspended: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OrgSpec:
+    accounts: tuple[AccountSpec, ...]
+    management_users: tuple[UserSpec, ...] = ()
+    management_name: str = "management"
+
+
+@dataclass(slots=True)
+class SeededOrg:
+    organization_id: str
+    management_account_id: str
+    account_ids: dict[str, str] = field(default_factory=dict)  # account name → id
+    ou_ids: dict[str, str] = field(default_factory=dict)  # OU path → id
+    secrets: list[str] = field(default_factory=list)  # every secret access key created
+
+
+def _ensure_ou(org: Any, seeded: SeededOrg, path: str) -> str:
+    if path in seeded.ou_ids:
+        return seeded.ou_ids[path]
+    parent_path, _, name = path.rpartition("/")
+    parent = _ensure_ou(org, seeded, parent_path)
+    ou = org.create_organizational_unit(ParentId=parent, Name=name)["OrganizationalUnit"]
+    seeded.ou_ids[path] = ou["Id"]
+    return str(ou["Id"])
+
+
+def _seed_users(iam: Any, users: tuple[UserSpec, ...], secrets: list[str]) -> None:
+    for user in users:
+        iam.create_user(UserName=user.name, Path=user.path)
+        for status in user.keys:
+            key = iam.create_access_key(UserName=user.name)["AccessKey"]
+            secrets.append(key["SecretAccessKey"])
+            if status == INACTIVE:
+                iam.update_access_key(
+                    UserName=user.name, AccessKeyId=key["AccessKeyId"], Status=INACTIVE
+                )
+
+
+def _member_iam(sts: Any, account_id: str, endpoint: str) -> Any:
+    credentials = sts.assume_role(
+        RoleArn=f"arn:aws:iam::{account_id}:role/OrganizationAccountAccessRole",
+        RoleSessionName="orgscan-seed",
+    )["Credentials"]
+    return boto3.client(
+        "iam",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+    )
+
+
+def seed_organization(spec: OrgSpec, endpoint: str, threads: int = 8) -> SeededOrg:
+    """Create the organization in moto at `endpoint`; the caller's account is the management."""
+    client_args: dict[str, Any] = {"endpoint_url": endpoint, "region_name": "us-east-1"}
+    org = boto3.client("organizations", **client_args)
+    sts = boto3.client("sts", **client_args)
+    organization = org.create_organization(FeatureSet="ALL")["Organization"]
+    seeded = SeededOrg(organization["Id"], organization["MasterAccountId"])
+    seeded.ou_ids["Root"] = org.list_roots()["Roots"][0]["Id"]
+    seeded.account_ids[spec.management_name] = seeded.management_account_id
+    for account in spec.accounts:
+        status = org.create_account(Email=f"{account.name}@example.com", AccountName=account.name)
+        account_id = status["CreateAccountStatus"]["AccountId"]
+        seeded.account_ids[account.name] = account_id
+        if account.ou != "Root":
+            org.move_account(
+                AccountId=account_id,
+                SourceParentId=seeded.ou_ids["Root"],
+                DestinationParentId=_ensure_ou(org, seeded, account.ou),
+            )
+
+    def seed(account: AccountSpec) -> list[str]:
+        secrets: list[str] = []
+        iam = _member_iam(sts, seeded.account_ids[account.name], endpoint)
+        _seed_users(iam, account.users, secrets)
+        return secrets
+
+    _seed_users(boto3.client("iam", **client_args), spec.management_users, seeded.secrets)
+    with ThreadPoolExecutor(threads) as pool:
+        for secrets in pool.map(seed, [a for a in spec.accounts if a.users]):
+            seeded.secrets.extend(secrets)
+    for account in spec.accounts:
+        if account.suspended:
+            org.close_account(AccountId=seeded.account_ids[account.name])
+    return seeded

@@ -1,0 +1,61 @@
+"""The rule and the approved exceptions: users → findings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+from fnmatch import fnmatchcase
+
+from orgscan.model import ApprovedException, Finding, FindingState, UserKeys
+
+RULE_ID = "iam-user-multiple-active-access-keys"
+SEVERITY = "medium"
+
+
+def violates(user: UserKeys) -> bool:
+    """More than one key whose Status is Active; inactive keys never count."""
+    return user.active_key_count > 1
+
+
+def exception_matches(exception: ApprovedException, user: UserKeys) -> bool:
+    if exception.account != user.account_id:
+        return False
+    if exception.user.startswith("arn:") or any(ch in exception.user for ch in "*?["):
+        return fnmatchcase(user.arn, exception.user)
+    return exception.user == user.user_name
+
+
+def evaluate(
+    users: Iterable[UserKeys], exceptions: Iterable[ApprovedException], today: date
+) -> list[Finding]:
+    """One finding per failing user; an unexpired matching exception marks it excepted.
+
+    An expired exception leaves the finding open but is recorded on it, so the report can say
+    the approval lapsed rather than pretend it never existed.
+    """
+    approved = list(exceptions)
+    findings = []
+    for user in users:
+        if not violates(user):
+            continue
+        matching = [e for e in approved if exception_matches(e, user)]
+        valid = [e for e in matching if not e.is_expired(today)]
+        expired = [e for e in matching if e.is_expired(today)]
+        # Of several valid approvals the longest-lasting one governs; of expired, the latest.
+        exception = max(valid, key=lambda e: e.expires, default=None)
+        findings.append(
+            Finding(
+                rule_id=RULE_ID,
+                account_id=user.account_id,
+                user_name=user.user_name,
+                arn=user.arn,
+                active_key_count=user.active_key_count,
+                severity=SEVERITY,
+                state=FindingState.EXCEPTED if exception else FindingState.OPEN,
+                exception=exception,
+                expired_exception=None
+                if exception
+                else max(expired, key=lambda e: e.expires, default=None),
+            )
+        )
+    return findings

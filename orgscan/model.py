@@ -1,0 +1,191 @@
+"""The result model shared by every stage: accounts, users and keys, findings, run metadata.
+
+Everything here is plain data. `findings.json` is this model serialised, and every report is
+rendered from it, so the model must hold all the evidence and nothing that is not evidence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from enum import StrEnum
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a `Z`, the one timestamp format of every output."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def parse_iso(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+class ScanStatus(StrEnum):
+    SCANNED = "scanned"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class FindingState(StrEnum):
+    OPEN = "open"
+    EXCEPTED = "excepted"
+
+
+class KeySource(StrEnum):
+    """Where a user's key data came from; the credential report can be hours old."""
+
+    LIVE = "live"
+    CREDENTIAL_REPORT = "credential-report"
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    id: str
+    name: str
+    email: str
+    status: str  # ACTIVE | SUSPENDED | PENDING_CLOSURE, as Organizations reports it
+    ou_path: str  # e.g. "Root/Prod/Web"
+    ou_ids: tuple[str, ...] = ()  # root id first, then each OU down to the parent
+
+
+@dataclass(frozen=True, slots=True)
+class AccessKey:
+    id: str | None  # None only for credential-report rows, which carry no key id
+    status: str  # Active | Inactive
+    created_at: datetime | None
+    last_used_at: datetime | None = None
+    last_used_service: str | None = None
+    last_used_region: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.status == "Active"
+
+
+@dataclass(frozen=True, slots=True)
+class UserKeys:
+    account_id: str
+    user_name: str
+    arn: str
+    path: str
+    access_keys: tuple[AccessKey, ...]
+    source: KeySource = KeySource.LIVE
+
+    @property
+    def active_key_count(self) -> int:
+        return sum(1 for key in self.access_keys if key.active)
+
+    @property
+    def key_count(self) -> int:
+        return len(self.access_keys)
+
+
+@dataclass(frozen=True, slots=True)
+class ScanError:
+    code: str
+    message: str
+
+
+class AccountFailure(Exception):
+    """An account that cannot be scanned, for a reason with a code the evidence records."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.error = ScanError(code=code, message=message)
+
+
+@dataclass(slots=True)
+class AccountResult:
+    account: Account
+    scan_status: ScanStatus
+    error: ScanError | None = None
+    skip_reason: str | None = None
+    users: list[UserKeys] = field(default_factory=list)
+    credential_report_generated_at: datetime | None = None
+    notes: list[str] = field(default_factory=list)
+    api_calls: int = 0
+
+    @property
+    def user_count(self) -> int | None:
+        return len(self.users) if self.scan_status is ScanStatus.SCANNED else None
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovedException:
+    account: str
+    user: str  # a user name, or a glob matched against the user ARN
+    reason: str
+    owner: str
+    expires: date
+    ticket: str | None = None
+
+    def is_expired(self, on: date) -> bool:
+        return on > self.expires
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    rule_id: str
+    account_id: str
+    user_name: str
+    arn: str
+    active_key_count: int
+    severity: str
+    state: FindingState
+    exception: ApprovedException | None = None
+    expired_exception: ApprovedException | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_accounts_in_flight: int
+    management_rate_limit: float
+    account_rate_limit: float
+    max_attempts: int
+
+
+@dataclass(slots=True)
+class RunInfo:
+    id: str
+    started_at: datetime
+    finished_at: datetime | None
+    tool_version: str
+    caller_arn: str
+    organization_id: str
+    management_account_id: str
+    partition: str
+    strategy: str
+    role_name: str
+    config_digest: str
+    limits: Limits
+    complete: bool = False
+    api_calls: int = 0
+    # Problems outside any one account (e.g. the OU walk broke off); any makes the run incomplete.
+    errors: list[ScanError] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class ScanResult:
+    run: RunInfo
+    accounts: list[AccountResult]
+    findings: list[Finding]
+    exceptions: list[ApprovedException] = field(default_factory=list)
+
+    @property
+    def users(self) -> list[UserKeys]:
+        return [user for result in self.accounts for user in result.users]
+
+    def accounts_with(self, status: ScanStatus) -> list[AccountResult]:
+        return [result for result in self.accounts if result.scan_status is status]
+
+    def findings_in(self, state: FindingState) -> list[Finding]:
+        return [finding for finding in self.findings if finding.state is state]

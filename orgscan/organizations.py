@@ -1,0 +1,125 @@
+"""The organization's accounts with their OU paths, and the config's account filters.
+
+The OU tree is walked top-down (ListRoots → ListOrganizationalUnitsForParent →
+ListAccountsForParent), so OU paths cost calls per OU, not per account, and each account is
+yielded as soon as it is listed so its scan can start while the walk goes on.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from orgscan.config import OrganizationConfig
+from orgscan.model import Account
+
+
+@dataclass(frozen=True, slots=True)
+class Organization:
+    id: str
+    management_account_id: str
+
+
+async def describe_organization(org: Any) -> Organization:
+    response = await org.describe_organization()
+    data = response["Organization"]
+    return Organization(id=data["Id"], management_account_id=data["MasterAccountId"])
+
+
+async def _pages(
+    client: Any, operation: str, key: str, page_size: int | None, **kwargs: Any
+) -> AsyncIterator[dict[str, Any]]:
+    paginator = client.get_paginator(operation)
+    config = {"PageSize": page_size} if page_size else {}
+    async for page in paginator.paginate(**kwargs, PaginationConfig=config):
+        for item in page.get(key, []):
+            yield item
+
+
+async def walk_accounts(org: Any, page_size: int | None = None) -> AsyncIterator[Account]:
+    """Every account in the organization, each once, with its OU path."""
+    queue: deque[tuple[str, tuple[str, ...], tuple[str, ...]]] = deque()
+    async for root in _pages(org, "list_roots", "Roots", page_size):
+        queue.append((root["Id"], (root.get("Name") or "Root",), (root["Id"],)))
+    while queue:
+        parent_id, names, ids = queue.popleft()
+        async for item in _pages(
+            org, "list_accounts_for_parent", "Accounts", page_size, ParentId=parent_id
+        ):
+            yield Account(
+                id=item["Id"],
+                name=item.get("Name", ""),
+                email=item.get("Email", ""),
+                status=item.get("Status", "ACTIVE"),
+                ou_path="/".join(names),
+                ou_ids=ids,
+            )
+        async for ou in _pages(
+            org,
+            "list_organizational_units_for_parent",
+            "OrganizationalUnits",
+            page_size,
+            ParentId=parent_id,
+        ):
+            queue.append((ou["Id"], (*names, ou["Name"]), (*ids, ou["Id"])))
+
+
+def _under(account: Account, refs: Iterable[str]) -> str | None:
+    """The first OU reference (id or path) that contains the account, sub-OUs included."""
+    for ref in refs:
+        if ref in account.ou_ids or account.ou_path == ref or account.ou_path.startswith(ref + "/"):
+            return ref
+    return None
+
+
+class AccountFilter:
+    """Decides which listed accounts are scanned; every other one is recorded with a reason."""
+
+    def __init__(self, config: OrganizationConfig, management_account_id: str) -> None:
+        self._config = config
+        self._management_account_id = management_account_id
+        self._seen_accounts: set[str] = set()
+        self._seen_ous: set[str] = set()
+
+    def skip_reason(self, account: Account) -> str | None:
+        c = self._config
+        self._seen_accounts.add(account.id)
+        self._seen_ous.update(
+            ref for ref in (*c.include_ous, *c.exclude_ous) if _under(account, [ref])
+        )
+        if account.id in c.exclude_accounts:
+            return "listed in organization.exclude_accounts"
+        if c.include_accounts and account.id not in c.include_accounts:
+            return "not listed in organization.include_accounts"
+        if c.include_ous and not _under(account, c.include_ous):
+            return "not under any OU in organization.include_ous"
+        excluded = _under(account, c.exclude_ous)
+        if excluded:
+            return f"under {excluded}, listed in organization.exclude_ous"
+        if account.status != "ACTIVE" and not c.include_suspended:
+            return f"account status is {account.status}; organization.include_suspended is false"
+        if account.id == self._management_account_id and c.management_account == "skip":
+            return "management account; organization.management_account is 'skip'"
+        return None
+
+    def unmatched(self) -> list[str]:
+        """Filter entries that matched nothing: usually a typo that would silently widen a scan."""
+        c = self._config
+        warnings = [
+            f"organization.{key}: account {account_id} is not in the organization"
+            for key, ids in (
+                ("include_accounts", c.include_accounts),
+                ("exclude_accounts", c.exclude_accounts),
+            )
+            for account_id in ids
+            if account_id not in self._seen_accounts
+        ]
+        warnings += [
+            f"organization.{key}: {ref} matched no account"
+            for key, refs in (("include_ous", c.include_ous), ("exclude_ous", c.exclude_ous))
+            for ref in refs
+            if ref not in self._seen_ous
+        ]
+        return warnings

@@ -1,0 +1,70 @@
+"""Credentials per account: AssumeRole, or the caller's own for the management account."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from orgscan.clients import Credentials
+from orgscan.config import Config
+from orgscan.model import AccountFailure
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    arn: str
+    account_id: str
+    partition: str
+
+
+async def caller_identity(sts: Any) -> Identity:
+    response = await sts.get_caller_identity()
+    arn = response["Arn"]
+    # arn:<partition>:sts::<account>:assumed-role/... — the partition decides every ARN we build.
+    return Identity(arn=arn, account_id=response["Account"], partition=arn.split(":")[1])
+
+
+def role_arn(identity: Identity, account_id: str, role_name: str) -> str:
+    return f"arn:{identity.partition}:iam::{account_id}:role/{role_name}"
+
+
+class AccountCredentials:
+    """Chooses and obtains the credentials for one account, as the config says."""
+
+    def __init__(
+        self, sts: Any, identity: Identity, config: Config, management_account_id: str
+    ) -> None:
+        self._sts = sts
+        self._identity = identity
+        self._config = config
+        self._management_account_id = management_account_id
+
+    async def get(self, account_id: str) -> Credentials | None:
+        """Credentials for the account; None means the caller's own credentials."""
+        if (
+            account_id == self._management_account_id
+            and self._config.organization.management_account == "caller"
+        ):
+            if self._identity.account_id != account_id:
+                raise AccountFailure(
+                    "CallerNotInManagementAccount",
+                    f"organization.management_account is 'caller', but the caller "
+                    f"{self._identity.arn} is not in the management account {account_id}; "
+                    "set it to 'assume' or 'skip'",
+                )
+            return None
+        role = self._config.role
+        kwargs: dict[str, Any] = {
+            "RoleArn": role_arn(self._identity, account_id, role.name),
+            "RoleSessionName": role.session_name,
+            "DurationSeconds": role.duration_seconds,
+        }
+        if role.external_id:
+            kwargs["ExternalId"] = role.external_id
+        response = await self._sts.assume_role(**kwargs)
+        data = response["Credentials"]
+        return Credentials(
+            access_key_id=data["AccessKeyId"],
+            secret_access_key=data["SecretAccessKey"],
+            session_token=data["SessionToken"],
+        )
