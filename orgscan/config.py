@@ -17,7 +17,8 @@ from typing import Any, TypeVar
 
 import yaml
 
-from orgscan.model import ApprovedException
+from orgscan.controls import builtin_controls, merge_controls
+from orgscan.model import ApprovedException, Control
 
 T = TypeVar("T")
 
@@ -73,6 +74,7 @@ class Config:
     role: RoleConfig = field(default_factory=RoleConfig)
     scan: ScanConfig = field(default_factory=ScanConfig)
     exceptions: tuple[ApprovedException, ...] = ()
+    controls: tuple[Control, ...] = field(default_factory=builtin_controls)
 
     def digest(self) -> str:
         """SHA-256 of the effective configuration, so evidence names the exact settings used."""
@@ -315,15 +317,36 @@ def _exception(value: object, path: str) -> ApprovedException:
     )
 
 
+def _control(value: object, path: str) -> Control:
+    s = _Section(value, path)
+    s.reject_unknown(("framework", "version", "id", "title", "level", "rationale"))
+    return Control(
+        framework=s.require("framework", _string),
+        version=s.require("version", _version),
+        id=s.require("id", _version),
+        title=s.require("title", _string),
+        level=s.get("level", None, _string),
+        rationale=s.get("rationale", None, _string),
+    )
+
+
+def _version(value: object, path: str) -> str:
+    # YAML reads 2.0 as a float and 800 as an int; a version or control id is text.
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ConfigError(path, f"expected a quoted string, got {_describe(value)}; quote it")
+    return _string(value, path)
+
+
 def parse_config(data: object) -> Config:
     """Validate an already-parsed YAML document."""
     top = _Section(data, "")
-    top.reject_unknown(("organization", "role", "scan", "exceptions"))
+    top.reject_unknown(("organization", "role", "scan", "exceptions", "controls"))
     return Config(
         organization=_organization(top.data.get("organization")),
         role=_role(top.data.get("role")),
         scan=_scan(top.data.get("scan")),
         exceptions=top.get("exceptions", (), _list_of(_exception)),
+        controls=merge_controls(builtin_controls(), top.get("controls", (), _list_of(_control))),
     )
 
 

@@ -145,6 +145,22 @@ class Finding:
 
 
 @dataclass(frozen=True, slots=True)
+class Control:
+    """One framework control the rule maps to."""
+
+    framework: str
+    version: str
+    id: str
+    title: str
+    level: str | None = None
+    rationale: str | None = None  # why the mapping holds, where it is ours and not the framework's
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.framework, self.version)
+
+
+@dataclass(frozen=True, slots=True)
 class Limits:
     max_accounts_in_flight: int
     management_rate_limit: float
@@ -179,6 +195,7 @@ class ScanResult:
     accounts: list[AccountResult]
     findings: list[Finding]
     exceptions: list[ApprovedException] = field(default_factory=list)
+    controls: list[Control] = field(default_factory=list)
 
     @property
     def users(self) -> list[UserKeys]:

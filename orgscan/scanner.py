@@ -212,4 +212,5 @@ async def scan(
         accounts=results,
         findings=evaluate(users, config.exceptions, started.date()),
         exceptions=list(config.exceptions),
+        controls=list(config.controls),
     )

@@ -16,6 +16,7 @@ from orgscan.model import (
     Account,
     AccountResult,
     ApprovedException,
+    Control,
     Finding,
     FindingState,
     KeySource,
@@ -159,6 +160,17 @@ def to_dict(result: ScanResult) -> dict[str, Any]:
             for f in result.findings
         ],
         "exceptions": [_exception(e) for e in result.exceptions],
+        "controls": [
+            {
+                "framework": c.framework,
+                "version": c.version,
+                "id": c.id,
+                "title": c.title,
+                "level": c.level,
+                "rationale": c.rationale,
+            }
+            for c in result.controls
+        ],
     }
 
 
@@ -275,6 +287,7 @@ def from_dict(data: dict[str, Any]) -> ScanResult:
             for f in data["findings"]
         ],
         exceptions=[e for e in map(_read_exception, data["exceptions"]) if e],
+        controls=[Control(**c) for c in data["controls"]],
     )
 
 
