@@ -107,7 +107,8 @@ class ClientFactory:
 
     def _config(self, pool: int) -> AioConfig:
         return AioConfig(
-            retries={"mode": "standard", "max_attempts": self._scan.max_attempts},
+            # In this dict botocore's "max_attempts" counts retries; the total is what we mean.
+            retries={"mode": "standard", "total_max_attempts": self._scan.max_attempts},
             max_pool_connections=pool,
             http_session_cls=SharedTLSSession,
         )

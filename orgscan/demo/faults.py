@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
+from xml.etree import ElementTree
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -33,6 +34,7 @@ STATUS = {
     "ReportInProgress": 404,
     "ReportNotPresent": 410,
 }
+IAM_NS = "https://iam.amazonaws.com/doc/2010-05-08/"
 _CREDENTIAL = re.compile(r"Credential=([A-Z0-9]+)/")
 _ASSUMED_KEY = re.compile(rb"<AccessKeyId>([A-Z0-9]+)</AccessKeyId>")
 _ROLE_ACCOUNT = re.compile(r"^arn:[^:]+:iam::(\d{12}):")
@@ -130,6 +132,8 @@ class FaultInjector:
                 return self._report(fault.report, start_response)
         if request.action == "AssumeRole":
             return self._remember_keys(environ, start_response, request.account)
+        if request.action == "ListUsers":
+            return self._page_users(environ, start_response, parse_qs(body.decode()))
         return self.app(environ, start_response)
 
     def _count(self, code: str) -> None:
@@ -170,6 +174,43 @@ class FaultInjector:
         ).encode()
         start_response("200 OK", [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))])
         return [body]
+
+    def _page_users(
+        self, environ: dict[str, Any], start_response: StartResponse, form: dict[str, list[str]]
+    ) -> Iterable[bytes]:
+        """Page ListUsers as AWS does (MaxItems up to 1000, Marker); moto returns everything."""
+        captured: dict[str, Any] = {}
+
+        def capture(status: str, headers: list[tuple[str, str]], *args: Any) -> None:
+            captured.update(status=status, headers=headers)
+
+        body = b"".join(self.app(environ, capture))
+        if not captured["status"].startswith("200"):
+            start_response(captured["status"], captured["headers"])
+            return [body]
+        ElementTree.register_namespace("", IAM_NS)
+        root = ElementTree.fromstring(body)
+        users = root.find(f"{{{IAM_NS}}}ListUsersResult/{{{IAM_NS}}}Users")
+        assert users is not None
+        members = list(users)
+        start = int(form.get("Marker", ["0"])[0])
+        size = min(int(form.get("MaxItems", ["100"])[0]), 1000)
+        for member in members[:start] + members[start + size :]:
+            users.remove(member)
+        result = root.find(f"{{{IAM_NS}}}ListUsersResult")
+        assert result is not None
+        truncated = start + size < len(members)
+        for tag in ("IsTruncated", "Marker"):
+            old = result.find(f"{{{IAM_NS}}}{tag}")
+            if old is not None:
+                result.remove(old)
+        ElementTree.SubElement(result, f"{{{IAM_NS}}}IsTruncated").text = str(truncated).lower()
+        if truncated:
+            ElementTree.SubElement(result, f"{{{IAM_NS}}}Marker").text = str(start + size)
+        paged = ElementTree.tostring(root)
+        headers = [(k, v) for k, v in captured["headers"] if k.lower() != "content-length"]
+        start_response(captured["status"], [*headers, ("Content-Length", str(len(paged)))])
+        return [paged]
 
     def _remember_keys(
         self, environ: dict[str, Any], start_response: StartResponse, account: str
