@@ -31,6 +31,7 @@ import json
 import math
 import multiprocessing
 import random
+import re
 import secrets
 import socket
 import string
@@ -57,6 +58,7 @@ MANAGEMENT_KEY_ID = "AKIABENCHMANAGEMENT0"
 ORGS_PAGE_CAP = 20  # Organizations never returns more than 20 items a page
 IAM_MAX_ITEMS = 1000
 
+_ATTEMPT = re.compile(r"\battempt=(\d+)")
 _XML = "text/xml"
 _JSON = "application/x-amz-json-1.1"
 _KEY_ALPHABET = string.ascii_uppercase + "234567"
@@ -159,6 +161,16 @@ class SimAccount:
 
 
 @dataclass(frozen=True, slots=True)
+class SimRoot:
+    id: str
+    arn: str
+
+    def as_json(self) -> dict[str, Any]:
+        policies = [{"Type": "SERVICE_CONTROL_POLICY", "Status": "ENABLED"}]
+        return {"Id": self.id, "Arn": self.arn, "Name": "Root", "PolicyTypes": policies}
+
+
+@dataclass(frozen=True, slots=True)
 class SimOU:
     id: str
     arn: str
@@ -184,24 +196,23 @@ class SimOrg:
         self.params = params
         rng = random.Random(f"org:{params.seed}")
         self.id = "o-" + _rand(rng, _ID_ALPHABET, 10)
-        self.root_id = "r-" + _rand(rng, _ID_ALPHABET, 4)
+        root_id = "r-" + _rand(rng, _ID_ALPHABET, 4)
         ids = _account_ids(rng, params.accounts)
-        management_id = ids[0]
-        arn_base = f"arn:aws:organizations::{management_id}:"
+        arn_base = f"arn:aws:organizations::{ids[0]}:"
         self.arn = f"{arn_base}organization/{self.id}"
-        self.root_arn = f"{arn_base}root/{self.id}/{self.root_id}"
+        self.root = SimRoot(root_id, f"{arn_base}root/{self.id}/{root_id}")
 
         self.ous: list[SimOU] = []
-        depth = {self.root_id: 0}
+        depth = {self.root.id: 0}
         for i in range(params.ous):
             parent = rng.choice([p for p, d in depth.items() if d < 3])
-            ou_id = f"ou-{self.root_id[2:]}-{_rand(rng, _ID_ALPHABET, 8)}"
+            ou_id = f"ou-{self.root.id[2:]}-{_rand(rng, _ID_ALPHABET, 8)}"
             name = f"{_OU_NAMES[i % len(_OU_NAMES)]}{'' if i < len(_OU_NAMES) else i}"
             self.ous.append(SimOU(ou_id, f"{arn_base}ou/{self.id}/{ou_id}", name, parent))
             depth[ou_id] = depth[parent] + 1
 
         counts = _user_counts(rng, params)
-        parents = [self.root_id] + [ou.id for ou in self.ous]
+        parents = [self.root.id] + [ou.id for ou in self.ous]
         self.accounts = [
             SimAccount(
                 index=i,
@@ -209,7 +220,7 @@ class SimOrg:
                 arn=f"{arn_base}account/{self.id}/{account_id}",
                 name="management" if i == 0 else f"acct-{i:05d}",
                 email=f"aws+{'management' if i == 0 else f'acct-{i:05d}'}@example.com",
-                parent_id=self.root_id if i == 0 else rng.choice(parents),
+                parent_id=self.root.id if i == 0 else rng.choice(parents),
                 joined=rng.randrange(_EPOCH_2016, _EPOCH_2025),
                 joined_method="CREATED" if i == 0 or rng.random() < 0.8 else "INVITED",
                 user_count=counts[i],
@@ -520,8 +531,8 @@ class Simulator:
             self.in_flight -= 1
 
     def _dispatch(self, headers: CIMultiDictProxy[str], body: bytes) -> Reply:
-        attempt = headers.get("amz-sdk-request", "")  # botocore sends "attempt=N; max=M"
-        if attempt and not attempt.startswith("attempt=1;"):
+        attempt = _ATTEMPT.search(headers.get("amz-sdk-request", ""))  # "ttl=..; attempt=N; max=M"
+        if attempt and attempt.group(1) != "1":
             self.retried += 1
         key_id, service = _credential(headers.get("Authorization", ""))
         target = headers.get("X-Amz-Target")
@@ -595,12 +606,11 @@ class Simulator:
             offset = _decode_token(op, params.get("ParentId", ""), params.get("NextToken"))
         except ValueError as exc:
             return self._error(name, _json_error(400, "InvalidInputException", str(exc)))
-        items: Sequence[Any]
-        render: Callable[[Any], dict[str, Any]]
+        items: Sequence[SimRoot | SimOU | SimAccount]
         if op == "ListRoots":
-            key, items, render = "Roots", [self._root_json()], dict
+            key, items = "Roots", [self.org.root]
         elif op == "ListAccounts":
-            key, items, render = "Accounts", self.org.accounts, SimAccount.as_json
+            key, items = "Accounts", self.org.accounts
         elif op in ("ListAccountsForParent", "ListOrganizationalUnitsForParent"):
             parent = params.get("ParentId", "")
             if parent not in self.org.accounts_of:
@@ -611,15 +621,15 @@ class Simulator:
                     ),
                 )
             if op == "ListAccountsForParent":
-                key, items, render = "Accounts", self.org.accounts_of[parent], SimAccount.as_json
+                key, items = "Accounts", self.org.accounts_of[parent]
             else:
-                key, items, render = "OrganizationalUnits", self.org.ous_of[parent], SimOU.as_json
+                key, items = "OrganizationalUnits", self.org.ous_of[parent]
         else:
             return self._error(
                 name, _json_error(400, "UnknownOperationException", f"Unknown operation {op}")
             )
         payload: dict[str, Any] = {
-            key: [render(item) for item in items[offset : offset + page_size]]
+            key: [item.as_json() for item in items[offset : offset + page_size]]
         }
         if offset + page_size < len(items):
             payload["NextToken"] = _encode_token(op, params.get("ParentId", ""), offset + page_size)
@@ -635,14 +645,6 @@ class Simulator:
             "MasterAccountId": management.id,
             "MasterAccountEmail": management.email,
             "AvailablePolicyTypes": [{"Type": "SERVICE_CONTROL_POLICY", "Status": "ENABLED"}],
-        }
-
-    def _root_json(self) -> dict[str, Any]:
-        return {
-            "Id": self.org.root_id,
-            "Arn": self.org.root_arn,
-            "Name": "Root",
-            "PolicyTypes": [{"Type": "SERVICE_CONTROL_POLICY", "Status": "ENABLED"}],
         }
 
     # STS
@@ -969,7 +971,7 @@ class Capacity:
 
     @property
     def server_cpu_share(self) -> float:
-        """Share of one core the server used; below ~0.9 the client, not the server, was the limit."""
+        """Share of one core the server used; well below 1 means the client was the limit."""
         return self.server_cpu_seconds / self.seconds
 
     @property

@@ -189,7 +189,7 @@ class FaultInjector:
             start_response(captured["status"], captured["headers"])
             return [body]
         ElementTree.register_namespace("", IAM_NS)
-        root = ElementTree.fromstring(body)
+        root = ElementTree.fromstring(body)  # noqa: S314 - moto's own answer on loopback
         users = root.find(f"{{{IAM_NS}}}ListUsersResult/{{{IAM_NS}}}Users")
         assert users is not None
         members = list(users)
