@@ -37,6 +37,7 @@ STATUS = {
 IAM_NS = "https://iam.amazonaws.com/doc/2010-05-08/"
 _CREDENTIAL = re.compile(r"Credential=([A-Z0-9]+)/")
 _ASSUMED_KEY = re.compile(rb"<AccessKeyId>([A-Z0-9]+)</AccessKeyId>")
+_ISSUED_SECRET = re.compile(rb"<(?:SecretAccessKey|SessionToken)>([^<]+)</")
 _ROLE_ACCOUNT = re.compile(r"^arn:[^:]+:iam::(\d{12}):")
 
 
@@ -73,6 +74,8 @@ class FaultInjector:
         self.injected: dict[str, int] = {}
         self._hits: dict[int, int] = {}
         self._key_accounts: dict[str, str] = {}
+        # Secrets and session tokens handed out by AssumeRole, so tests can prove none leak.
+        self.issued_secrets: list[str] = []
         self._random = random.Random(seed)  # noqa: S311 - reproducible fault draws, not crypto
         self._lock = threading.Lock()
 
@@ -217,7 +220,8 @@ class FaultInjector:
     ) -> Iterable[bytes]:
         # Learn which account each assumed-role key belongs to, to target later faults.
         body = b"".join(self.app(environ, start_response))
-        for key in _ASSUMED_KEY.findall(body):
-            with self._lock:
+        with self._lock:
+            for key in _ASSUMED_KEY.findall(body):
                 self._key_accounts[key.decode()] = account
+            self.issued_secrets.extend(s.decode() for s in _ISSUED_SECRET.findall(body))
         return [body]

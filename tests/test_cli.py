@@ -1,0 +1,193 @@
+"""The CLI over a real scan: exit codes, outputs, and no secret in anything written."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from orgscan.cli import ExitCode, FailOn, app, exit_code
+from orgscan.demo.faults import Fault
+from orgscan.demo.seed import ACTIVE, INACTIVE, AccountSpec, OrgSpec, UserSpec
+
+from .conftest import seed
+
+CLEAN = OrgSpec(accounts=(AccountSpec("a", "Root/Prod", (UserSpec("solo", (ACTIVE, INACTIVE)),)),))
+DIRTY = OrgSpec(
+    accounts=(
+        AccountSpec("a", "Root/Prod", (UserSpec("pair", (ACTIVE, ACTIVE)),)),
+        AccountSpec("b", "Root/Dev", (UserSpec("solo", (ACTIVE,)),)),
+    )
+)
+
+
+def scan_cli(tmp_path: Path, *extra: str, cfg: dict | None = None):
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg or {"scan": {"account_rate_limit": 500}}))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        app, ["scan", "--config", str(path), "--output", str(out), "-q", *extra]
+    )
+    return result, out
+
+
+def test_clean_scan_exits_0(aws, tmp_path):
+    seed(aws, CLEAN)
+    result, out = scan_cli(tmp_path)
+    assert result.exit_code == ExitCode.CLEAN, result.output
+    data = json.loads((out / "findings.json").read_text())
+    assert data["run"]["complete"] is True
+    assert data["summary"]["findings_open"] == 0
+    (solo,) = data["users"]
+    assert (solo["user_name"], solo["key_count"], solo["active_key_count"]) == ("solo", 2, 1)
+
+
+def test_open_findings_exit_1_unless_fail_on_never(aws, tmp_path):
+    seed(aws, DIRTY)
+    result, _ = scan_cli(tmp_path)
+    assert result.exit_code == ExitCode.FINDINGS
+    assert "findings: 1 open, 0 excepted" in result.output
+    never, _ = scan_cli(tmp_path, "--fail-on", "never")
+    assert never.exit_code == ExitCode.CLEAN
+
+
+def test_incomplete_scan_exits_3_even_with_findings(aws, tmp_path):
+    seeded = seed(aws, DIRTY)
+    b = seeded.account_ids["b"]
+    aws.inject([Fault(action="AssumeRole", account=b, error="AccessDenied")])
+    result, out = scan_cli(tmp_path)
+    assert result.exit_code == ExitCode.INCOMPLETE
+    assert f"failed:   {b} (b): AccessDenied" in result.output
+    data = json.loads((out / "findings.json").read_text())
+    assert data["run"]["complete"] is False
+    account = next(a for a in data["accounts"] if a["id"] == b)
+    assert account["scan_status"] == "failed"
+    assert account["error"]["code"] == "AccessDenied"
+    assert data["summary"]["findings_open"] == 1
+
+
+def test_strategy_override_is_recorded(aws, tmp_path):
+    seed(aws, DIRTY)
+    result, out = scan_cli(tmp_path, "--strategy", "credential-report")
+    assert result.exit_code == ExitCode.FINDINGS
+    assert json.loads((out / "findings.json").read_text())["run"]["strategy"] == "credential-report"
+    bad, _ = scan_cli(tmp_path, "--strategy", "fast")
+    assert bad.exit_code == ExitCode.USAGE
+
+
+def test_findings_json_has_the_documented_fields(aws, tmp_path):
+    seeded = seed(aws, DIRTY)
+    _, out = scan_cli(tmp_path)
+    data = json.loads((out / "findings.json").read_text())
+    assert data["schema_version"] == "1.0"
+    assert set(data["run"]) >= {
+        "id",
+        "started_at",
+        "finished_at",
+        "tool_version",
+        "caller_arn",
+        "organization_id",
+        "strategy",
+        "complete",
+    }
+    assert data["run"]["started_at"].endswith("Z")
+    account = next(a for a in data["accounts"] if a["id"] == seeded.account_ids["a"])
+    assert set(account) >= {"id", "name", "ou_path", "status", "scan_status", "error", "user_count"}
+    assert (account["ou_path"], account["status"], account["user_count"]) == (
+        "Root/Prod",
+        "ACTIVE",
+        1,
+    )
+    pair = next(u for u in data["users"] if u["user_name"] == "pair")
+    assert pair["active_key_count"] == 2
+    assert set(pair["access_keys"][0]) == {
+        "id",
+        "status",
+        "created_at",
+        "last_used_at",
+        "last_used_service",
+        "last_used_region",
+    }
+    solo = next(u for u in data["users"] if u["user_name"] == "solo")
+    assert set(solo["access_keys"][0]) == {"id", "status", "created_at"}
+    (finding,) = data["findings"]
+    assert finding == {
+        "rule_id": "iam-user-multiple-active-access-keys",
+        "account_id": seeded.account_ids["a"],
+        "user_name": "pair",
+        "arn": f"arn:aws:iam::{seeded.account_ids['a']}:user/pair",
+        "active_key_count": 2,
+        "severity": "medium",
+        "state": "open",
+        "exception": None,
+        "expired_exception": None,
+    }
+
+
+def test_no_secret_reaches_any_output(aws, tmp_path):
+    seeded = seed(aws, DIRTY)
+    result, out = scan_cli(tmp_path, "--verbose")
+    issued = aws.faults.issued_secrets
+    assert seeded.secrets and issued
+    secrets = [*seeded.secrets, *issued, os.environ["AWS_SECRET_ACCESS_KEY"]]
+    written = [p.read_text() for p in out.iterdir()] + [result.output]
+    for secret in secrets:
+        for text in written:
+            assert secret not in text
+
+
+def test_exit_code_precedence():
+    class Run:
+        complete = False
+
+    class Result:
+        run = Run()
+
+        def findings_in(self, state):
+            return ["finding"]
+
+    assert exit_code(Result(), FailOn.OPEN) is ExitCode.INCOMPLETE
+    Result.run.complete = True
+    assert exit_code(Result(), FailOn.OPEN) is ExitCode.FINDINGS
+    assert exit_code(Result(), FailOn.NEVER) is ExitCode.CLEAN
+
+
+@pytest.mark.slow
+def test_demo_runs_the_real_pipeline_and_exits_3(tmp_path):
+    # A subprocess: the demo starts its own moto server and rewrites the AWS environment.
+    out = tmp_path / "demo"
+    done = subprocess.run(
+        [sys.executable, "-m", "orgscan", "demo", "--output", str(out), "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == ExitCode.INCOMPLETE, done.stderr
+    data = json.loads((out / "findings.json").read_text())
+    assert data["summary"] == {
+        "accounts": 12,
+        "accounts_scanned": 10,
+        "accounts_failed": 1,
+        "accounts_skipped": 1,
+        "users": 17,
+        "findings": 5,
+        "findings_open": 4,
+        "findings_excepted": 1,
+    }
+    accounts = {a["name"]: a for a in data["accounts"]}
+    assert accounts["dev-beta"]["error"]["code"] == "AccessDenied"
+    assert accounts["sandbox-old"]["scan_status"] == "skipped"
+    findings = {f["user_name"]: f for f in data["findings"]}
+    assert findings["ci-deployer"]["state"] == "excepted"
+    assert findings["etl-runner"]["expired_exception"]["ticket"] == "SEC-1187"
+    users = {u["user_name"]: u for u in data["users"]}
+    assert users["alice"]["path"] == "/engineering/"
+    assert (users["backup-agent"]["key_count"], users["backup-agent"]["active_key_count"]) == (2, 0)
+    assert "INCOMPLETE" in done.stdout
