@@ -110,6 +110,9 @@ class ClientFactory:
             # In this dict botocore's "max_attempts" counts retries; the total is what we mean.
             retries={"mode": "standard", "total_max_attempts": self._scan.max_attempts},
             max_pool_connections=pool,
+            # A hanging endpoint must fail its call (then retry), never stall the account.
+            connect_timeout=self._scan.call_timeout,
+            read_timeout=self._scan.call_timeout,
             http_session_cls=SharedTLSSession,
         )
 

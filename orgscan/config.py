@@ -66,6 +66,7 @@ class ScanConfig:
     management_rate_limit: float = 20.0
     account_rate_limit: float = 10.0
     max_attempts: int = 8
+    call_timeout: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +188,14 @@ def _rate(value: object, path: str) -> float:
     return float(value)
 
 
+def _seconds(value: object, path: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 3600:
+        raise ConfigError(
+            path, f"expected seconds above 0 and at most 3600, got {_describe(value)}"
+        )
+    return float(value)
+
+
 def _date(value: object, path: str) -> date:
     if isinstance(value, date):
         return value
@@ -290,6 +299,7 @@ def _scan(data: object) -> ScanConfig:
             "management_rate_limit",
             "account_rate_limit",
             "max_attempts",
+            "call_timeout",
         )
     )
     d = ScanConfig()
@@ -301,6 +311,7 @@ def _scan(data: object) -> ScanConfig:
         management_rate_limit=s.get("management_rate_limit", d.management_rate_limit, _rate),
         account_rate_limit=s.get("account_rate_limit", d.account_rate_limit, _rate),
         max_attempts=s.get("max_attempts", d.max_attempts, _integer(1, 50)),
+        call_timeout=s.get("call_timeout", d.call_timeout, _seconds),
     )
 
 

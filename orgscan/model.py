@@ -94,6 +94,9 @@ class ScanError:
     message: str
 
 
+INTERRUPTED = "Interrupted"
+
+
 class AccountFailure(Exception):
     """An account that cannot be scanned, for a reason with a code the evidence records."""
 
@@ -112,6 +115,10 @@ class AccountResult:
     credential_report_generated_at: datetime | None = None
     notes: list[str] = field(default_factory=list)
     api_calls: int = 0
+
+    @property
+    def interrupted(self) -> bool:
+        return self.error is not None and self.error.code == INTERRUPTED
 
     @property
     def user_count(self) -> int | None:
@@ -166,6 +173,7 @@ class Limits:
     management_rate_limit: float
     account_rate_limit: float
     max_attempts: int
+    call_timeout: float
 
 
 @dataclass(slots=True)
@@ -184,6 +192,8 @@ class RunInfo:
     limits: Limits
     complete: bool = False
     api_calls: int = 0
+    interrupted: str | None = None  # the signal that stopped the run, e.g. "SIGINT"
+    resumed_from: str | None = None  # the run id this run continued
     # Problems outside any one account (e.g. the OU walk broke off); any makes the run incomplete.
     errors: list[ScanError] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)

@@ -20,6 +20,7 @@ from orgscan.collect.live import Collected, collect_live
 from orgscan.config import Config
 from orgscan.evaluate import evaluate
 from orgscan.model import (
+    INTERRUPTED,
     Account,
     AccountFailure,
     AccountResult,
@@ -118,17 +119,47 @@ class _Scanner:
         return result
 
 
+def _interrupted(account: Account, when: str) -> AccountResult:
+    return AccountResult(
+        account,
+        ScanStatus.FAILED,
+        error=ScanError(INTERRUPTED, f"the run was interrupted {when}"),
+    )
+
+
+class ResumeMismatch(Exception):
+    """The previous run cannot be continued with this configuration or organization."""
+
+
+def _resumable(previous: ScanResult, config: Config) -> dict[str, AccountResult]:
+    """The previous run's finished accounts; only interrupted ones are scanned again."""
+    if previous.run.config_digest != config.digest():
+        raise ResumeMismatch(
+            f"the previous run {previous.run.id} used a different configuration "
+            f"({previous.run.config_digest}); resume it with the same config file"
+        )
+    return {r.account.id: r for r in previous.accounts if not r.interrupted}
+
+
 async def scan(
     config: Config,
     *,
     progress: Progress | None = None,
     options: ScanOptions | None = None,
-    run_id: str | None = None,
+    stop: asyncio.Event | None = None,
+    previous: ScanResult | None = None,
 ) -> ScanResult:
-    """Scan the organization the ambient AWS credentials belong to."""
+    """Scan the organization the ambient AWS credentials belong to.
+
+    Setting `stop` ends the run early: no new account starts, accounts in flight are
+    cancelled, and every account not finished is recorded as interrupted.
+    `previous` continues an interrupted run: its finished accounts are kept as they were.
+    """
     options = options or ScanOptions()
     progress = progress or Progress()
-    started = utcnow()
+    stop = stop or asyncio.Event()
+    finished = _resumable(previous, config) if previous else {}
+    started = previous.run.started_at if previous else utcnow()
     factory = ClientFactory(config.scan)
     management = RateLimiter(config.scan.management_rate_limit)
     management_calls = CallCounter()
@@ -143,6 +174,11 @@ async def scan(
             organization = await describe_organization(org)
         except Exception as exc:
             raise ScanAborted(f"{error_code(exc)}: {error_message(exc)}") from exc
+        if previous and previous.run.organization_id != organization.id:
+            raise ResumeMismatch(
+                f"the previous run {previous.run.id} scanned organization "
+                f"{previous.run.organization_id}, these credentials manage {organization.id}"
+            )
         scanner = _Scanner(
             config,
             factory,
@@ -153,21 +189,50 @@ async def scan(
         account_filter = AccountFilter(config.organization, organization.management_account_id)
         queue: asyncio.Queue[Account | None] = asyncio.Queue()
 
+        async def until_stopped(work: asyncio.Future[Any]) -> bool:
+            """True when the work finished; False after cancelling it because `stop` was set."""
+            stopper: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+            await asyncio.wait([work, stopper], return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+            if work.done():
+                return True
+            work.cancel()
+            await asyncio.gather(work, return_exceptions=True)
+            return False
+
         async def worker() -> None:
             while (account := await queue.get()) is not None:
-                result = await scanner.scan_account(account)
+                if stop.is_set():
+                    result = _interrupted(account, "before this account was scanned")
+                else:
+                    task = asyncio.ensure_future(scanner.scan_account(account))
+                    if await until_stopped(task):
+                        result = task.result()
+                    else:
+                        result = _interrupted(account, "while this account was scanned")
                 results.append(result)
                 progress.finished(result)
 
-        workers = [asyncio.create_task(worker()) for _ in range(config.scan.max_accounts_in_flight)]
-        try:
+        async def list_accounts() -> None:
             async for account in walk_accounts(org, options.page_size):
                 reason = account_filter.skip_reason(account)
-                if reason:
+                if account.id in finished:
+                    results.append(finished[account.id])
+                elif reason:
                     results.append(AccountResult(account, ScanStatus.SKIPPED, skip_reason=reason))
                 else:
                     queue.put_nowait(account)
                     progress.listed()
+
+        workers = [asyncio.create_task(worker()) for _ in range(config.scan.max_accounts_in_flight)]
+        try:
+            listing = asyncio.ensure_future(list_accounts())
+            if await until_stopped(listing):
+                listing.result()
+            else:
+                run_errors.append(
+                    ScanError(INTERRUPTED, "the run was interrupted while listing accounts")
+                )
         except Exception as exc:
             # Accounts already listed are still scanned; the run says the listing broke off.
             log.error("listing the organization failed: %s", exc)
@@ -183,11 +248,10 @@ async def scan(
 
     results.sort(key=lambda r: r.account.id)
     users = [user for result in results for user in result.users]
-    finished = utcnow()
     run = RunInfo(
-        id=run_id or new_run_id(),
+        id=new_run_id(),
         started_at=started,
-        finished_at=finished,
+        finished_at=utcnow(),
         tool_version=__version__,
         caller_arn=identity.arn,
         organization_id=organization.id,
@@ -201,11 +265,13 @@ async def scan(
             management_rate_limit=config.scan.management_rate_limit,
             account_rate_limit=config.scan.account_rate_limit,
             max_attempts=config.scan.max_attempts,
+            call_timeout=config.scan.call_timeout,
         ),
         complete=not run_errors and all(r.scan_status is not ScanStatus.FAILED for r in results),
         api_calls=management_calls.calls + sum(r.api_calls for r in results),
         errors=run_errors,
         warnings=account_filter.unmatched(),
+        resumed_from=previous.run.id if previous else None,
     )
     return ScanResult(
         run=run,

@@ -6,8 +6,44 @@ from pathlib import Path
 
 from orgscan.model import ScanResult
 from orgscan.reports import json as findings_json
+from orgscan.reports import manifest
+from orgscan.reports.csv import CsvRenderer
+from orgscan.reports.files import write_atomic
+from orgscan.reports.html import HtmlRenderer
+from orgscan.reports.interface import Renderer
+from orgscan.reports.sarif import SUPPRESSED_CHOICES, SarifRenderer
+
+__all__ = ["SUPPRESSED_CHOICES", "EvidenceRenderer", "renderers", "write_reports"]
 
 
-def write_reports(result: ScanResult, directory: Path) -> list[Path]:
-    """Every output for the result; findings.json first, since the rest derive from it."""
-    return [findings_json.write(result, directory)]
+class EvidenceRenderer(Renderer):
+    """findings.json itself, so the package is written by one loop over renderers."""
+
+    filename = findings_json.FILENAME
+
+    def render(self, result: ScanResult) -> bytes:
+        return findings_json.dumps(result)
+
+
+def renderers(*, sarif_suppressed: str = "include") -> list[Renderer]:
+    """The package's files in the order they are written: the evidence first."""
+    return [EvidenceRenderer(), HtmlRenderer(), SarifRenderer(sarif_suppressed), CsvRenderer()]
+
+
+def write_reports(
+    result: ScanResult, directory: Path, *, sarif_suppressed: str = "include"
+) -> list[Path]:
+    """Every output for the result, then manifest.json over them; the paths in that order.
+
+    Everything renders in memory before the first write, so a renderer that fails leaves the
+    directory as it was rather than half a package. `sarif_suppressed="omit"` leaves excepted
+    findings out of the SARIF file (GitHub ignores suppressions).
+    """
+    contents = {r.filename: r.render(result) for r in renderers(sarif_suppressed=sarif_suppressed)}
+    contents[manifest.FILENAME] = manifest.render(result, contents)
+    paths = []
+    for name, data in contents.items():
+        path = directory / name
+        write_atomic(path, data)
+        paths.append(path)
+    return paths

@@ -1,0 +1,99 @@
+"""Facts derived from the result that more than one report shows, computed in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from enum import StrEnum
+
+from orgscan.model import (
+    AccessKey,
+    AccountResult,
+    ApprovedException,
+    Finding,
+    FindingState,
+    ScanResult,
+    UserKeys,
+)
+
+_EPOCH = datetime.min.replace(tzinfo=UTC)
+
+
+class UserState(StrEnum):
+    PASS = "pass"
+    OPEN = "open"
+    EXCEPTED = "excepted"
+
+
+class ControlStatus(StrEnum):
+    PASS = "PASS"
+    FAIL = "FAIL"
+    # Not FAIL, since nothing failed, but never PASS: unscanned accounts may hold failures.
+    INCOMPLETE = "INCOMPLETE"
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    key: AccessKey
+    reason: str
+
+
+def recommended_key(user: UserKeys) -> Recommendation | None:
+    """The active key to keep: the most recently used one; if none was ever used, the newest.
+
+    Only active keys are candidates: the remedy deactivates keys, it never reactivates one.
+    Ties fall to the key id so that every report names the same key.
+    """
+    active = [key for key in user.access_keys if key.active]
+    if not active:
+        return None
+    used = [key for key in active if key.last_used_at is not None]
+    if used:
+        best = max(used, key=lambda k: (k.last_used_at or _EPOCH, k.id or ""))
+        return Recommendation(best, "most recently used")
+    best = max(active, key=lambda k: (k.created_at or _EPOCH, k.id or ""))
+    return Recommendation(best, "newest; no active key has been used")
+
+
+def evaluated_on(result: ScanResult) -> date:
+    """The day exceptions were judged on: the scan's start, as the evaluation used."""
+    return result.run.started_at.astimezone(UTC).date()
+
+
+def findings_by_arn(result: ScanResult) -> dict[str, Finding]:
+    return {finding.arn: finding for finding in result.findings}
+
+
+def user_state(finding: Finding | None) -> UserState:
+    if finding is None:
+        return UserState.PASS
+    return UserState.EXCEPTED if finding.state is FindingState.EXCEPTED else UserState.OPEN
+
+
+def accounts_by_id(result: ScanResult) -> dict[str, AccountResult]:
+    return {account.account.id: account for account in result.accounts}
+
+
+def sorted_users(result: ScanResult) -> list[UserKeys]:
+    return sorted(result.users, key=lambda u: (u.account_id, u.user_name, u.arn))
+
+
+def sorted_findings(result: ScanResult) -> list[Finding]:
+    return sorted(result.findings, key=lambda f: (f.account_id, f.user_name, f.arn))
+
+
+def control_status(result: ScanResult) -> ControlStatus:
+    """One rule maps to every control, so all of them share its status."""
+    if result.findings_in(FindingState.OPEN):
+        return ControlStatus.FAIL
+    return ControlStatus.PASS if result.run.complete else ControlStatus.INCOMPLETE
+
+
+def findings_by_exception(result: ScanResult) -> dict[ApprovedException, list[Finding]]:
+    """Findings each exception excepts, or would have excepted had it not expired."""
+    covered: dict[ApprovedException, list[Finding]] = {e: [] for e in result.exceptions}
+    for finding in sorted_findings(result):
+        for exception in (finding.exception, finding.expired_exception):
+            if exception is not None:
+                covered.setdefault(exception, []).append(finding)
+    return covered
