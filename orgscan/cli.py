@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import sys
+import signal
 from enum import IntEnum, StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -15,10 +15,14 @@ from botocore.exceptions import NoCredentialsError, NoRegionError
 
 from orgscan import __version__
 from orgscan.config import STRATEGIES, Config, ConfigError, load_config
+from orgscan.logs import setup_logging
 from orgscan.model import FindingState, ScanResult, ScanStatus
-from orgscan.progress import progress_for
+from orgscan.outdir import OutputError, prepare_output, previous_run_path
+from orgscan.progress import Progress, progress_for
+from orgscan.reports import json as findings_json
+from orgscan.reports.manifest import verify_package
 from orgscan.reports.writer import write_reports
-from orgscan.scanner import ScanAborted, scan
+from orgscan.scanner import ResumeMismatch, ScanAborted, scan
 
 app = typer.Typer(
     add_completion=False,
@@ -34,6 +38,10 @@ class ExitCode(IntEnum):
     FINDINGS = 1
     USAGE = 2
     INCOMPLETE = 3
+    INTERRUPTED = 130
+
+
+HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class FailOn(StrEnum):
@@ -45,21 +53,29 @@ OutputOption = Annotated[
     Path, typer.Option("--output", "-o", help="Directory for the evidence package.")
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
-VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging on stderr.")]
+VerboseOption = Annotated[
+    bool,
+    typer.Option("--verbose", "-v", help="Debug logging on stderr, credentials redacted."),
+]
+
+
+class SarifSuppressed(StrEnum):
+    INCLUDE = "include"
+    OMIT = "omit"
+
+
+SarifOption = Annotated[
+    SarifSuppressed,
+    typer.Option(
+        "--sarif-suppressed",
+        help="'include': excepted findings carry SARIF suppressions; 'omit': leave them out "
+        "(GitHub code scanning ignores suppressions).",
+    ),
+]
 FailOnOption = Annotated[
     FailOn,
     typer.Option(help="'open': exit 1 when open findings exist; 'never': findings never fail."),
 ]
-
-
-def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-    # Only our own logger goes to debug: botocore's debug output carries signed headers.
-    log.setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 def _fail(message: str, code: ExitCode) -> typer.Exit:
@@ -99,9 +115,18 @@ def _summary(result: ScanResult, files: list[Path]) -> str:
     return "\n".join(lines)
 
 
-def _finish(result: ScanResult, output: Path, fail_on: FailOn) -> None:
-    files = write_reports(result, output)
+def _finish(
+    result: ScanResult,
+    output: Path,
+    fail_on: FailOn,
+    sarif: SarifSuppressed,
+    signum: int | None = None,
+) -> None:
+    files = write_reports(result, output, sarif_suppressed=sarif.value)
     typer.echo(_summary(result, files))
+    if signum is not None:
+        # The shell convention for "killed by signal N", after the partial package is written.
+        raise typer.Exit(128 + signum)
     raise typer.Exit(int(exit_code(result, fail_on)))
 
 
@@ -112,20 +137,67 @@ def _load(config_path: Path) -> Config:
         raise _fail(str(exc), ExitCode.USAGE) from None
 
 
+async def _scan_until_signalled(
+    settings: Config, progress: Progress, previous: ScanResult | None
+) -> tuple[ScanResult, int | None]:
+    """Run the scan; SIGINT/SIGTERM stop it gracefully, and a second signal aborts at once."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    received: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        received.append(signum)
+        stop.set()
+        for handled in HANDLED_SIGNALS:
+            loop.remove_signal_handler(handled)
+        log.warning(
+            "%s: stopping; writing what is finished (signal again to abort without output)",
+            signal.Signals(signum).name,
+        )
+
+    for signum in HANDLED_SIGNALS:
+        loop.add_signal_handler(signum, on_signal, signum)
+    try:
+        result = await scan(settings, progress=progress, stop=stop, previous=previous)
+    finally:
+        for signum in HANDLED_SIGNALS:
+            loop.remove_signal_handler(signum)
+    if received:
+        result.run.interrupted = signal.Signals(received[0]).name
+        result.run.complete = False
+    return result, received[0] if received else None
+
+
 @app.command("scan")
 def scan_command(
     config: Annotated[Path, typer.Option("--config", "-c", help="YAML configuration file.")],
-    output: OutputOption,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Directory for the evidence package (default: --resume DIR)."
+        ),
+    ] = None,
     strategy: Annotated[
         str | None,
         typer.Option(help="Override scan.strategy: 'live' or 'credential-report'."),
     ] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            help="Continue the interrupted run in this directory; scans only the "
+            "accounts it did not finish."
+        ),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an older run's package in --output.")
+    ] = False,
     fail_on: FailOnOption = FailOn.OPEN,
+    sarif: SarifOption = SarifSuppressed.INCLUDE,
     quiet: QuietOption = False,
     verbose: VerboseOption = False,
 ) -> None:
     """Scan the organization that the current AWS credentials manage."""
-    _setup_logging(verbose)
+    setup_logging(verbose)
     settings = _load(config)
     if strategy is not None:
         if strategy not in STRATEGIES:
@@ -136,8 +208,18 @@ def scan_command(
         settings = dataclasses.replace(
             settings, scan=dataclasses.replace(settings.scan, strategy=strategy)
         )
+    target = output or resume
+    if target is None:
+        raise _fail("--output is required (or --resume DIR to continue a run)", ExitCode.USAGE)
+    previous = None
     try:
-        result = asyncio.run(scan(settings, progress=progress_for(quiet)))
+        if resume is not None:
+            previous = findings_json.read(previous_run_path(resume))
+        prepare_output(target, force=force, resuming=target == resume)
+    except (OutputError, findings_json.EvidenceError) as exc:
+        raise _fail(str(exc), ExitCode.USAGE) from None
+    try:
+        result, signum = asyncio.run(_scan_until_signalled(settings, progress_for(quiet), previous))
     except NoCredentialsError:
         raise _fail(
             "no AWS credentials found; set AWS_PROFILE, AWS_ACCESS_KEY_ID or use SSO",
@@ -145,9 +227,15 @@ def scan_command(
         ) from None
     except NoRegionError:
         raise _fail("no AWS region configured; set AWS_REGION", ExitCode.USAGE) from None
+    except ResumeMismatch as exc:
+        raise _fail(f"--resume: {exc}", ExitCode.USAGE) from None
     except ScanAborted as exc:
         raise _fail(f"the scan could not start: {exc}", ExitCode.INCOMPLETE) from None
-    _finish(result, output, fail_on)
+    except KeyboardInterrupt:
+        raise _fail(
+            "aborted by a second signal; nothing was written", ExitCode.INTERRUPTED
+        ) from None
+    _finish(result, target, fail_on, sarif, signum)
 
 
 @app.command("validate-config")
@@ -165,12 +253,20 @@ def validate_config(
 @app.command()
 def demo(
     output: OutputOption = Path("demo-report"),
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an older run's package in --output.")
+    ] = False,
     fail_on: FailOnOption = FailOn.OPEN,
+    sarif: SarifOption = SarifSuppressed.INCLUDE,
     quiet: QuietOption = False,
     verbose: VerboseOption = False,
 ) -> None:
     """Run the real pipeline against an embedded demo organization (moto, never real AWS)."""
-    _setup_logging(verbose)
+    setup_logging(verbose)
+    try:
+        prepare_output(output, force=force)
+    except OutputError as exc:
+        raise _fail(str(exc), ExitCode.USAGE) from None
     try:
         from orgscan.demo.run import run_demo
     except ImportError as exc:
@@ -179,7 +275,41 @@ def demo(
             ExitCode.USAGE,
         ) from None
     result = asyncio.run(run_demo(progress_for(quiet)))
-    _finish(result, output, fail_on)
+    _finish(result, output, fail_on, sarif)
+
+
+@app.command()
+def report(
+    findings: Annotated[Path, typer.Argument(help="A findings.json written by a scan.")],
+    output: OutputOption,
+    sarif: SarifOption = SarifSuppressed.INCLUDE,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an older run's package in --output.")
+    ] = False,
+    fail_on: FailOnOption = FailOn.OPEN,
+) -> None:
+    """Rebuild every report from findings.json alone; exits as the scan did."""
+    setup_logging(False)
+    try:
+        result = findings_json.read(findings)
+        prepare_output(output, force=force)
+    except (findings_json.EvidenceError, OutputError) as exc:
+        raise _fail(str(exc), ExitCode.USAGE) from None
+    _finish(result, output, fail_on, sarif)
+
+
+@app.command()
+def verify(
+    directory: Annotated[Path, typer.Argument(help="An evidence package directory.")],
+) -> None:
+    """Check every file of a package against its manifest.json; exit 1 on any mismatch."""
+    problems = verify_package(directory)
+    for problem in problems:
+        typer.echo(f"MISMATCH {problem}", err=True)
+    if problems:
+        typer.echo(f"{directory}: NOT verified ({len(problems)} problem(s))")
+        raise typer.Exit(1)
+    typer.echo(f"{directory}: verified; every file matches manifest.json")
 
 
 def version_callback(value: bool) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -47,9 +48,14 @@ def config(**sections: Any) -> Config:
 
 
 async def run_scan(
-    cfg: Config | None = None, page_size: int | None = None, **kwargs: Any
+    cfg: Config | None = None,
+    page_size: int | None = None,
+    stop: asyncio.Event | None = None,
+    **options: Any,
 ) -> ScanResult:
-    return await scan(cfg or config(), options=ScanOptions(page_size=page_size, **kwargs))
+    return await scan(
+        cfg or config(), options=ScanOptions(page_size=page_size, **options), stop=stop
+    )
 
 
 def counts(result: ScanResult) -> dict[str, int]:

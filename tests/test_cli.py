@@ -27,10 +27,10 @@ DIRTY = OrgSpec(
 )
 
 
-def scan_cli(tmp_path: Path, *extra: str, cfg: dict | None = None):
+def scan_cli(tmp_path: Path, *extra: str, cfg: dict | None = None, out: str = "out"):
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(cfg or {"scan": {"account_rate_limit": 500}}))
-    out = tmp_path / "out"
+    out = tmp_path / out
     result = CliRunner().invoke(
         app, ["scan", "--config", str(path), "--output", str(out), "-q", *extra]
     )
@@ -53,7 +53,7 @@ def test_open_findings_exit_1_unless_fail_on_never(aws, tmp_path):
     result, _ = scan_cli(tmp_path)
     assert result.exit_code == ExitCode.FINDINGS
     assert "findings: 1 open, 0 excepted" in result.output
-    never, _ = scan_cli(tmp_path, "--fail-on", "never")
+    never, _ = scan_cli(tmp_path, "--fail-on", "never", out="never")
     assert never.exit_code == ExitCode.CLEAN
 
 
@@ -77,7 +77,7 @@ def test_strategy_override_is_recorded(aws, tmp_path):
     result, out = scan_cli(tmp_path, "--strategy", "credential-report")
     assert result.exit_code == ExitCode.FINDINGS
     assert json.loads((out / "findings.json").read_text())["run"]["strategy"] == "credential-report"
-    bad, _ = scan_cli(tmp_path, "--strategy", "fast")
+    bad, _ = scan_cli(tmp_path, "--strategy", "fast", out="bad")
     assert bad.exit_code == ExitCode.USAGE
 
 
@@ -191,3 +191,51 @@ def test_demo_runs_the_real_pipeline_and_exits_3(tmp_path):
     assert users["alice"]["path"] == "/engineering/"
     assert (users["backup-agent"]["key_count"], users["backup-agent"]["active_key_count"]) == (2, 0)
     assert "INCOMPLETE" in done.stdout
+
+
+def test_report_rebuilds_the_package_from_findings_json_alone(aws, tmp_path):
+    seeded = seed(aws, DIRTY)
+    aws.inject([Fault(action="AssumeRole", account=seeded.account_ids["b"], error="AccessDenied")])
+    scanned, out = scan_cli(tmp_path)
+    assert scanned.exit_code == ExitCode.INCOMPLETE
+    aws.inject([])
+    rebuilt = tmp_path / "rebuilt"
+    result = CliRunner().invoke(app, ["report", str(out / "findings.json"), "-o", str(rebuilt)])
+    assert result.exit_code == ExitCode.INCOMPLETE  # it exits as the scan did
+    assert aws.faults.calls == {}  # and reads nothing from AWS
+    for name in ("findings.json", "findings.csv", "orgscan.sarif", "report.html"):
+        assert (rebuilt / name).read_bytes() == (out / name).read_bytes(), name
+
+
+def test_verify_passes_a_package_and_catches_one_changed_byte(aws, tmp_path):
+    seed(aws, DIRTY)
+    _, out = scan_cli(tmp_path)
+    ok = CliRunner().invoke(app, ["verify", str(out)])
+    assert ok.exit_code == 0
+    assert "verified" in ok.output
+    sarif = out / "orgscan.sarif"
+    data = bytearray(sarif.read_bytes())
+    data[100] ^= 1
+    sarif.write_bytes(bytes(data))
+    bad = CliRunner().invoke(app, ["verify", str(out)])
+    assert bad.exit_code == 1
+    assert "orgscan.sarif: SHA-256 does not match the manifest" in bad.output
+
+
+def test_sarif_suppressed_omit_drops_excepted_results(aws, tmp_path):
+    seeded = seed(aws, DIRTY)
+    exception = {
+        "account": seeded.account_ids["a"],
+        "user": "pair",
+        "reason": "rotation",
+        "owner": "team@example.com",
+        "expires": "2099-01-01",
+    }
+    cfg = {"exceptions": [exception]}
+    kept, out = scan_cli(tmp_path, cfg=cfg)
+    assert kept.exit_code == ExitCode.CLEAN  # the only finding is excepted
+    results = json.loads((out / "orgscan.sarif").read_text())["runs"][0]["results"]
+    assert [r["suppressions"][0]["status"] for r in results] == ["accepted"]
+    omitted, out2 = scan_cli(tmp_path, "--sarif-suppressed", "omit", cfg=cfg, out="omit")
+    assert omitted.exit_code == ExitCode.CLEAN
+    assert json.loads((out2 / "orgscan.sarif").read_text())["runs"][0]["results"] == []

@@ -6,6 +6,8 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from orgscan.cli import app
@@ -187,3 +189,68 @@ def test_validate_config_accepts_the_example():
     result = CliRunner().invoke(app, ["validate-config", str(ROOT / "config.example.yaml")])
     assert result.exit_code == 0
     assert "valid (live strategy, role OrgScanAudit, 1 exception(s))" in result.output
+
+
+yaml_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=True),
+    st.text(max_size=30),
+    st.dates(),
+)
+yaml_values = st.recursive(
+    yaml_scalars,
+    lambda children: st.one_of(
+        st.lists(children, max_size=4),
+        st.dictionaries(st.one_of(st.text(max_size=20), st.integers()), children, max_size=4),
+    ),
+    max_leaves=20,
+)
+known_keys = st.sampled_from(
+    [
+        "organization",
+        "role",
+        "scan",
+        "exceptions",
+        "controls",
+        "include_accounts",
+        "strategy",
+        "management_account",
+        "expires",
+        "owner",
+        "account",
+        "user",
+        "name",
+        "max_attempts",
+    ]
+)
+config_like = st.dictionaries(
+    known_keys,
+    st.one_of(
+        yaml_values,
+        st.dictionaries(known_keys, yaml_values, max_size=4),
+        st.lists(st.dictionaries(known_keys, yaml_values, max_size=6), max_size=3),
+    ),
+    max_size=5,
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(yaml_values, config_like))
+def test_any_document_is_a_config_or_a_clean_config_error(data):
+    try:
+        parse_config(data)
+    except ConfigError as exc:
+        assert str(exc)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(max_size=200))
+def test_any_file_text_loads_or_fails_cleanly_through_the_cli(tmp_path_factory, text):
+    path = tmp_path_factory.mktemp("h") / "c.yaml"
+    path.write_text(text, encoding="utf-8")
+    result = CliRunner().invoke(app, ["validate-config", str(path)])
+    assert result.exit_code in (0, 2), result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output

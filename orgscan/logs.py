@@ -1,0 +1,58 @@
+"""Logging on stderr, with credentials redacted from every record.
+
+With --verbose botocore's own debug output is shown too; it carries signed headers, session
+tokens and AssumeRole response bodies, so redaction sits on the handler and sees every record.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+
+REDACTED = "***"
+_FIELDS = (
+    "SecretAccessKey|SessionToken|X-Amz-Security-Token|aws_secret_access_key|"
+    "aws_session_token|secret_access_key|session_token"
+)
+_PATTERNS = (
+    # <SecretAccessKey>…</SecretAccessKey> in raw XML response bodies
+    (re.compile(rf"<({_FIELDS})>[^<]*</", re.IGNORECASE), rf"<\1>{REDACTED}</"),
+    # 'SessionToken': '…', X-Amz-Security-Token: b'…', key=value, and the SigV4 canonical
+    # request's lowercase "x-amz-security-token:…" line
+    (
+        re.compile(rf"""((?:{_FIELDS})['"]?\s*[:=]\s*b?['"]?)[^'"\s,&}}>]+""", re.IGNORECASE),
+        rf"\1{REDACTED}",
+    ),
+    (re.compile(r"(Signature=)[0-9a-f]{64}"), rf"\1{REDACTED}"),
+)
+
+
+def redact(text: str) -> str:
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        record.msg = redact(message)
+        record.args = None
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        return True
+
+
+def setup_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RedactingFilter())
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    # asyncio's debug chatter and moto's server internals say nothing about the scan.
+    for noisy in ("asyncio", "moto", "werkzeug", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
