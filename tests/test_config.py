@@ -46,6 +46,7 @@ def test_example_config_is_valid_and_documents_every_key():
         "management_rate_limit",
         "account_rate_limit",
         "max_attempts",
+        "call_timeout",
     ):
         assert f"  {key}:" in text
 
