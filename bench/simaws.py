@@ -19,6 +19,10 @@ STS and Organizations. A bucket exists only once its account is called and refil
 accounts cost nothing. Credential reports persist for the life of the server, like AWS's 4-hour
 cache: start a new server for a cold run.
 
+`GET /_stats` gives calls, throttles and other errors per `service:Operation`, requests that were
+retries (botocore's `amz-sdk-request: attempt=N` header), the peak of requests in flight and the
+server's CPU seconds; `POST /_reset_stats` zeroes the counters.
+
 The organization is generated from `OrgParams`, deterministically for a seed; users are generated
 per account on first use. `ground_truth(params)` gives the answer a scanner must find.
 """
@@ -270,8 +274,7 @@ def _make_users(params: OrgParams, account: SimAccount) -> list[SimUser]:
     rng = random.Random(f"users:{params.seed}:{account.index}")
     users: list[SimUser] = []
     for j in range(account.user_count):
-        kind = rng.random()
-        human = kind < 0.4
+        human = rng.random() < 0.4
         name, path = (f"person-{j:05d}", "/humans/") if human else (f"svc-{j:05d}", "/service/")
         created = rng.randrange(_EPOCH_2016, _EPOCH_2025)
         draw = rng.random()
@@ -459,7 +462,7 @@ class TokenBucket:
 
 
 @dataclass(slots=True)
-class Session:
+class RoleSession:
     account_id: str
     role_arn: str
     session_name: str
@@ -476,7 +479,7 @@ class Simulator:
     def __init__(self, params: SimParams) -> None:
         self.params = params
         self.org = SimOrg(params.org)
-        self.sessions: dict[str, Session] = {}
+        self.sessions: dict[str, RoleSession] = {}
         self.reports: dict[str, Report] = {}
         self.iam_buckets: dict[str, TokenBucket] = {}
         self.global_bucket = (
@@ -526,7 +529,11 @@ class Simulator:
             status, body, content_type = self._dispatch(request.headers, await request.read())
             if self.params.latency > 0:
                 await asyncio.sleep(self.params.latency)
-            return web.Response(body=body, status=status, content_type=content_type)
+            # XML answers carry their request id in the body; JSON ones only in this header.
+            headers = {"x-amzn-RequestId": str(uuid.uuid4())} if content_type == _JSON else None
+            return web.Response(
+                body=body, status=status, content_type=content_type, headers=headers
+            )
         finally:
             self.in_flight -= 1
 
@@ -537,7 +544,10 @@ class Simulator:
         key_id, service = _credential(headers.get("Authorization", ""))
         target = headers.get("X-Amz-Target")
         if target is not None:
-            return self._organizations(target.rpartition(".")[2], body, key_id)
+            prefix, _, op = target.partition(".")
+            if prefix != ORGS_TARGET:
+                return _json_error(400, "UnknownOperationException", f"Unknown target {target}")
+            return self._organizations(op, body, key_id)
         form = dict(parse_qsl(body.decode()))
         if not service:
             service = {"2010-05-08": "iam", "2011-06-15": "sts"}.get(form.get("Version", ""), "")
@@ -706,7 +716,7 @@ class Simulator:
                 ),
             )
         key_id = f"ASIA{account_id}{secrets.token_hex(2).upper()}"
-        self.sessions[key_id] = Session(account_id, role_arn, session_name)
+        self.sessions[key_id] = RoleSession(account_id, role_arn, session_name)
         duration = int(form.get("DurationSeconds", "3600"))
         role = escape(role_arn.rpartition("/")[2])
         session = escape(session_name)
@@ -751,7 +761,8 @@ class Simulator:
         if action == "ListAccessKeys":
             user = users.by_name.get(form.get("UserName", ""))
             if user is None:
-                return self._no_such_user(name, form)
+                message = f"The user with name {form.get('UserName', '')} cannot be found."
+                return self._error(name, _xml_error(IAM_NS, 404, "NoSuchEntity", message))
             members = "".join(
                 f"<member><UserName>{user.name}</UserName><AccessKeyId>{key.id}</AccessKeyId>"
                 f"<Status>{'Active' if key.active else 'Inactive'}</Status>"
@@ -792,10 +803,6 @@ class Simulator:
         return self._error(
             name, _xml_error(IAM_NS, 400, "InvalidAction", f"Could not find operation {action}")
         )
-
-    def _no_such_user(self, name: str, form: dict[str, str]) -> Reply:
-        message = f"The user with name {form.get('UserName', '')} cannot be found."
-        return self._error(name, _xml_error(IAM_NS, 404, "NoSuchEntity", message))
 
     def _list_users(self, name: str, form: dict[str, str], users: AccountUsers) -> Reply:
         try:
