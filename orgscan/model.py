@@ -194,6 +194,7 @@ class RunInfo:
     api_calls: int = 0
     interrupted: str | None = None  # the signal that stopped the run, e.g. "SIGINT"
     resumed_from: str | None = None  # the run id this run continued
+    shard: str | None = None  # "K/N" when this run scanned one shard of the organization
     # Problems outside any one account (e.g. the OU walk broke off); any makes the run incomplete.
     errors: list[ScanError] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)

@@ -7,6 +7,7 @@ yielded as soon as it is listed so its scan can start while the walk goes on.
 
 from __future__ import annotations
 
+import hashlib
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
@@ -66,6 +67,30 @@ async def walk_accounts(org: Any, page_size: int | None = None) -> AsyncIterator
             queue.append((ou["Id"], (*names, ou["Name"]), (*ids, ou["Id"])))
 
 
+@dataclass(frozen=True, slots=True)
+class Shard:
+    """Shard `index` of `count` (1-based), for splitting one sweep across CI jobs."""
+
+    index: int
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        index, _, count = text.partition("/")
+        if not (index.isdigit() and count.isdigit()) or not 1 <= int(index) <= int(count):
+            raise ValueError(f"expected K/N with 1 <= K <= N, like 2/4; got {text!r}")
+        return cls(int(index), int(count))
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+    @staticmethod
+    def owner(account_id: str, count: int) -> int:
+        """The shard an account belongs to: a hash, so it never moves as the org grows."""
+        digest = hashlib.sha256(account_id.encode()).digest()
+        return int.from_bytes(digest[:8], "big") % count + 1
+
+
 def _under(account: Account, refs: Iterable[str]) -> str | None:
     """The first OU reference (id or path) that contains the account, sub-OUs included."""
     for ref in refs:
@@ -77,9 +102,12 @@ def _under(account: Account, refs: Iterable[str]) -> str | None:
 class AccountFilter:
     """Decides which listed accounts are scanned; every other one is recorded with a reason."""
 
-    def __init__(self, config: OrganizationConfig, management_account_id: str) -> None:
+    def __init__(
+        self, config: OrganizationConfig, management_account_id: str, shard: Shard | None = None
+    ) -> None:
         self._config = config
         self._management_account_id = management_account_id
+        self._shard = shard
         self._seen_accounts: set[str] = set()
         self._seen_ous: set[str] = set()
 
@@ -102,6 +130,11 @@ class AccountFilter:
             return f"account status is {account.status}; organization.include_suspended is false"
         if account.id == self._management_account_id and c.management_account == "skip":
             return "management account; organization.management_account is 'skip'"
+        if (
+            self._shard
+            and (owner := Shard.owner(account.id, self._shard.count)) != self._shard.index
+        ):
+            return f"belongs to shard {owner}/{self._shard.count}, not this shard {self._shard}"
         return None
 
     def unmatched(self) -> list[str]:

@@ -31,7 +31,7 @@ from orgscan.model import (
     ScanStatus,
     utcnow,
 )
-from orgscan.organizations import AccountFilter, describe_organization, walk_accounts
+from orgscan.organizations import AccountFilter, Shard, describe_organization, walk_accounts
 from orgscan.progress import Progress
 from orgscan.sessions import AccountCredentials, caller_identity
 
@@ -148,6 +148,7 @@ async def scan(
     options: ScanOptions | None = None,
     stop: asyncio.Event | None = None,
     previous: ScanResult | None = None,
+    shard: Shard | None = None,
 ) -> ScanResult:
     """Scan the organization the ambient AWS credentials belong to.
 
@@ -186,7 +187,9 @@ async def scan(
             options,
             progress,
         )
-        account_filter = AccountFilter(config.organization, organization.management_account_id)
+        account_filter = AccountFilter(
+            config.organization, organization.management_account_id, shard
+        )
         queue: asyncio.Queue[Account | None] = asyncio.Queue()
 
         async def until_stopped(work: asyncio.Future[Any]) -> bool:
@@ -272,6 +275,7 @@ async def scan(
         errors=run_errors,
         warnings=account_filter.unmatched(),
         resumed_from=previous.run.id if previous else None,
+        shard=str(shard) if shard else None,
     )
     return ScanResult(
         run=run,
