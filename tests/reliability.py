@@ -1,0 +1,211 @@
+"""The fault matrix: each scenario is data, each run is checked against the seeded truth.
+
+`python -m tests.reliability` prints one line per scenario; tests/test_reliability.py asserts
+every line. A scenario passes when exactly the expected accounts fail with the expected codes
+and every user of every other account is reported with its true active-key count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from orgscan.collect.credential_report import ReportPolling
+from orgscan.config import parse_config
+from orgscan.demo.faults import Fault
+from orgscan.demo.seed import (
+    ACTIVE,
+    INACTIVE,
+    AccountSpec,
+    OrgSpec,
+    SeededOrg,
+    UserSpec,
+    seed_organization,
+)
+from orgscan.demo.server import MotoServer, isolate_from_aws
+from orgscan.model import ScanStatus
+from orgscan.scanner import ScanOptions, scan
+
+ORG = OrgSpec(
+    management_users=(UserSpec("admin", (ACTIVE,)), UserSpec("legacy", (ACTIVE, ACTIVE))),
+    accounts=tuple(
+        AccountSpec(
+            f"acct-{i}",
+            f"Root/Unit-{i % 3}",
+            (
+                UserSpec(f"pair-{i}", (ACTIVE, ACTIVE)),
+                UserSpec(f"solo-{i}", (ACTIVE, INACTIVE), "/svc/"),
+                UserSpec(f"none-{i}"),
+            ),
+        )
+        for i in range(6)
+    ),
+)
+VICTIM = "acct-2"
+IAM_ACTIONS = ("ListUsers", "ListAccessKeys", "GetAccessKeyLastUsed")
+FAST_POLL = ReportPolling(first_delay=0.02, max_delay=0.1, timeout=2.0)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    faults: Callable[[str], list[Fault]] = lambda victim: []  # given the victim account id
+    expect_failed: str | None = None  # error code the victim fails with; None = none fails
+    scan: dict[str, Any] = field(default_factory=dict)
+    polling: ReportPolling = FAST_POLL
+
+
+REPORT = {"strategy": "credential-report"}
+SCENARIOS = (
+    Scenario("fault-free"),
+    Scenario(
+        "throttling, 30% of all calls",
+        lambda v: [Fault(error="Throttling", share=0.3)],
+    ),
+    Scenario(
+        "throttling beyond max_attempts",
+        lambda v: [Fault(action="ListUsers", account=v, error="Throttling")],
+        expect_failed="Throttling",
+        scan={"max_attempts": 3},
+    ),
+    Scenario(
+        "AssumeRole denied",
+        lambda v: [Fault(action="AssumeRole", account=v, error="AccessDenied")],
+        expect_failed="AccessDenied",
+    ),
+    Scenario(
+        "ExpiredToken mid-account",
+        lambda v: [Fault(action="ListAccessKeys", account=v, error="ExpiredToken", first=1)],
+    ),
+    Scenario(
+        "ServiceFailure, 20% of IAM calls",
+        lambda v: [Fault(action=a, error="ServiceFailure", share=0.2) for a in IAM_ACTIONS],
+    ),
+    Scenario(
+        "Organizations throttled while listing",
+        lambda v: [Fault(action="ListAccountsForParent", error="Throttling", first=3)],
+    ),
+    Scenario(
+        "hanging endpoint past call_timeout",
+        lambda v: [Fault(action="ListUsers", account=v, delay=1.5)],
+        expect_failed="ReadTimeoutError",
+        scan={"call_timeout": 0.3, "max_attempts": 2},
+    ),
+    Scenario("slow answers, 50 ms each", lambda v: [Fault(delay=0.05)]),
+    Scenario(
+        "ReportInProgress 3 times",
+        lambda v: [Fault(action="GetCredentialReport", error="ReportInProgress", first=3)],
+        scan=REPORT,
+    ),
+    Scenario(
+        "ReportInProgress forever",
+        lambda v: [Fault(action="GetCredentialReport", account=v, error="ReportInProgress")],
+        expect_failed="CredentialReportTimeout",
+        scan=REPORT,
+        polling=ReportPolling(first_delay=0.02, max_delay=0.1, timeout=0.4),
+    ),
+    Scenario(
+        "garbled credential report",
+        lambda v: [Fault(action="GetCredentialReport", account=v, report=b"user,arn\n<ro")],
+        expect_failed="MalformedCredentialReport",
+        scan=REPORT,
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Row:
+    scenario: str
+    accounts_expected: int
+    accounts_scanned: int
+    failed_as_expected: bool
+    users_lost: int
+    wall_seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return self.failed_as_expected and self.users_lost == 0
+
+    def line(self) -> str:
+        return (
+            f"| {self.scenario:<38} | {self.accounts_expected:>8} | {self.accounts_scanned:>7} "
+            f"| {'yes' if self.failed_as_expected else 'NO':>18} | {self.users_lost:>10} "
+            f"| {self.wall_seconds:>6.2f} s |"
+        )
+
+
+HEADER = (
+    "| scenario                               | expected | scanned | failed as expected "
+    "| users lost |   wall   |\n"
+    "| -------------------------------------- | -------: | ------: | -----------------: "
+    "| ---------: | -------: |"
+)
+
+
+def truth(seeded: SeededOrg) -> dict[str, dict[str, int]]:
+    """Account id → user ARN → active keys, straight from the spec that was seeded."""
+    specs = [(ORG.management_name, ORG.management_users)]
+    specs += [(a.name, a.users) for a in ORG.accounts]
+    return {
+        seeded.account_ids[name]: {
+            f"arn:aws:iam::{seeded.account_ids[name]}:user{u.path}{u.name}": u.keys.count(ACTIVE)
+            for u in users
+        }
+        for name, users in specs
+    }
+
+
+async def run_scenario(server: MotoServer, scenario: Scenario) -> Row:
+    server.reset()
+    seeded = seed_organization(ORG, server.url)
+    victim = seeded.account_ids[VICTIM]
+    server.inject(scenario.faults(victim))
+    config = parse_config(
+        {"scan": {"management_rate_limit": 1000, "account_rate_limit": 1000, **scenario.scan}}
+    )
+    started = time.monotonic()
+    result = await scan(config, options=ScanOptions(report_polling=scenario.polling))
+    wall = time.monotonic() - started
+
+    expected = truth(seeded)
+    failed = {r.account.id: r.error.code for r in result.accounts if r.error}
+    wanted = {victim: scenario.expect_failed} if scenario.expect_failed else {}
+    found = {u.arn: u.active_key_count for u in result.users}
+    lost = sum(
+        1
+        for account, users in expected.items()
+        if account not in wanted
+        for arn, active in users.items()
+        if found.get(arn) != active
+    )
+    return Row(
+        scenario=scenario.name,
+        accounts_expected=len(expected) - len(wanted),
+        accounts_scanned=sum(r.scan_status is ScanStatus.SCANNED for r in result.accounts),
+        failed_as_expected=failed == wanted and result.run.complete == (not wanted),
+        users_lost=lost,
+        wall_seconds=wall,
+    )
+
+
+async def main() -> int:
+    server = MotoServer().start()
+    isolate_from_aws(server.url)
+    try:
+        print(HEADER)
+        rows = []
+        for scenario in SCENARIOS:
+            rows.append(await run_scenario(server, scenario))
+            print(rows[-1].line(), flush=True)
+    finally:
+        server.stop()
+    bad = [row.scenario for row in rows if not row.ok]
+    print(f"\n{len(rows) - len(bad)} passed, {len(bad)} failed")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(asyncio.run(main()))
