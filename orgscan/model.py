@@ -167,6 +167,39 @@ class Control:
         return (self.framework, self.version)
 
 
+class Change(StrEnum):
+    """A finding compared with a baseline scan, matched by rule and ARN."""
+
+    NEW = "new"
+    UNCHANGED = "unchanged"  # still there: open or excepted, as `state` says
+    RESOLVED = "resolved"  # gone, and its account was scanned this time
+    UNVERIFIED = "unverified"  # gone from the results, but its account was not scanned
+
+
+@dataclass(frozen=True, slots=True)
+class FindingChange:
+    rule_id: str
+    account_id: str
+    user_name: str
+    arn: str
+    change: Change
+    state: FindingState | None  # the current state; None when the finding is gone
+
+
+@dataclass(slots=True)
+class Delta:
+    baseline_run_id: str
+    baseline_started_at: datetime
+    findings: list[FindingChange] = field(default_factory=list)
+    accounts_added: list[str] = field(default_factory=list)
+    accounts_removed: list[str] = field(default_factory=list)
+    coverage_lost: list[str] = field(default_factory=list)  # scanned then, not now
+    coverage_gained: list[str] = field(default_factory=list)  # scanned now, not then
+
+    def of(self, change: Change) -> list[FindingChange]:
+        return [f for f in self.findings if f.change is change]
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     max_accounts_in_flight: int
@@ -207,6 +240,7 @@ class ScanResult:
     findings: list[Finding]
     exceptions: list[ApprovedException] = field(default_factory=list)
     controls: list[Control] = field(default_factory=list)
+    delta: Delta | None = None  # changes since a baseline scan, when one was given
 
     @property
     def users(self) -> list[UserKeys]:

@@ -23,6 +23,7 @@ from orgscan.model import (
     AccessKey,
     AccountResult,
     ApprovedException,
+    Change,
     Finding,
     FindingState,
     ScanResult,
@@ -254,9 +255,21 @@ def _context(result: ScanResult, style: str, script: str) -> dict[str, object]:
     status = view.control_status(result)
     open_count = len(result.findings_in(FindingState.OPEN))
     evidence = findings_json.dumps(result)
+    delta = result.delta
     return {
         "run": run,
         "rule": rule,
+        "delta": delta,
+        "delta_counts": [(str(c), len(delta.of(c))) for c in Change] if delta else [],
+        "delta_accounts": [
+            ("Accounts new in the organization", delta.accounts_added),
+            ("Accounts gone from the organization", delta.accounts_removed),
+            ("Accounts scanned last time but not this time", delta.coverage_lost),
+            ("Accounts scanned this time but not last time", delta.coverage_gained),
+        ]
+        if delta
+        else [],
+        "account_names": {a.account.id: a.account.name for a in result.accounts},
         "complete": run.complete,
         "failed": result.accounts_with(ScanStatus.FAILED),
         "skipped": result.accounts_with(ScanStatus.SKIPPED),

@@ -16,8 +16,11 @@ from orgscan.model import (
     Account,
     AccountResult,
     ApprovedException,
+    Change,
     Control,
+    Delta,
     Finding,
+    FindingChange,
     FindingState,
     KeySource,
     Limits,
@@ -85,6 +88,55 @@ def _user(user: UserKeys, flagged: bool) -> dict[str, Any]:
             _key(k, flagged or user.source is KeySource.CREDENTIAL_REPORT) for k in user.access_keys
         ],
     }
+
+
+def _delta(delta: Delta | None) -> dict[str, Any] | None:
+    if delta is None:
+        return None
+    return {
+        "baseline_run_id": delta.baseline_run_id,
+        "baseline_started_at": iso(delta.baseline_started_at),
+        "counts": {str(change): len(delta.of(change)) for change in Change},
+        "findings": [
+            {
+                "rule_id": c.rule_id,
+                "account_id": c.account_id,
+                "user_name": c.user_name,
+                "arn": c.arn,
+                "change": str(c.change),
+                "state": str(c.state) if c.state else None,
+            }
+            for c in delta.findings
+        ],
+        "accounts_added": delta.accounts_added,
+        "accounts_removed": delta.accounts_removed,
+        "coverage_lost": delta.coverage_lost,
+        "coverage_gained": delta.coverage_gained,
+    }
+
+
+def _read_delta(data: dict[str, Any] | None) -> Delta | None:
+    if data is None:
+        return None
+    return Delta(
+        baseline_run_id=data["baseline_run_id"],
+        baseline_started_at=parse_iso(data["baseline_started_at"]),  # type: ignore[arg-type]
+        findings=[
+            FindingChange(
+                rule_id=c["rule_id"],
+                account_id=c["account_id"],
+                user_name=c["user_name"],
+                arn=c["arn"],
+                change=Change(c["change"]),
+                state=FindingState(c["state"]) if c["state"] else None,
+            )
+            for c in data["findings"]
+        ],
+        accounts_added=list(data["accounts_added"]),
+        accounts_removed=list(data["accounts_removed"]),
+        coverage_lost=list(data["coverage_lost"]),
+        coverage_gained=list(data["coverage_gained"]),
+    )
 
 
 def to_dict(result: ScanResult) -> dict[str, Any]:
@@ -164,6 +216,7 @@ def to_dict(result: ScanResult) -> dict[str, Any]:
             for f in result.findings
         ],
         "exceptions": [_exception(e) for e in result.exceptions],
+        "delta": _delta(result.delta),
         "controls": [
             {
                 "framework": c.framework,
@@ -295,6 +348,7 @@ def from_dict(data: dict[str, Any]) -> ScanResult:
         ],
         exceptions=[e for e in map(_read_exception, data["exceptions"]) if e],
         controls=[Control(**c) for c in data["controls"]],
+        delta=_read_delta(data.get("delta")),
     )
 
 

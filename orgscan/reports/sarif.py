@@ -20,8 +20,11 @@ from orgscan.model import (
     AccessKey,
     AccountResult,
     ApprovedException,
+    Change,
     Control,
+    Delta,
     Finding,
+    FindingChange,
     FindingState,
     ScanResult,
     ScanStatus,
@@ -315,6 +318,68 @@ def _message(finding: Finding, user: UserKeys | None, account: AccountResult | N
     return " ".join(parts)
 
 
+def _where(rule_id: str, account_id: str, path: str, user_name: str, arn: str) -> dict[str, Any]:
+    """Location and fingerprint: what keeps one IAM user one alert across scans."""
+    return {
+        "locations": [
+            {
+                "physicalLocation": {
+                    "artifactLocation": {"uri": resource_uri(account_id, path, user_name)},
+                    "region": {"startLine": 1},
+                },
+                "logicalLocations": [
+                    {"name": user_name, "fullyQualifiedName": arn, "kind": "resource"}
+                ],
+            }
+        ],
+        "partialFingerprints": {"primaryLocationLineHash": fingerprint(rule_id, arn)},
+    }
+
+
+def _user_path(arn: str) -> str:
+    # arn:<partition>:iam::<account>:user<path><name>; the user may be gone, the ARN is not.
+    resource = arn.split(":", 5)[-1][len("user") :]
+    return resource.rpartition("/")[0] + "/"
+
+
+def _absent(change: FindingChange, baseline_run_id: str) -> dict[str, Any]:
+    """A finding of the baseline that this scan no longer has, with its account scanned."""
+    return {
+        "ruleId": change.rule_id,
+        "ruleIndex": 0,
+        "kind": "pass",
+        "level": "none",
+        "message": {
+            "text": f"Resolved: IAM user {change.user_name} in account {change.account_id} no "
+            f"longer has more than one active access key (it had in run {baseline_run_id})."
+        },
+        **_where(
+            change.rule_id, change.account_id, _user_path(change.arn), change.user_name, change.arn
+        ),
+        "baselineState": "absent",
+    }
+
+
+def _with_baseline(
+    results: list[dict[str, Any]], delta: Delta | None, suppressed: str
+) -> list[dict[str, Any]]:
+    """Mark results new/unchanged against the baseline, and add the resolved ones as absent.
+
+    For GitHub ("omit") absent results are left out too: GitHub closes an alert by itself when
+    a later upload of the same category no longer has it.
+    """
+    if delta is None:
+        return results
+    changes = {(c.rule_id, c.arn): c.change for c in delta.findings}
+    for result in results:
+        arn = result["locations"][0]["logicalLocations"][0]["fullyQualifiedName"]
+        change = changes[(result["ruleId"], arn)]
+        result["baselineState"] = "unchanged" if change is Change.UNCHANGED else "new"
+    if suppressed == "omit":
+        return results
+    return results + [_absent(c, delta.baseline_run_id) for c in delta.of(Change.RESOLVED)]
+
+
 def _result(
     finding: Finding, user: UserKeys | None, account: AccountResult | None
 ) -> dict[str, Any]:
@@ -349,26 +414,7 @@ def _result(
         "kind": "fail",
         "level": level(finding.severity),
         "message": {"text": _message(finding, user, account)},
-        "locations": [
-            {
-                "physicalLocation": {
-                    "artifactLocation": {
-                        "uri": resource_uri(finding.account_id, path, finding.user_name)
-                    },
-                    "region": {"startLine": 1},
-                },
-                "logicalLocations": [
-                    {
-                        "name": finding.user_name,
-                        "fullyQualifiedName": finding.arn,
-                        "kind": "resource",
-                    }
-                ],
-            }
-        ],
-        "partialFingerprints": {
-            "primaryLocationLineHash": fingerprint(finding.rule_id, finding.arn)
-        },
+        **_where(finding.rule_id, finding.account_id, path, finding.user_name, finding.arn),
         "properties": properties,
     }
     if finding.exception:
@@ -468,7 +514,11 @@ def build(result: ScanResult, *, suppressed: str = "include") -> dict[str, Any]:
         "automationDetails": {"id": f"orgscan/{run_info.organization_id}/{run_info.id}"},
         "invocations": [invocation],
         "taxonomies": _taxonomies(controls),
-        "results": [_result(f, users.get(f.arn), accounts.get(f.account_id)) for f in findings],
+        "results": _with_baseline(
+            [_result(f, users.get(f.arn), accounts.get(f.account_id)) for f in findings],
+            result.delta,
+            suppressed,
+        ),
         "properties": {
             "organizationId": run_info.organization_id,
             "managementAccountId": run_info.management_account_id,
@@ -478,6 +528,7 @@ def build(result: ScanResult, *, suppressed: str = "include") -> dict[str, Any]:
             "callerArn": run_info.caller_arn,
             "configDigest": run_info.config_digest,
             "resumedFrom": run_info.resumed_from,
+            "baselineRunId": result.delta.baseline_run_id if result.delta else None,
             "exceptedResults": "omitted" if suppressed == "omit" else "included, suppressed",
         },
     }
