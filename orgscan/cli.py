@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import signal
+import sys
 from enum import IntEnum, StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -15,10 +17,22 @@ from botocore.exceptions import NoCredentialsError, NoRegionError
 
 from orgscan import __version__
 from orgscan.config import STRATEGIES, Config, ConfigError, load_config
+from orgscan.delta import BaselineMismatch, compare
 from orgscan.logs import setup_logging
-from orgscan.model import FindingState, ScanResult, ScanStatus
+from orgscan.model import Change, Delta, FindingState, ScanResult, ScanStatus
 from orgscan.outdir import OutputError, prepare_output, previous_run_path
 from orgscan.progress import Progress, progress_for
+from orgscan.remediation.apply import (
+    Journal,
+    Outcome,
+    RemediationError,
+    apply_plan,
+    read_journal,
+    rollback,
+)
+from orgscan.remediation.plan import PlanError, build_plan
+from orgscan.remediation.plan import read as read_plan
+from orgscan.remediation.plan import write as write_plan
 from orgscan.reports import json as findings_json
 from orgscan.reports.manifest import verify_package
 from orgscan.reports.writer import write_reports
@@ -111,6 +125,8 @@ def _summary(result: ScanResult, files: list[Path]) -> str:
     lines += [f"warning:  {w}" for w in result.run.warnings]
     status = "complete" if result.run.complete else "INCOMPLETE: not every account was scanned"
     lines.append(f"scan:     {status}")
+    if result.delta:
+        lines.append(_delta_text(result.delta, result))
     lines += [f"wrote:    {path}" for path in files]
     return "\n".join(lines)
 
@@ -191,6 +207,10 @@ def scan_command(
     force: Annotated[
         bool, typer.Option("--force", help="Replace an older run's package in --output.")
     ] = False,
+    baseline: Annotated[
+        Path | None,
+        typer.Option(help="A previous scan's findings.json: report what is new and resolved."),
+    ] = None,
     fail_on: FailOnOption = FailOn.OPEN,
     sarif: SarifOption = SarifSuppressed.INCLUDE,
     quiet: QuietOption = False,
@@ -211,8 +231,10 @@ def scan_command(
     target = output or resume
     if target is None:
         raise _fail("--output is required (or --resume DIR to continue a run)", ExitCode.USAGE)
-    previous = None
+    previous = earlier = None
     try:
+        if baseline is not None:
+            earlier = _read_baseline(baseline)
         if resume is not None:
             previous = findings_json.read(previous_run_path(resume))
         prepare_output(target, force=force, resuming=target == resume)
@@ -235,7 +257,59 @@ def scan_command(
         raise _fail(
             "aborted by a second signal; nothing was written", ExitCode.INTERRUPTED
         ) from None
+    if earlier is not None:
+        try:
+            result.delta = compare(earlier, result)
+        except BaselineMismatch as exc:
+            # The scan itself is sound evidence; only the comparison is meaningless.
+            result.run.warnings.append(f"--baseline ignored: {exc}")
     _finish(result, target, fail_on, sarif, signum)
+
+
+def _read_baseline(path: Path) -> ScanResult:
+    try:
+        return findings_json.read(path)
+    except findings_json.EvidenceError as exc:
+        raise _fail(f"--baseline: {exc}", ExitCode.USAGE) from None
+
+
+def _delta_text(delta: Delta, current: ScanResult) -> str:
+    names = {a.account.id: a.account.name for a in current.accounts}
+    counts = ", ".join(f"{len(delta.of(c))} {c}" for c in Change)
+    lines = [f"since run {delta.baseline_run_id}: {counts}"]
+    lines += [
+        f"  {c.change:<10} {c.account_id} ({names.get(c.account_id, '?')}) {c.arn}"
+        for c in delta.findings
+        if c.change is not Change.UNCHANGED
+    ]
+    for label, ids in (
+        ("accounts added", delta.accounts_added),
+        ("accounts removed", delta.accounts_removed),
+        ("coverage lost", delta.coverage_lost),
+        ("coverage gained", delta.coverage_gained),
+    ):
+        if ids:
+            lines.append(f"{label}: {', '.join(ids)}")
+    return "\n".join(lines)
+
+
+@app.command()
+def diff(
+    old: Annotated[Path, typer.Argument(help="The earlier findings.json.")],
+    new: Annotated[Path, typer.Argument(help="The later findings.json.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the delta as JSON.")] = False,
+) -> None:
+    """Compare two scans: findings new, still open, resolved, and coverage changes."""
+    earlier, later = _read_baseline(old), _read_baseline(new)
+    try:
+        delta = compare(earlier, later)
+    except BaselineMismatch as exc:
+        raise _fail(str(exc), ExitCode.USAGE) from None
+    if as_json:
+        later.delta = delta
+        typer.echo(json.dumps(findings_json.to_dict(later)["delta"], indent=2))
+    else:
+        typer.echo(_delta_text(delta, later))
 
 
 @app.command("validate-config")
@@ -310,6 +384,116 @@ def verify(
         typer.echo(f"{directory}: NOT verified ({len(problems)} problem(s))")
         raise typer.Exit(1)
     typer.echo(f"{directory}: verified; every file matches manifest.json")
+
+
+remediate = typer.Typer(
+    no_args_is_help=True,
+    help="Deactivate (never delete) the extra active keys: plan, apply with consent, roll back.",
+)
+app.add_typer(remediate, name="remediate")
+YesOption = Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")]
+
+
+def _confirm(question: str, yes: bool) -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise _fail("no terminal to confirm on; pass --yes to proceed", ExitCode.USAGE)
+    if not typer.confirm(question, default=False):
+        raise _fail("nothing changed", ExitCode.USAGE)
+
+
+def _journal_exit(journal: Journal, done: Outcome, path: Path) -> None:
+    counts = ", ".join(f"{journal.count(o)} {o}" for o in (done, Outcome.SKIPPED, Outcome.FAILED))
+    typer.echo(f"{counts}; journal: {path}")
+    for entry in journal.entries:
+        if entry.outcome is not done:
+            typer.echo(f"  {entry.outcome:<8} {entry.arn} {entry.access_key_id}: {entry.reason}")
+    if journal.count(Outcome.FAILED):
+        raise typer.Exit(int(ExitCode.INCOMPLETE))
+    raise typer.Exit(int(ExitCode.FINDINGS if journal.count(Outcome.SKIPPED) else ExitCode.CLEAN))
+
+
+@remediate.command("plan")
+def remediate_plan(
+    findings: Annotated[Path, typer.Argument(help="A findings.json written by a scan.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The plan file to write.")],
+) -> None:
+    """Choose the key to keep per open finding and list the keys to deactivate; changes nothing."""
+    try:
+        plan = build_plan(findings_json.read(findings))
+    except findings_json.EvidenceError as exc:
+        raise _fail(str(exc), ExitCode.USAGE) from None
+    paths = write_plan(plan, output)
+    keys = sum(plan.per_account().values())
+    typer.echo(
+        f"plan: deactivate {keys} key(s) of {len(plan.actions)} user(s) in "
+        f"{len(plan.per_account())} account(s); nothing is deleted"
+    )
+    for line in plan.not_planned:
+        typer.echo(f"not planned: {line}")
+    typer.echo("wrote: " + ", ".join(str(p) for p in paths))
+
+
+@remediate.command("apply")
+def remediate_apply(
+    plan_path: Annotated[Path, typer.Argument(metavar="PLAN", help="A plan from 'plan'.")],
+    config: Annotated[Path, typer.Option("--config", "-c", help="YAML configuration file.")],
+    journal: Annotated[
+        Path | None, typer.Option(help="Journal file (default: beside the plan).")
+    ] = None,
+    yes: YesOption = False,
+    verbose: VerboseOption = False,
+) -> None:
+    """Deactivate the planned keys, re-checking each live first; writes a journal."""
+    setup_logging(verbose)
+    settings = _load(config)
+    try:
+        plan = read_plan(plan_path)
+    except PlanError as exc:
+        raise _fail(str(exc), ExitCode.USAGE) from None
+    per_account = plan.per_account()
+    for account_id, count in sorted(per_account.items()):
+        typer.echo(f"  {account_id}: {count} key(s) to deactivate")
+    _confirm(
+        f"Deactivate {sum(per_account.values())} key(s) in {len(per_account)} account(s) "
+        f"with role {settings.remediation.role_name}?",
+        yes,
+    )
+    path = journal or plan_path.with_name("remediation-journal.json")
+    try:
+        result = asyncio.run(apply_plan(plan, settings, path))
+    except RemediationError as exc:
+        raise _fail(str(exc), ExitCode.USAGE) from None
+    _journal_exit(result, Outcome.DEACTIVATED, path)
+
+
+@remediate.command("rollback")
+def remediate_rollback(
+    journal_path: Annotated[Path, typer.Argument(metavar="JOURNAL", help="An apply journal.")],
+    config: Annotated[Path, typer.Option("--config", "-c", help="YAML configuration file.")],
+    yes: YesOption = False,
+    verbose: VerboseOption = False,
+) -> None:
+    """Re-activate exactly the keys an apply journal deactivated."""
+    setup_logging(verbose)
+    settings = _load(config)
+    try:
+        applied = read_journal(journal_path)
+    except RemediationError as exc:
+        raise _fail(str(exc), ExitCode.USAGE) from None
+    if applied.action != "apply":
+        raise _fail(
+            f"{journal_path} is a {applied.action} journal, not an apply journal", ExitCode.USAGE
+        )
+    count = applied.count(Outcome.DEACTIVATED)
+    _confirm(f"Re-activate the {count} key(s) this journal deactivated?", yes)
+    path = journal_path.with_name("rollback-journal.json")
+    try:
+        result = asyncio.run(rollback(applied, settings, path))
+    except RemediationError as exc:
+        raise _fail(str(exc), ExitCode.USAGE) from None
+    _journal_exit(result, Outcome.REACTIVATED, path)
 
 
 def version_callback(value: bool) -> None:

@@ -70,12 +70,19 @@ class ScanConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RemediationConfig:
+    # A separate role: the audit role stays read-only.
+    role_name: str = "OrgScanRemediation"
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     organization: OrganizationConfig = field(default_factory=OrganizationConfig)
     role: RoleConfig = field(default_factory=RoleConfig)
     scan: ScanConfig = field(default_factory=ScanConfig)
     exceptions: tuple[ApprovedException, ...] = ()
     controls: tuple[Control, ...] = field(default_factory=builtin_controls)
+    remediation: RemediationConfig = field(default_factory=RemediationConfig)
 
     def digest(self) -> str:
         """SHA-256 of the effective configuration, so evidence names the exact settings used."""
@@ -348,16 +355,29 @@ def _version(value: object, path: str) -> str:
     return _string(value, path)
 
 
+def _remediation(data: object) -> RemediationConfig:
+    s = _Section(data, "remediation")
+    s.reject_unknown(("role_name",))
+    return RemediationConfig(
+        role_name=s.get(
+            "role_name",
+            RemediationConfig().role_name,
+            _matching(ROLE_NAME, "an IAM role name (1-64 of A-Za-z0-9+=,.@_-)"),
+        )
+    )
+
+
 def parse_config(data: object) -> Config:
     """Validate an already-parsed YAML document."""
     top = _Section(data, "")
-    top.reject_unknown(("organization", "role", "scan", "exceptions", "controls"))
+    top.reject_unknown(("organization", "role", "scan", "exceptions", "controls", "remediation"))
     return Config(
         organization=_organization(top.data.get("organization")),
         role=_role(top.data.get("role")),
         scan=_scan(top.data.get("scan")),
         exceptions=top.get("exceptions", (), _list_of(_exception)),
         controls=merge_controls(builtin_controls(), top.get("controls", (), _list_of(_control))),
+        remediation=_remediation(top.data.get("remediation")),
     )
 
 

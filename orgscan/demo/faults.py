@@ -76,6 +76,7 @@ class FaultInjector:
         self._key_accounts: dict[str, str] = {}
         # Secrets and session tokens handed out by AssumeRole, so tests can prove none leak.
         self.issued_secrets: list[str] = []
+        self.assumed_roles: list[str] = []  # every RoleArn asked for, in order
         self._random = random.Random(seed)  # noqa: S311 - reproducible fault draws, not crypto
         self._lock = threading.Lock()
 
@@ -84,6 +85,7 @@ class FaultInjector:
             self.faults = list(faults)
             self.calls.clear()
             self.injected.clear()
+            self.assumed_roles.clear()
             self._hits.clear()
 
     def _identify(self, environ: dict[str, Any], body: bytes) -> Request:
@@ -97,6 +99,8 @@ class FaultInjector:
         form = parse_qs(body.decode("utf-8", "replace"))
         action = form.get("Action", [""])[0]
         if action == "AssumeRole":
+            with self._lock:
+                self.assumed_roles.append(form.get("RoleArn", [""])[0])
             role = _ROLE_ACCOUNT.match(form.get("RoleArn", [""])[0])
             return Request(action, role.group(1) if role else "", service)
         return Request(action, signer, service)

@@ -44,7 +44,11 @@ class SeededOrg:
     management_account_id: str
     account_ids: dict[str, str] = field(default_factory=dict)  # account name → id
     ou_ids: dict[str, str] = field(default_factory=dict)  # OU path → id
-    secrets: list[str] = field(default_factory=list)  # every secret access key created
+    key_secrets: dict[str, str] = field(default_factory=dict)  # access key id → its secret
+
+    @property
+    def secrets(self) -> list[str]:
+        return list(self.key_secrets.values())
 
 
 def _ensure_ou(org: Any, seeded: SeededOrg, path: str) -> str:
@@ -57,12 +61,12 @@ def _ensure_ou(org: Any, seeded: SeededOrg, path: str) -> str:
     return str(ou["Id"])
 
 
-def _seed_users(iam: Any, users: tuple[UserSpec, ...], secrets: list[str]) -> None:
+def _seed_users(iam: Any, users: tuple[UserSpec, ...], secrets: dict[str, str]) -> None:
     for user in users:
         iam.create_user(UserName=user.name, Path=user.path)
         for status in user.keys:
             key = iam.create_access_key(UserName=user.name)["AccessKey"]
-            secrets.append(key["SecretAccessKey"])
+            secrets[key["AccessKeyId"]] = key["SecretAccessKey"]
             if status == INACTIVE:
                 iam.update_access_key(
                     UserName=user.name, AccessKeyId=key["AccessKeyId"], Status=INACTIVE
@@ -104,16 +108,16 @@ def seed_organization(spec: OrgSpec, endpoint: str, threads: int = 8) -> SeededO
                 DestinationParentId=_ensure_ou(org, seeded, account.ou),
             )
 
-    def seed(account: AccountSpec) -> list[str]:
-        secrets: list[str] = []
+    def seed(account: AccountSpec) -> dict[str, str]:
+        secrets: dict[str, str] = {}
         iam = _member_iam(sts, seeded.account_ids[account.name], endpoint)
         _seed_users(iam, account.users, secrets)
         return secrets
 
-    _seed_users(boto3.client("iam", **client_args), spec.management_users, seeded.secrets)
+    _seed_users(boto3.client("iam", **client_args), spec.management_users, seeded.key_secrets)
     with ThreadPoolExecutor(threads) as pool:
         for secrets in pool.map(seed, [a for a in spec.accounts if a.users]):
-            seeded.secrets.extend(secrets)
+            seeded.key_secrets.update(secrets)
     for account in spec.accounts:
         if account.suspended:
             org.close_account(AccountId=seeded.account_ids[account.name])

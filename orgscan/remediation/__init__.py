@@ -1,0 +1,1 @@
+"""Safe remediation: deactivate, never delete, the extra keys; a plan, a journal, a rollback."""

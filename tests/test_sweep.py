@@ -1,0 +1,243 @@
+"""The quarterly workflow on moto: changes since a baseline, and plan → apply → rollback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import boto3
+import yaml
+from typer.testing import CliRunner
+
+from orgscan.cli import ExitCode, app
+from orgscan.demo.faults import Fault
+from orgscan.demo.seed import ACTIVE, AccountSpec, OrgSpec, UserSpec
+
+from .conftest import seed
+
+ORG = OrgSpec(
+    management_users=(UserSpec("ops", (ACTIVE, ACTIVE)),),
+    accounts=(
+        AccountSpec(
+            "a", "Root/Prod", (UserSpec("pair", (ACTIVE, ACTIVE)), UserSpec("solo", (ACTIVE,)))
+        ),
+        AccountSpec("b", "Root/Dev", (UserSpec("twin", (ACTIVE, ACTIVE)),)),
+    ),
+)
+
+
+def cli(*args: str):
+    return CliRunner().invoke(app, [*args])
+
+
+def member_iam(account_id: str):
+    sts = boto3.client("sts")
+    creds = sts.assume_role(
+        RoleArn=f"arn:aws:iam::{account_id}:role/OrganizationAccountAccessRole",
+        RoleSessionName="test-setup",
+    )["Credentials"]
+    return boto3.client(
+        "iam",
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+    )
+
+
+def keys(iam, user: str) -> dict[str, str]:
+    return {
+        k["AccessKeyId"]: k["Status"]
+        for k in iam.list_access_keys(UserName=user)["AccessKeyMetadata"]
+    }
+
+
+def scan(tmp_path: Path, name: str, *extra: str):
+    cfg = tmp_path / "config.yaml"
+    if not cfg.exists():
+        cfg.write_text(yaml.safe_dump({"scan": {"account_rate_limit": 500}}))
+    result = cli("scan", "-c", str(cfg), "-o", str(tmp_path / name), "-q", *extra)
+    return result, tmp_path / name
+
+
+def test_plan_apply_rescan_rollback_rescan(aws, tmp_path):
+    seeded = seed(aws, ORG)
+    a = seeded.account_ids["a"]
+    iam_a = member_iam(a)
+    first, used = sorted(keys(iam_a, "pair"))
+    # The older key is the one in use, so the plan must keep it, not the newer one.
+    use_key(used, seeded.key_secrets[used])
+    aws.inject([])
+
+    before, out = scan(tmp_path, "q1")
+    assert before.exit_code == ExitCode.FINDINGS
+    assert len(json.loads((out / "findings.json").read_text())["findings"]) == 3
+
+    plan_path = tmp_path / "plan.json"
+    planned = cli("remediate", "plan", str(out / "findings.json"), "--output", str(plan_path))
+    assert planned.exit_code == 0, planned.output
+    plan = json.loads(plan_path.read_text())
+    pair = next(p for p in plan["actions"] if p["user_name"] == "pair")
+    assert pair["keep"] == used
+    assert pair["keep_reason"] == "most recently used"
+    assert [k["access_key_id"] for k in pair["deactivate"]] == [first]
+    script = plan_path.with_suffix(".sh").read_text()
+    assert (
+        f"aws iam update-access-key --user-name pair --access-key-id {first} --status Inactive"
+        in script
+    )
+    assert "delete" not in script.replace("nothing is deleted", "").lower()
+
+    config = str(tmp_path / "config.yaml")
+    aws.inject([])  # count only what apply does
+    applied = cli("remediate", "apply", str(plan_path), "--config", config, "--yes")
+    assert applied.exit_code == ExitCode.CLEAN, applied.output
+    assert "3 deactivated, 0 skipped, 0 failed" in applied.output
+    assert keys(iam_a, "pair") == {first: "Inactive", used: "Active"}
+    # The separate remediation role did the work; the audit role was never used for it.
+    assert aws.faults.assumed_roles
+    assert all(r.endswith(":role/OrgScanRemediation") for r in aws.faults.assumed_roles)
+    journal = json.loads((tmp_path / "remediation-journal.json").read_text())
+    entry = next(e for e in journal["entries"] if e["access_key_id"] == first)
+    assert (entry["outcome"], entry["before"]["status"], entry["after"]["status"]) == (
+        "deactivated",
+        "Active",
+        "Inactive",
+    )
+
+    clean, _ = scan(tmp_path, "q2")
+    assert clean.exit_code == ExitCode.CLEAN, clean.output
+
+    rolled = cli(
+        "remediate",
+        "rollback",
+        str(tmp_path / "remediation-journal.json"),
+        "--config",
+        config,
+        "--yes",
+    )
+    assert rolled.exit_code == ExitCode.CLEAN, rolled.output
+    assert "3 reactivated" in rolled.output
+    assert keys(iam_a, "pair") == {first: "Active", used: "Active"}
+
+    again, out3 = scan(tmp_path, "q3")
+    assert again.exit_code == ExitCode.FINDINGS
+    assert len(json.loads((out3 / "findings.json").read_text())["findings"]) == 3
+
+
+def use_key(key_id: str, secret: str) -> None:
+    """Sign one request with the key: moto records it as the key's last use, as AWS would."""
+    boto3.client(
+        "sts", aws_access_key_id=key_id, aws_secret_access_key=secret
+    ).get_caller_identity()
+
+
+def test_apply_skips_keys_that_changed_since_the_plan(aws, tmp_path):
+    seeded = seed(aws, ORG)
+    a, b = seeded.account_ids["a"], seeded.account_ids["b"]
+    _, out = scan(tmp_path, "q1")
+    plan_path = tmp_path / "plan.json"
+    assert cli("remediate", "plan", str(out / "findings.json"), "-o", str(plan_path)).exit_code == 0
+    actions = {p["account_id"]: p for p in json.loads(plan_path.read_text())["actions"]}
+    (doomed,) = [k["access_key_id"] for k in actions[a]["deactivate"]]
+    # After the plan, an application starts using the key planned for deactivation...
+    use_key(doomed, seeded.key_secrets[doomed])
+    # ...and in account b someone deactivates the very key the plan keeps.
+    iam_b = member_iam(b)
+    iam_b.update_access_key(UserName="twin", AccessKeyId=actions[b]["keep"], Status="Inactive")
+    aws.inject([])
+
+    applied = cli(
+        "remediate", "apply", str(plan_path), "-c", str(tmp_path / "config.yaml"), "--yes"
+    )
+    assert applied.exit_code == ExitCode.FINDINGS, applied.output  # some keys were skipped
+    assert keys(member_iam(a), "pair")[doomed] == "Active"
+    assert set(keys(iam_b, "twin").values()) == {"Active", "Inactive"}  # untouched
+    entries = {
+        e["access_key_id"]: e
+        for e in json.loads((tmp_path / "remediation-journal.json").read_text())["entries"]
+    }
+    assert entries[doomed]["outcome"] == "skipped"
+    assert "after the plan was made (the plan saw never used)" in entries[doomed]["reason"]
+    (twin_entry,) = [e for e in entries.values() if e["account_id"] == b]
+    assert twin_entry["outcome"] == "skipped"
+    assert "could lock the user out" in twin_entry["reason"]
+    ops = [e for e in entries.values() if e["account_id"] == seeded.management_account_id]
+    assert [e["outcome"] for e in ops] == ["deactivated"]
+
+
+def test_a_denied_account_fails_alone_and_exits_3(aws, tmp_path):
+    seeded = seed(aws, ORG)
+    b = seeded.account_ids["b"]
+    _, out = scan(tmp_path, "q1")
+    plan_path = tmp_path / "plan.json"
+    cli("remediate", "plan", str(out / "findings.json"), "-o", str(plan_path))
+    aws.inject([Fault(action="AssumeRole", account=b, error="AccessDenied")])
+    applied = cli(
+        "remediate", "apply", str(plan_path), "-c", str(tmp_path / "config.yaml"), "--yes"
+    )
+    assert applied.exit_code == ExitCode.INCOMPLETE
+    assert "2 deactivated, 0 skipped, 1 failed" in applied.output
+    assert f"failed   arn:aws:iam::{b}:user/twin" in applied.output
+
+
+def test_apply_without_consent_changes_nothing(aws, tmp_path):
+    seed(aws, ORG)
+    _, out = scan(tmp_path, "q1")
+    plan_path = tmp_path / "plan.json"
+    cli("remediate", "plan", str(out / "findings.json"), "-o", str(plan_path))
+    refused = cli("remediate", "apply", str(plan_path), "--config", str(tmp_path / "config.yaml"))
+    assert refused.exit_code == ExitCode.USAGE
+    assert "pass --yes" in refused.output
+    assert "UpdateAccessKey" not in {action for action, _ in aws.faults.calls}
+
+
+def test_baseline_delta_new_resolved_unverified_and_coverage(aws, tmp_path):
+    seeded = seed(aws, ORG)
+    a, b = seeded.account_ids["a"], seeded.account_ids["b"]
+    _, q1 = scan(tmp_path, "q1")
+    # A quarter later: pair fixed, solo gained a second key, account b's role is broken.
+    iam_a = member_iam(a)
+    iam_a.update_access_key(
+        UserName="pair", AccessKeyId=sorted(keys(iam_a, "pair"))[0], Status="Inactive"
+    )
+    iam_a.create_access_key(UserName="solo")
+    aws.inject([Fault(action="AssumeRole", account=b, error="AccessDenied")])
+    result, q2 = scan(tmp_path, "q2", "--baseline", str(q1 / "findings.json"))
+    assert result.exit_code == ExitCode.INCOMPLETE
+    assert "1 new, 1 unchanged, 1 resolved, 1 unverified" in result.output
+
+    delta = json.loads((q2 / "findings.json").read_text())["delta"]
+    q1_run = json.loads((q1 / "findings.json").read_text())["run"]["id"]
+    assert delta["baseline_run_id"] == q1_run
+    changes = {c["user_name"]: c["change"] for c in delta["findings"]}
+    assert changes == {"solo": "new", "ops": "unchanged", "pair": "resolved", "twin": "unverified"}
+    assert delta["coverage_lost"] == [b]
+    assert delta["accounts_added"] == delta["accounts_removed"] == []
+
+    sarif = json.loads((q2 / "orgscan.sarif").read_text())["runs"][0]["results"]
+    states = {r["locations"][0]["logicalLocations"][0]["name"]: r["baselineState"] for r in sarif}
+    assert states == {"solo": "new", "ops": "unchanged", "pair": "absent"}
+    absent = next(r for r in sarif if r["baselineState"] == "absent")
+    assert (absent["kind"], absent["level"]) == ("pass", "none")
+    html = (q2 / "report.html").read_text()
+    assert 'id="delta"' in html and 'data-change="unverified"' in html
+
+    # The same comparison on its own, from the two evidence files.
+    diffed = cli("diff", str(q1 / "findings.json"), str(q2 / "findings.json"))
+    assert diffed.exit_code == 0
+    assert f"resolved   {a} (a) arn:aws:iam::{a}:user/pair" in diffed.output
+    assert f"coverage lost: {b}" in diffed.output
+    as_json = json.loads(
+        cli("diff", str(q1 / "findings.json"), str(q2 / "findings.json"), "--json").output
+    )
+    assert as_json["counts"] == {"new": 1, "unchanged": 1, "resolved": 1, "unverified": 1}
+
+
+def test_a_baseline_of_another_schema_is_rejected_clearly(aws, tmp_path):
+    seed(aws, ORG)
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({"schema_version": "0.9", "run": {}}))
+    result, out = scan(tmp_path, "q1", "--baseline", str(old))
+    assert result.exit_code == ExitCode.USAGE
+    assert "schema_version '0.9' is not supported; this orgscan reads '1.0'" in result.output
+    assert not (out / "findings.json").exists()
