@@ -19,7 +19,9 @@ from orgscan import __version__
 from orgscan.config import STRATEGIES, Config, ConfigError, load_config
 from orgscan.delta import BaselineMismatch, compare
 from orgscan.logs import setup_logging
+from orgscan.merge import MergeError, merge
 from orgscan.model import Change, Delta, FindingState, ScanResult, ScanStatus
+from orgscan.organizations import Shard
 from orgscan.outdir import OutputError, prepare_output, previous_run_path
 from orgscan.progress import Progress, progress_for
 from orgscan.remediation.apply import (
@@ -154,7 +156,7 @@ def _load(config_path: Path) -> Config:
 
 
 async def _scan_until_signalled(
-    settings: Config, progress: Progress, previous: ScanResult | None
+    settings: Config, progress: Progress, previous: ScanResult | None, shard: Shard | None = None
 ) -> tuple[ScanResult, int | None]:
     """Run the scan; SIGINT/SIGTERM stop it gracefully, and a second signal aborts at once."""
     loop = asyncio.get_running_loop()
@@ -174,7 +176,7 @@ async def _scan_until_signalled(
     for signum in HANDLED_SIGNALS:
         loop.add_signal_handler(signum, on_signal, signum)
     try:
-        result = await scan(settings, progress=progress, stop=stop, previous=previous)
+        result = await scan(settings, progress=progress, stop=stop, previous=previous, shard=shard)
     finally:
         for signum in HANDLED_SIGNALS:
             loop.remove_signal_handler(signum)
@@ -211,6 +213,10 @@ def scan_command(
         Path | None,
         typer.Option(help="A previous scan's findings.json: report what is new and resolved."),
     ] = None,
+    shard: Annotated[
+        str | None,
+        typer.Option(help="Scan only shard K of N (e.g. 2/4), for CI matrices; see 'merge'."),
+    ] = None,
     fail_on: FailOnOption = FailOn.OPEN,
     sarif: SarifOption = SarifSuppressed.INCLUDE,
     quiet: QuietOption = False,
@@ -228,6 +234,10 @@ def scan_command(
         settings = dataclasses.replace(
             settings, scan=dataclasses.replace(settings.scan, strategy=strategy)
         )
+    try:
+        part = Shard.parse(shard) if shard else None
+    except ValueError as exc:
+        raise _fail(f"--shard: {exc}", ExitCode.USAGE) from None
     target = output or resume
     if target is None:
         raise _fail("--output is required (or --resume DIR to continue a run)", ExitCode.USAGE)
@@ -241,7 +251,9 @@ def scan_command(
     except (OutputError, findings_json.EvidenceError) as exc:
         raise _fail(str(exc), ExitCode.USAGE) from None
     try:
-        result, signum = asyncio.run(_scan_until_signalled(settings, progress_for(quiet), previous))
+        result, signum = asyncio.run(
+            _scan_until_signalled(settings, progress_for(quiet), previous, part)
+        )
     except NoCredentialsError:
         raise _fail(
             "no AWS credentials found; set AWS_PROFILE, AWS_ACCESS_KEY_ID or use SSO",
@@ -370,6 +382,27 @@ def report(
     except (findings_json.EvidenceError, OutputError) as exc:
         raise _fail(str(exc), ExitCode.USAGE) from None
     _finish(result, output, fail_on, sarif)
+
+
+@app.command("merge")
+def merge_command(
+    directories: Annotated[list[Path], typer.Argument(help="Shard output directories.")],
+    output: OutputOption,
+    sarif: SarifOption = SarifSuppressed.INCLUDE,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an older run's package in --output.")
+    ] = False,
+    fail_on: FailOnOption = FailOn.OPEN,
+) -> None:
+    """Combine the packages of 'scan --shard K/N' into one package: one SARIF run, one manifest."""
+    setup_logging(False)
+    try:
+        shards = [findings_json.read(d / findings_json.FILENAME) for d in directories]
+        merged = merge(shards)
+        prepare_output(output, force=force)
+    except (findings_json.EvidenceError, MergeError, OutputError) as exc:
+        raise _fail(str(exc), ExitCode.USAGE) from None
+    _finish(merged, output, fail_on, sarif)
 
 
 @app.command()

@@ -1,0 +1,107 @@
+"""`orgscan merge`: shard outputs → one consistent package, as if one run had scanned them all.
+
+Each account is taken from the shard that owns it (the same stable hash the scan used), so an
+account listed by several shards is never counted twice, and a missing shard makes the merged
+run incomplete rather than silently smaller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from orgscan.model import AccountResult, Finding, RunInfo, ScanError, ScanResult, ScanStatus
+from orgscan.organizations import Shard
+from orgscan.scanner import new_run_id
+
+
+class MergeError(Exception):
+    """The inputs are not shards of one sweep."""
+
+
+def _shards(results: Sequence[ScanResult]) -> list[Shard]:
+    shards = []
+    for result in results:
+        if result.run.shard is None:
+            raise MergeError(f"run {result.run.id} is not a shard (it was scanned without --shard)")
+        shards.append(Shard.parse(result.run.shard))
+    if len({s.count for s in shards}) != 1:
+        raise MergeError(
+            f"the shards split the organization differently: {sorted(map(str, shards))}"
+        )
+    if len({s.index for s in shards}) != len(shards):
+        raise MergeError(f"a shard is given twice: {sorted(map(str, shards))}")
+    for field, label in (("organization_id", "organizations"), ("config_digest", "configs")):
+        values = {getattr(r.run, field) for r in results}
+        if len(values) != 1:
+            raise MergeError(f"the shards come from different {label}: {', '.join(sorted(values))}")
+    return shards
+
+
+def _pick(candidates: list[AccountResult], owner: AccountResult | None) -> AccountResult:
+    """The owner shard's record; failing that, any record that actually scanned the account."""
+    if owner is not None:
+        return owner
+    scanned = [c for c in candidates if c.scan_status is not ScanStatus.SKIPPED]
+    return scanned[0] if scanned else candidates[0]
+
+
+def merge(results: Sequence[ScanResult]) -> ScanResult:
+    if not results:
+        raise MergeError("nothing to merge")
+    shards = _shards(results)
+    count = shards[0].count
+    by_index = dict(zip((s.index for s in shards), results, strict=True))
+    listed: dict[str, list[AccountResult]] = {}
+    for result in results:
+        for account in result.accounts:
+            listed.setdefault(account.account.id, []).append(account)
+    accounts, findings = [], []
+    for account_id, candidates in sorted(listed.items()):
+        owner_run = by_index.get(Shard.owner(account_id, count))
+        owned = (
+            next((a for a in owner_run.accounts if a.account.id == account_id), None)
+            if owner_run
+            else None
+        )
+        chosen = _pick(candidates, owned)
+        accounts.append(chosen)
+        source = next(r for r in results if chosen in r.accounts)
+        findings += [f for f in source.findings if f.account_id == account_id]
+    missing = sorted(set(range(1, count + 1)) - set(by_index))
+    errors = [ScanError("ShardMissing", f"shard {i}/{count} was not merged") for i in missing]
+    errors += [
+        ScanError(e.code, f"shard {r.run.shard}: {e.message}")
+        for r in results
+        for e in r.run.errors
+    ]
+    first = results[0].run
+    run = RunInfo(
+        id=new_run_id(),
+        started_at=min(r.run.started_at for r in results),
+        finished_at=max((r.run.finished_at for r in results if r.run.finished_at), default=None),
+        tool_version=first.tool_version,
+        caller_arn=first.caller_arn,
+        organization_id=first.organization_id,
+        management_account_id=first.management_account_id,
+        partition=first.partition,
+        strategy=first.strategy,
+        role_name=first.role_name,
+        config_digest=first.config_digest,
+        limits=first.limits,
+        complete=not errors and all(a.scan_status is not ScanStatus.FAILED for a in accounts),
+        api_calls=sum(r.run.api_calls for r in results),
+        errors=errors,
+        warnings=sorted({w for r in results for w in r.run.warnings}),
+        interrupted=next((r.run.interrupted for r in results if r.run.interrupted), None),
+    )
+    return ScanResult(
+        run=run,
+        accounts=accounts,
+        findings=sorted(findings, key=_finding_order),
+        exceptions=results[0].exceptions,
+        controls=results[0].controls,
+    )
+
+
+def _finding_order(finding: Finding) -> tuple[str, str]:
+    return (finding.account_id, finding.arn)
