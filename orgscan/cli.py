@@ -6,13 +6,16 @@ import asyncio
 import dataclasses
 import json
 import logging
+import shlex
 import signal
 import sys
+import threading
 from enum import IntEnum, StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
+import yaml
 from botocore.exceptions import NoCredentialsError, NoRegionError
 
 from orgscan import __version__
@@ -133,6 +136,11 @@ def _summary(result: ScanResult, files: list[Path]) -> str:
     return "\n".join(lines)
 
 
+def _write(result: ScanResult, output: Path, sarif: SarifSuppressed) -> None:
+    files = write_reports(result, output, sarif_suppressed=sarif.value)
+    typer.echo(_summary(result, files))
+
+
 def _finish(
     result: ScanResult,
     output: Path,
@@ -140,8 +148,7 @@ def _finish(
     sarif: SarifSuppressed,
     signum: int | None = None,
 ) -> None:
-    files = write_reports(result, output, sarif_suppressed=sarif.value)
-    typer.echo(_summary(result, files))
+    _write(result, output, sarif)
     if signum is not None:
         # The shell convention for "killed by signal N", after the partial package is written.
         raise typer.Exit(128 + signum)
@@ -344,6 +351,14 @@ def demo(
     ] = False,
     fail_on: FailOnOption = FailOn.OPEN,
     sarif: SarifOption = SarifSuppressed.INCLUDE,
+    serve: Annotated[
+        bool,
+        typer.Option(
+            "--serve",
+            help="Keep the demo organization running after the scan (until Ctrl-C), so other "
+            "commands such as 'remediate' can be tried against it from another shell.",
+        ),
+    ] = False,
     quiet: QuietOption = False,
     verbose: VerboseOption = False,
 ) -> None:
@@ -354,14 +369,41 @@ def demo(
     except OutputError as exc:
         raise _fail(str(exc), ExitCode.USAGE) from None
     try:
-        from orgscan.demo.run import run_demo
+        from orgscan.demo.run import demo_organization, run_demo
     except ImportError as exc:
         raise _fail(
             f"the demo needs moto's server ({exc.name} is missing): pip install 'orgscan[demo]'",
             ExitCode.USAGE,
         ) from None
-    result = asyncio.run(run_demo(progress_for(quiet)))
-    _finish(result, output, fail_on, sarif)
+    with demo_organization() as organization:
+        result = asyncio.run(run_demo(organization, progress_for(quiet)))
+        _write(result, output, sarif)
+        if serve:
+            config_path = output.with_name(output.name + "-config.yaml")
+            config_path.write_text(yaml.safe_dump(organization.settings, sort_keys=False))
+            exports = " ".join(
+                f"{k}={shlex.quote(v)}" for k, v in organization.environment().items()
+            )
+            typer.echo(
+                f"\nThe demo organization is serving at {organization.server.url} until Ctrl-C."
+                f"\nIn another shell:\n  export {exports}"
+                f"\n  orgscan remediate plan {output}/findings.json --output plan.json"
+                f"\n  orgscan remediate apply plan.json --config {config_path} --yes"
+                "\n  orgscan remediate rollback remediation-journal.json "
+                f"--config {config_path} --yes"
+            )
+            _wait_for_signal()
+    raise typer.Exit(int(exit_code(result, fail_on)))
+
+
+def _wait_for_signal() -> None:
+    stopped = threading.Event()
+    for handled in HANDLED_SIGNALS:
+        signal.signal(handled, lambda *_: stopped.set())
+    # A timed wait: Python runs signal handlers only between bytecodes of the main thread.
+    while not stopped.wait(0.5):
+        pass
+    typer.echo("the demo organization stopped.")
 
 
 @app.command()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -239,3 +240,68 @@ def test_sarif_suppressed_omit_drops_excepted_results(aws, tmp_path):
     omitted, out2 = scan_cli(tmp_path, "--sarif-suppressed", "omit", cfg=cfg, out="omit")
     assert omitted.exit_code == ExitCode.CLEAN
     assert json.loads((out2 / "orgscan.sarif").read_text())["runs"][0]["results"] == []
+
+
+@pytest.mark.slow
+def test_demo_serve_keeps_the_organization_up_for_other_commands(tmp_path):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "orgscan", "demo", "--output", "demo", "--serve", "--quiet"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if line.strip().startswith("export "):
+                break
+        env = dict(item.split("=", 1) for item in line.split()[1:])
+        env["PATH"] = os.environ["PATH"]
+        plan = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "orgscan",
+                "remediate",
+                "plan",
+                "demo/findings.json",
+                "--output",
+                "plan.json",
+            ],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert plan.returncode == 0, plan.stderr
+        applied = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "orgscan",
+                "remediate",
+                "apply",
+                "plan.json",
+                "--config",
+                "demo-config.yaml",
+                "--yes",
+            ],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert applied.returncode == 0, applied.stdout + applied.stderr
+        assert "4 deactivated, 0 skipped, 0 failed" in applied.stdout
+        assert env["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
+    finally:
+        process.send_signal(signal.SIGINT)
+        rest = process.communicate(timeout=30)[0]
+    assert process.returncode == ExitCode.INCOMPLETE
+    assert "the demo organization stopped." in rest
