@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -139,12 +140,14 @@ async def test_interrupting_stops_new_accounts_and_cancels_those_in_flight(aws):
     )
     members = [r for r in result.accounts if r.scan_status is not ScanStatus.SKIPPED]
     assert len(members) == 6  # nothing lost: every listed account is in the result
-    assert sum(r.scan_status is ScanStatus.SCANNED for r in members) == 1
-    messages = sorted(r.error.message for r in members if r.interrupted)
-    # Two in flight at once: the other one was cancelled, the four queued never started.
-    assert messages == ["the run was interrupted before this account was scanned"] * 4 + [
-        "the run was interrupted while this account was scanned"
-    ]
+    scanned = sum(r.scan_status is ScanStatus.SCANNED for r in members)
+    messages = Counter(r.error.message for r in members if r.interrupted)
+    # Two in flight: the first to finish stopped the run; the other was cancelled, unless it
+    # finished in the same instant (finished work is kept). The four queued never started.
+    assert messages["the run was interrupted before this account was scanned"] == 4
+    assert scanned + messages["the run was interrupted while this account was scanned"] == 2
+    assert scanned >= 1
+    assert scanned + sum(messages.values()) == 6  # no other outcome
     assert not result.run.complete
 
 
