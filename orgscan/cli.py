@@ -45,6 +45,7 @@ from orgscan.scanner import ResumeMismatch, ScanAborted, scan
 
 app = typer.Typer(
     add_completion=False,
+    pretty_exceptions_enable=False,
     no_args_is_help=True,
     help="Find IAM users with more than one active access key across an AWS Organization "
     "(CIS AWS Foundations Benchmark 1.13) and write audit-grade evidence.",
@@ -61,6 +62,10 @@ class ExitCode(IntEnum):
 
 
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_NO_SETUP: dict[type[Exception], str] = {
+    NoCredentialsError: "no AWS credentials found; set AWS_PROFILE, AWS_ACCESS_KEY_ID or use SSO",
+    NoRegionError: "no AWS region configured; set AWS_REGION",
+}
 
 
 class FailOn(StrEnum):
@@ -245,6 +250,7 @@ def scan_command(
         part = Shard.parse(shard) if shard else None
     except ValueError as exc:
         raise _fail(f"--shard: {exc}", ExitCode.USAGE) from None
+    log.debug("config %s (%s), strategy %s", config, settings.digest(), settings.scan.strategy)
     target = output or resume
     if target is None:
         raise _fail("--output is required (or --resume DIR to continue a run)", ExitCode.USAGE)
@@ -261,21 +267,28 @@ def scan_command(
         result, signum = asyncio.run(
             _scan_until_signalled(settings, progress_for(quiet), previous, part)
         )
-    except NoCredentialsError:
-        raise _fail(
-            "no AWS credentials found; set AWS_PROFILE, AWS_ACCESS_KEY_ID or use SSO",
-            ExitCode.USAGE,
-        ) from None
-    except NoRegionError:
-        raise _fail("no AWS region configured; set AWS_REGION", ExitCode.USAGE) from None
+    except (NoCredentialsError, NoRegionError) as exc:
+        raise _fail(_NO_SETUP[type(exc)], ExitCode.USAGE) from None
     except ResumeMismatch as exc:
         raise _fail(f"--resume: {exc}", ExitCode.USAGE) from None
     except ScanAborted as exc:
+        if isinstance(exc.__cause__, NoCredentialsError | NoRegionError):
+            raise _fail(_NO_SETUP[type(exc.__cause__)], ExitCode.USAGE) from None
         raise _fail(f"the scan could not start: {exc}", ExitCode.INCOMPLETE) from None
     except KeyboardInterrupt:
         raise _fail(
             "aborted by a second signal; nothing was written", ExitCode.INTERRUPTED
         ) from None
+    for account in result.accounts:
+        log.debug(
+            "account %s (%s): %s, %s users, %d IAM calls%s",
+            account.account.id,
+            account.account.ou_path,
+            account.scan_status,
+            account.user_count,
+            account.api_calls,
+            f", {account.error.code}" if account.error else "",
+        )
     if earlier is not None:
         try:
             result.delta = compare(earlier, result)
@@ -478,13 +491,27 @@ def _confirm(question: str, yes: bool) -> None:
         raise _fail("nothing changed", ExitCode.USAGE)
 
 
+def _refuse_existing(journal: Path) -> None:
+    # An earlier journal records keys only it can roll back; never overwrite one.
+    if journal.exists():
+        raise _fail(
+            f"{journal} already exists and records earlier changes; move it away or pass "
+            "--journal with a new file",
+            ExitCode.USAGE,
+        )
+
+
 def _journal_exit(journal: Journal, done: Outcome, path: Path) -> None:
-    counts = ", ".join(f"{journal.count(o)} {o}" for o in (done, Outcome.SKIPPED, Outcome.FAILED))
+    shown = (done, Outcome.SKIPPED, Outcome.FAILED, Outcome.PENDING)
+    counts = ", ".join(
+        f"{journal.count(o)} {o}" for o in shown if o is not Outcome.PENDING or journal.count(o)
+    )
     typer.echo(f"{counts}; journal: {path}")
     for entry in journal.entries:
         if entry.outcome is not done:
             typer.echo(f"  {entry.outcome:<8} {entry.arn} {entry.access_key_id}: {entry.reason}")
-    if journal.count(Outcome.FAILED):
+    # A pending change has an unknown result: as much in need of attention as a failure.
+    if journal.count(Outcome.FAILED) or journal.count(Outcome.PENDING):
         raise typer.Exit(int(ExitCode.INCOMPLETE))
     raise typer.Exit(int(ExitCode.FINDINGS if journal.count(Outcome.SKIPPED) else ExitCode.CLEAN))
 
@@ -536,6 +563,7 @@ def remediate_apply(
         yes,
     )
     path = journal or plan_path.with_name("remediation-journal.json")
+    _refuse_existing(path)
     try:
         result = asyncio.run(apply_plan(plan, settings, path))
     except RemediationError as exc:
@@ -547,6 +575,9 @@ def remediate_apply(
 def remediate_rollback(
     journal_path: Annotated[Path, typer.Argument(metavar="JOURNAL", help="An apply journal.")],
     config: Annotated[Path, typer.Option("--config", "-c", help="YAML configuration file.")],
+    journal: Annotated[
+        Path | None, typer.Option(help="Rollback journal file (default: beside JOURNAL).")
+    ] = None,
     yes: YesOption = False,
     verbose: VerboseOption = False,
 ) -> None:
@@ -563,7 +594,8 @@ def remediate_rollback(
         )
     count = applied.count(Outcome.DEACTIVATED)
     _confirm(f"Re-activate the {count} key(s) this journal deactivated?", yes)
-    path = journal_path.with_name("rollback-journal.json")
+    path = journal or journal_path.with_name("rollback-journal.json")
+    _refuse_existing(path)
     try:
         result = asyncio.run(rollback(applied, settings, path))
     except RemediationError as exc:
@@ -590,4 +622,9 @@ def main_options(
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except Exception as exc:
+        # A bug must never exit 0 or 1, which CI reads as "clean" or "findings".
+        log.critical("internal error, please report it: %s", exc, exc_info=True)
+        raise SystemExit(int(ExitCode.INCOMPLETE)) from None

@@ -11,7 +11,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,12 +22,14 @@ from orgscan.model import ApprovedException, Control
 
 T = TypeVar("T")
 
-ACCOUNT_ID = re.compile(r"^\d{12}$")
-OU_ID = re.compile(r"^(ou-[0-9a-z]{4,32}-[0-9a-z]{8,32}|r-[0-9a-z]{4,32})$")
-ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
+# ASCII only and matched in full: \d and \w take any Unicode digit or letter, and $ lets a
+# trailing newline through; AWS would refuse all of those, but only at scan time.
+ACCOUNT_ID = re.compile(r"\d{12}", re.ASCII)
+OU_ID = re.compile(r"ou-[0-9a-z]{4,32}-[0-9a-z]{8,32}|r-[0-9a-z]{4,32}", re.ASCII)
+ROLE_NAME = re.compile(r"[\w+=,.@-]{1,64}", re.ASCII)
 # botocore rejects RoleSessionName / ExternalId shorter than 2 characters.
-SESSION_NAME = re.compile(r"^[\w+=,.@-]{2,64}$")
-EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
+SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}", re.ASCII)
+EXTERNAL_ID = re.compile(r"[\w+=,.@:/-]{2,1224}", re.ASCII)
 
 MANAGEMENT_MODES = ("caller", "assume", "skip")
 STRATEGIES = ("live", "credential-report")
@@ -151,7 +153,7 @@ def _string(value: object, path: str) -> str:
 
 def _matching(pattern: re.Pattern[str], what: str) -> Callable[[object, str], str]:
     def check(value: object, path: str) -> str:
-        if not isinstance(value, str) or not pattern.match(value):
+        if not isinstance(value, str) or not pattern.fullmatch(value):
             raise ConfigError(path, f"expected {what}, got {_describe(value)}")
         return value
 
@@ -188,9 +190,11 @@ def _integer(low: int, high: int) -> Callable[[object, str], int]:
 
 
 def _rate(value: object, path: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 10_000:
+    # Below 0.1/s a single account's scan would take hours: almost surely a typo.
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.1 <= value <= 10_000:
         raise ConfigError(
-            path, f"expected a number of requests per second above 0, got {_describe(value)}"
+            path,
+            f"expected a number of requests per second from 0.1 to 10000, got {_describe(value)}",
         )
     return float(value)
 
@@ -204,7 +208,8 @@ def _seconds(value: object, path: str) -> float:
 
 
 def _date(value: object, path: str) -> date:
-    if isinstance(value, date):
+    # A datetime is a date too, but comparing one with a date raises: only a plain date will do.
+    if isinstance(value, date) and not isinstance(value, datetime):
         return value
     if isinstance(value, str):
         try:
@@ -229,7 +234,7 @@ def _account_id(value: object, path: str) -> str:
     # YAML reads an unquoted id as an int, and one with leading zeros as octal: only a
     # 12-digit int survives that unchanged, so anything else asks for quotes.
     if isinstance(value, int) and not isinstance(value, bool):
-        if ACCOUNT_ID.match(str(value)):
+        if ACCOUNT_ID.fullmatch(str(value)):
             return str(value)
         raise ConfigError(path, f"expected a 12-digit account id in quotes, got {value!r}")
     return _matching(ACCOUNT_ID, "a 12-digit account id")(value, path)
@@ -381,6 +386,21 @@ def parse_config(data: object) -> Config:
     )
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice: YAML would keep the last one silently."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[object] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, str | int | float | bool) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_config(path: Path) -> Config:
     try:
         text = path.read_text(encoding="utf-8")
@@ -389,7 +409,7 @@ def load_config(path: Path) -> Config:
     except UnicodeDecodeError:
         raise ConfigError(str(path), "is not UTF-8 text") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -50,12 +50,14 @@ def compare(baseline: ScanResult, current: ScanResult) -> Delta:
     ]
     ids_before = {r.account.id for r in baseline.accounts}
     ids_now = {r.account.id for r in current.accounts}
+    # A listing that broke off says nothing about the accounts it never reached.
+    removed = set() if current.run.errors else ids_before - ids_now
     return Delta(
         baseline_run_id=baseline.run.id,
         baseline_started_at=baseline.run.started_at,
         findings=sorted(changes, key=lambda c: (c.account_id, c.arn, c.rule_id)),
         accounts_added=sorted(ids_now - ids_before),
-        accounts_removed=sorted(ids_before - ids_now),
+        accounts_removed=sorted(removed),
         coverage_lost=sorted((scanned_before - scanned_now) & ids_now),
         coverage_gained=sorted((scanned_now - scanned_before) & ids_before),
     )

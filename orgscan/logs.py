@@ -1,7 +1,8 @@
 """Logging on stderr, with credentials redacted from every record.
 
-With --verbose botocore's own debug output is shown too; it carries signed headers, session
-tokens and AssumeRole response bodies, so redaction sits on the handler and sees every record.
+--verbose shows orgscan's own debug messages. The AWS libraries stay at WARNING even then: at
+debug they log signed headers, session tokens and AssumeRole response bodies, and redaction by
+pattern is a second line of defence, not a reason to print them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import sys
 REDACTED = "***"
 _FIELDS = (
     "SecretAccessKey|SessionToken|X-Amz-Security-Token|aws_secret_access_key|"
-    "aws_session_token|secret_access_key|session_token"
+    "aws_session_token|secret_access_key|session_token|WebIdentityToken|"
+    "x-amz-sso_bearer_token|accessToken"
 )
 _PATTERNS = (
     # <SecretAccessKey>…</SecretAccessKey> in raw XML response bodies
@@ -25,6 +27,7 @@ _PATTERNS = (
         rf"\1{REDACTED}",
     ),
     (re.compile(r"(Signature=)[0-9a-f]{64}"), rf"\1{REDACTED}"),
+    (re.compile(r"(Bearer\s+)[^\s'\",]+", re.IGNORECASE), rf"\1{REDACTED}"),
 )
 
 
@@ -53,6 +56,8 @@ def setup_logging(verbose: bool) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    for library in ("botocore", "aiobotocore", "boto3", "aioboto3", "urllib3", "aiohttp"):
+        logging.getLogger(library).setLevel(logging.WARNING)
     # asyncio's debug chatter and moto's server internals say nothing about the scan.
-    for noisy in ("asyncio", "moto", "werkzeug", "urllib3"):
+    for noisy in ("asyncio", "moto", "werkzeug"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

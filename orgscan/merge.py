@@ -37,12 +37,31 @@ def _shards(results: Sequence[ScanResult]) -> list[Shard]:
     return shards
 
 
-def _pick(candidates: list[AccountResult], owner: AccountResult | None) -> AccountResult:
-    """The owner shard's record; failing that, any record that actually scanned the account."""
+def _pick(
+    candidates: list[AccountResult], owner: AccountResult | None, owner_present: bool, count: int
+) -> AccountResult:
+    """The owning shard's record, else one that really scanned the account.
+
+    Another shard's "belongs to shard K" skip is never final: if the owner never listed the
+    account (it joined the organization between the shard runs), nobody scanned it.
+    """
     if owner is not None:
         return owner
     scanned = [c for c in candidates if c.scan_status is not ScanStatus.SKIPPED]
-    return scanned[0] if scanned else candidates[0]
+    if scanned:
+        return scanned[0]
+    account = candidates[0].account
+    if owner_present:
+        return AccountResult(
+            account,
+            ScanStatus.FAILED,
+            error=ScanError(
+                "NotScannedByOwningShard",
+                f"shard {Shard.owner(account.id, count)}/{count} owns this account but did not "
+                "list it; it joined the organization between the shard runs",
+            ),
+        )
+    return candidates[0]
 
 
 def merge(results: Sequence[ScanResult]) -> ScanResult:
@@ -63,10 +82,11 @@ def merge(results: Sequence[ScanResult]) -> ScanResult:
             if owner_run
             else None
         )
-        chosen = _pick(candidates, owned)
+        chosen = _pick(candidates, owned, owner_run is not None, count)
         accounts.append(chosen)
-        source = next(r for r in results if chosen in r.accounts)
-        findings += [f for f in source.findings if f.account_id == account_id]
+        source = next((r for r in results if chosen in r.accounts), None)
+        if source:
+            findings += [f for f in source.findings if f.account_id == account_id]
     missing = sorted(set(range(1, count + 1)) - set(by_index))
     errors = [ScanError("ShardMissing", f"shard {i}/{count} was not merged") for i in missing]
     errors += [

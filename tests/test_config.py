@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
@@ -135,10 +135,26 @@ def test_empty_config_gives_the_documented_defaults():
             {"controls": [{"framework": "X", "version": 2.0, "id": "1", "title": "t"}]},
             "controls[0].version: expected a quoted string, got float 2.0; quote it",
         ),
+        (
+            {"exceptions": [{**EXCEPTION, "expires": datetime(2099, 1, 1)}]},
+            "exceptions[0].expires: expected a date as YYYY-MM-DD, got datetime",
+        ),
+        ({"role": {"session_name": "orgscän"}}, "role.session_name: expected a session name"),
+        ({"role": {"name": "Audité"}}, "role.name: expected an IAM role name"),
+        (
+            {"organization": {"include_accounts": ["123456789012\n"]}},
+            "organization.include_accounts[0]: expected a 12-digit account id",
+        ),
+        (
+            {"organization": {"include_accounts": ["١٢٣٤٥٦٧٨٩٠١٢"]}},
+            "organization.include_accounts[0]: expected a 12-digit account id",
+        ),
+        ({"scan": {"account_rate_limit": 1e-7}}, "scan.account_rate_limit: expected a number"),
         ("just text", "expected a mapping, got 'just text'"),
     ],
 )
 def test_bad_config_names_the_key(data, message):
+    """Each of these would otherwise pass validation and fail, or hang, only mid-scan."""
     with pytest.raises(ConfigError) as raised:
         parse_config(data)
     assert str(raised.value).startswith(message)
@@ -173,6 +189,14 @@ def test_cli_reports_config_errors_with_exit_2_and_no_traceback(tmp_path, comman
     assert "scan.strategy: expected 'live' or 'credential-report', got 'fast'" in result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_a_key_given_twice_is_refused_not_silently_overridden(tmp_path):
+    path = tmp_path / "dup.yaml"
+    path.write_text("scan:\n  strategy: live\nscan:\n  max_attempts: 2\n")
+    result = CliRunner().invoke(app, ["validate-config", str(path)])
+    assert result.exit_code == 2
+    assert "line 3, column 1: duplicate key 'scan'" in result.output
 
 
 def test_cli_reports_yaml_syntax_and_missing_files(tmp_path):

@@ -265,3 +265,15 @@ async def test_exceptions_mark_findings_and_expired_ones_do_not(aws):
     assert findings["dev"].state is FindingState.OPEN
     assert findings["dev"].exception is None
     assert findings["dev"].expired_exception.expires.isoformat() == "2020-01-01"
+
+
+async def test_a_listing_that_breaks_off_leaves_the_run_incomplete(aws):
+    seeded = seed(aws, TREE)
+    aws.inject([Fault(action="ListOrganizationalUnitsForParent", error="AccessDenied")])
+    result = await run_scan()
+    # Root's own accounts were listed and scanned; nothing below an OU could be reached.
+    scanned = {r.account.id for r in result.accounts if r.scan_status is ScanStatus.SCANNED}
+    assert scanned == {seeded.management_account_id}
+    assert [e.code for e in result.run.errors] == ["AccessDenied"]
+    assert "listing the organization failed" in result.run.errors[0].message
+    assert not result.run.complete

@@ -136,3 +136,24 @@ def test_bad_shard_option_is_a_usage_error(tmp_path):
     result = run("scan", "-c", str(cfg), "-o", str(tmp_path / "o"), "--shard", "4/3")
     assert result.exit_code == ExitCode.USAGE
     assert "--shard: expected K/N with 1 <= K <= N" in result.output
+
+
+def test_an_account_that_joined_between_shard_runs_is_not_taken_as_skipped(aws, tmp_path):
+    import boto3
+
+    seed(aws, ORG)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("{}")
+    run("scan", "-c", str(cfg), "-o", str(tmp_path / "s2"), "-q", "--shard", "2/2")
+    org = boto3.client("organizations")
+    while True:  # a new account that shard 2 owns, created after shard 2 ran
+        created = org.create_account(Email="late@example.com", AccountName="late")
+        late = created["CreateAccountStatus"]["AccountId"]
+        if Shard.owner(late, 2) == 2:
+            break
+    run("scan", "-c", str(cfg), "-o", str(tmp_path / "s1"), "-q", "--shard", "1/2")
+    merged = run("merge", str(tmp_path / "s1"), str(tmp_path / "s2"), "-o", str(tmp_path / "m"))
+    assert merged.exit_code == ExitCode.INCOMPLETE, merged.output
+    account = next(a for a in evidence(tmp_path / "m")["accounts"] if a["id"] == late)
+    assert account["scan_status"] == "failed"
+    assert account["error"]["code"] == "NotScannedByOwningShard"

@@ -241,3 +241,111 @@ def test_a_baseline_of_another_schema_is_rejected_clearly(aws, tmp_path):
     assert result.exit_code == ExitCode.USAGE
     assert "schema_version '0.9' is not supported; this orgscan reads '1.0'" in result.output
     assert not (out / "findings.json").exists()
+
+
+def plan_for(aws, tmp_path, seeded=None):
+    _, out = scan(tmp_path, "q1")
+    plan_path = tmp_path / "plan.json"
+    assert cli("remediate", "plan", str(out / "findings.json"), "-o", str(plan_path)).exit_code == 0
+    aws.inject([])
+    return plan_path, {p["account_id"]: p for p in json.loads(plan_path.read_text())["actions"]}
+
+
+def journal_of(path: Path) -> dict[str, dict]:
+    return {e["access_key_id"]: e for e in json.loads(path.read_text())["entries"]}
+
+
+def test_a_key_already_in_use_and_used_again_after_the_plan_is_skipped(aws, tmp_path):
+    import time
+
+    seeded = seed(aws, ORG)
+    a = seeded.account_ids["a"]
+    older, newer = sorted(keys(member_iam(a), "pair"))
+    use_key(older, seeded.key_secrets[older])
+    time.sleep(1.1)  # last-used dates must differ
+    use_key(newer, seeded.key_secrets[newer])  # the most recently used: the one to keep
+    plan_path, actions = plan_for(aws, tmp_path)
+    assert actions[a]["keep"] == newer
+    (planned,) = actions[a]["deactivate"]
+    assert planned["access_key_id"] == older and planned["last_used_at"] is not None
+    time.sleep(1.1)
+    use_key(older, seeded.key_secrets[older])  # still in use somewhere: must not be cut off
+
+    applied = cli(
+        "remediate", "apply", str(plan_path), "-c", str(tmp_path / "config.yaml"), "--yes"
+    )
+    assert applied.exit_code == ExitCode.FINDINGS
+    entry = journal_of(tmp_path / "remediation-journal.json")[older]
+    assert entry["outcome"] == "skipped"
+    assert f"(the plan saw {planned['last_used_at']})" in entry["reason"]
+    assert keys(member_iam(a), "pair")[older] == "Active"
+
+
+def test_rollback_touches_only_what_apply_deactivated_and_journals_are_never_overwritten(
+    aws, tmp_path
+):
+    seeded = seed(aws, ORG)
+    a, b = seeded.account_ids["a"], seeded.account_ids["b"]
+    plan_path, actions = plan_for(aws, tmp_path)
+    (disabled_by_hand,) = [k["access_key_id"] for k in actions[b]["deactivate"]]
+    member_iam(b).update_access_key(
+        UserName="twin", AccessKeyId=disabled_by_hand, Status="Inactive"
+    )
+    config = str(tmp_path / "config.yaml")
+    assert cli("remediate", "apply", str(plan_path), "-c", config, "--yes").exit_code == 1
+    journal = tmp_path / "remediation-journal.json"
+    assert journal_of(journal)[disabled_by_hand]["reason"] == "already Inactive"
+    before = journal.read_text()
+
+    again = cli("remediate", "apply", str(plan_path), "-c", config, "--yes")
+    assert again.exit_code == ExitCode.USAGE
+    assert "already exists and records earlier changes" in again.output
+    assert journal.read_text() == before
+
+    assert cli("remediate", "rollback", str(journal), "-c", config, "--yes").exit_code == 0
+    # Someone disabled that key on purpose; rolling back orgscan's change must not undo theirs.
+    assert keys(member_iam(b), "twin")[disabled_by_hand] == "Inactive"
+    assert set(keys(member_iam(a), "pair").values()) == {"Active"}
+
+
+def test_a_lost_answer_is_journaled_as_pending_and_rolled_back(aws, tmp_path):
+    seeded = seed(aws, ORG)
+    a = seeded.account_ids["a"]
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(yaml.safe_dump({"scan": {"call_timeout": 0.5, "max_attempts": 1}}))
+    plan_path, actions = plan_for(aws, tmp_path)
+    (doomed,) = [k["access_key_id"] for k in actions[a]["deactivate"]]
+    # AWS makes the change, but the answer never arrives in time.
+    aws.inject([Fault(action="UpdateAccessKey", account=a, delay=1.5)])
+    applied = cli("remediate", "apply", str(plan_path), "-c", str(cfg), "--yes")
+    assert applied.exit_code == ExitCode.INCOMPLETE, applied.output
+    journal = tmp_path / "remediation-journal.json"
+    assert journal_of(journal)[doomed]["outcome"] == "pending"
+    import time
+
+    time.sleep(1.2)  # let the delayed change land
+    assert keys(member_iam(a), "pair")[doomed] == "Inactive"
+
+    aws.inject([])
+    rolled = cli("remediate", "rollback", str(journal), "-c", str(cfg), "--yes")
+    assert rolled.exit_code == ExitCode.CLEAN, rolled.output
+    assert keys(member_iam(a), "pair")[doomed] == "Active"
+
+
+def test_a_tampered_plan_never_deactivates_the_key_to_keep(aws, tmp_path):
+    seeded = seed(aws, ORG)
+    a = seeded.account_ids["a"]
+    plan_path, _ = plan_for(aws, tmp_path)
+    plan = json.loads(plan_path.read_text())
+    for action in plan["actions"]:
+        if action["account_id"] == a:
+            action["deactivate"].append(
+                {"access_key_id": action["keep"], "created_at": None, "last_used_at": None}
+            )
+    plan_path.write_text(json.dumps(plan))
+    applied = cli(
+        "remediate", "apply", str(plan_path), "-c", str(tmp_path / "config.yaml"), "--yes"
+    )
+    assert applied.exit_code == ExitCode.FINDINGS
+    assert "the plan both keeps and deactivates" in applied.output
+    assert set(keys(member_iam(a), "pair").values()) == {"Active"}

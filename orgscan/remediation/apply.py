@@ -36,6 +36,9 @@ class Outcome(StrEnum):
     REACTIVATED = "reactivated"
     SKIPPED = "skipped"  # left alone on purpose; `reason` says why
     FAILED = "failed"  # could not be changed; `reason` has the AWS error
+    # The change was sent but its answer never came (crash, lost response): rollback treats
+    # it as made, and re-checks the key's live status first.
+    PENDING = "pending"
 
 
 class RemediationError(Exception):
@@ -137,62 +140,89 @@ def _entry(action: UserAction, key_id: str, outcome: Outcome, reason: str, **kw:
     return Entry(action.account_id, action.user_name, action.arn, key_id, outcome, reason, **kw)
 
 
-async def _deactivate(iam: Any, action: UserAction, planned: KeyAction, live: AccessKey) -> Entry:
+Record = Callable[[Entry], None]
+
+
+async def _deactivate(
+    iam: Any, action: UserAction, planned: KeyAction, live: AccessKey, record: Record
+) -> None:
     if not live.active:
-        return _entry(action, planned.access_key_id, Outcome.SKIPPED, "already Inactive")
+        record(_entry(action, planned.access_key_id, Outcome.SKIPPED, "already Inactive"))
+        return
     now = await with_last_used(iam, live)
+    before = {"before_status": live.status, "before_last_used_at": now.last_used_at}
     if _used_since(planned.last_used_at, now.last_used_at):
-        return _entry(
-            action,
-            planned.access_key_id,
-            Outcome.SKIPPED,
-            f"used at {iso(now.last_used_at)} ({now.last_used_service or 'unknown service'}), "
-            f"after the plan was made (the plan saw {iso(planned.last_used_at) or 'never used'})",
-            before_status=live.status,
-            before_last_used_at=now.last_used_at,
+        record(
+            _entry(
+                action,
+                planned.access_key_id,
+                Outcome.SKIPPED,
+                f"used at {iso(now.last_used_at)} ({now.last_used_service or 'unknown service'}), "
+                "after the plan was made "
+                f"(the plan saw {iso(planned.last_used_at) or 'never used'})",
+                **before,
+            )
         )
+        return
+    record(_entry(action, planned.access_key_id, Outcome.PENDING, "deactivation sent", **before))
     await iam.update_access_key(
         UserName=action.user_name, AccessKeyId=planned.access_key_id, Status="Inactive"
     )
-    return _entry(
-        action,
-        planned.access_key_id,
-        Outcome.DEACTIVATED,
-        f"keeping {action.keep} ({action.keep_reason})",
-        before_status=live.status,
-        before_last_used_at=now.last_used_at,
-        after_status="Inactive",
+    record(
+        _entry(
+            action,
+            planned.access_key_id,
+            Outcome.DEACTIVATED,
+            f"keeping {action.keep} ({action.keep_reason})",
+            after_status="Inactive",
+            **before,
+        )
     )
 
 
-async def _apply_user(iam: Any, action: UserAction) -> list[Entry]:
-    def skip_all(reason: str) -> list[Entry]:
-        return [_entry(action, k.access_key_id, Outcome.SKIPPED, reason) for k in action.deactivate]
+def _inconsistent(action: UserAction) -> str | None:
+    ids = [k.access_key_id for k in action.deactivate]
+    if action.keep in ids:
+        return f"the plan both keeps and deactivates {action.keep}"
+    if len(set(ids)) != len(ids):
+        return "the plan lists a key twice"
+    return None
 
+
+async def _apply_user(iam: Any, action: UserAction, record: Record) -> None:
+    def skip_all(reason: str) -> None:
+        for key in action.deactivate:
+            record(_entry(action, key.access_key_id, Outcome.SKIPPED, reason))
+
+    problem = _inconsistent(action)
+    if problem:
+        skip_all(f"{problem}; it was edited or corrupted, so nothing is done for this user")
+        return
     try:
         keys = {key.id: key for key in await list_keys(iam, action.user_name)}
     except ClientError as exc:
         if error_code(exc) == "NoSuchEntity":
-            return skip_all("the user no longer exists")
+            skip_all("the user no longer exists")
+            return
         raise
     keep = keys.get(action.keep)
     if keep is None or not keep.active:
-        return skip_all(
+        skip_all(
             f"the key to keep, {action.keep}, is no longer active; deactivating the others "
             "could lock the user out"
         )
-    entries = []
+        return
     for planned in action.deactivate:
         live = keys.get(planned.access_key_id)
         if live is None:
-            entries.append(
+            record(
                 _entry(action, planned.access_key_id, Outcome.SKIPPED, "the key no longer exists")
             )
             continue
         try:
-            entries.append(await _deactivate(iam, action, planned, live))
+            await _deactivate(iam, action, planned, live, record)
         except ClientError as exc:
-            entries.append(
+            record(
                 _entry(
                     action,
                     planned.access_key_id,
@@ -200,46 +230,85 @@ async def _apply_user(iam: Any, action: UserAction) -> list[Entry]:
                     f"{error_code(exc)}: {error_message(exc)}",
                 )
             )
-    return entries
 
 
-async def _reactivate(iam: Any, entry: Entry) -> Entry:
+async def _reactivate(iam: Any, entry: Entry, record: Record) -> None:
     keys = {key.id: key for key in await list_keys(iam, entry.user_name)}
     key = keys.get(entry.access_key_id)
     base = dataclasses.replace(entry, at=utcnow(), before_last_used_at=None, after_status=None)
     if key is None:
-        return dataclasses.replace(
-            base, outcome=Outcome.SKIPPED, reason="the key no longer exists", before_status=None
+        record(
+            dataclasses.replace(
+                base, outcome=Outcome.SKIPPED, reason="the key no longer exists", before_status=None
+            )
         )
+        return
     if key.active:
-        return dataclasses.replace(
-            base, outcome=Outcome.SKIPPED, reason="already Active", before_status=key.status
+        record(
+            dataclasses.replace(
+                base, outcome=Outcome.SKIPPED, reason="already Active", before_status=key.status
+            )
         )
+        return
+    record(
+        dataclasses.replace(
+            base, outcome=Outcome.PENDING, reason="re-activation sent", before_status=key.status
+        )
+    )
     await iam.update_access_key(
         UserName=entry.user_name, AccessKeyId=entry.access_key_id, Status="Active"
     )
-    return dataclasses.replace(
-        base,
-        outcome=Outcome.REACTIVATED,
-        reason="rolled back",
-        before_status=key.status,
-        after_status="Active",
+    record(
+        dataclasses.replace(
+            base,
+            outcome=Outcome.REACTIVATED,
+            reason="rolled back",
+            before_status=key.status,
+            after_status="Active",
+            at=utcnow(),
+        )
     )
+
+
+class _Recorder:
+    """Keeps the journal on disk current after every key, so no change is ever unrecorded."""
+
+    def __init__(self, journal: Journal, path: Path) -> None:
+        self.journal = journal
+        self.path = path
+
+    def __call__(self, entry: Entry) -> None:
+        key = (entry.arn, entry.access_key_id)
+        entries = self.journal.entries
+        pending = next(
+            (
+                i
+                for i, e in enumerate(entries)
+                if e.outcome is Outcome.PENDING and (e.arn, e.access_key_id) == key
+            ),
+            None,
+        )
+        if pending is None:
+            entries.append(entry)
+        else:
+            entries[pending] = entry
+        write_journal(self.journal, self.path)
+
+    def recorded(self) -> set[tuple[str, str]]:
+        return {(e.arn, e.access_key_id) for e in self.journal.entries}
 
 
 async def _per_account(
     config: Config,
     organization_id: str,
     groups: dict[str, list[T]],
-    work: Callable[[Any, T], Awaitable[list[Entry]]],
+    work: Callable[[Any, T, Record], Awaitable[None]],
     failed: Callable[[T, str], list[Entry]],
-    journal: Journal,
-    journal_path: Path,
+    record: _Recorder,
 ) -> None:
     """Run `work` for each item, account by account, under the remediation role.
 
-    An account that cannot be entered fails its own items only; the journal is rewritten
-    after each account.
+    Whatever stops an account (no role, a network error) fails its unfinished items only.
     """
     role = dataclasses.replace(config.role, name=config.remediation.role_name)
     config = dataclasses.replace(config, role=role)
@@ -262,27 +331,22 @@ async def _per_account(
         async def account(account_id: str, items: Sequence[T]) -> None:
             async with cap:
                 limiter = RateLimiter(config.scan.account_rate_limit)
-                entries: list[Entry] = []
                 try:
                     creds = await credentials.get(account_id)
                     async with factory.client("iam", limiter, CallCounter(), creds) as iam:
                         for item in items:
-                            entries += await work(iam, item)
-                except (ClientError, AccountFailure) as exc:
+                            await work(iam, item, record)
+                except Exception as exc:
                     reason = (
                         f"{exc.error.code}: {exc.error.message}"
                         if isinstance(exc, AccountFailure)
                         else f"{error_code(exc)}: {error_message(exc)}"
                     )
-                    done = {(e.arn, e.access_key_id) for e in entries}
-                    entries += [
-                        e
-                        for item in items
-                        for e in failed(item, reason)
-                        if (e.arn, e.access_key_id) not in done
-                    ]
-                journal.entries.extend(entries)
-                write_journal(journal, journal_path)
+                    done = record.recorded()
+                    for item in items:
+                        for entry in failed(item, reason):
+                            if (entry.arn, entry.access_key_id) not in done:
+                                record(entry)
 
         await asyncio.gather(*(account(a, items) for a, items in sorted(groups.items())))
 
@@ -297,7 +361,7 @@ async def apply_plan(plan: Plan, config: Config, journal_path: Path) -> Journal:
         return [_entry(action, k.access_key_id, Outcome.FAILED, reason) for k in action.deactivate]
 
     await _per_account(
-        config, plan.organization_id, groups, _apply_user, failed, journal, journal_path
+        config, plan.organization_id, groups, _apply_user, failed, _Recorder(journal, journal_path)
     )
     journal.finished_at = utcnow()
     write_journal(journal, journal_path)
@@ -305,20 +369,18 @@ async def apply_plan(plan: Plan, config: Config, journal_path: Path) -> Journal:
 
 
 async def rollback(applied: Journal, config: Config, journal_path: Path) -> Journal:
-    """Re-activate exactly the keys the journal deactivated, and nothing else."""
+    """Re-activate exactly the keys the journal deactivated (or may have), nothing else."""
     journal = Journal("rollback", applied.source, applied.organization_id, utcnow())
     groups: dict[str, list[Entry]] = {}
     for entry in applied.entries:
-        if entry.outcome is Outcome.DEACTIVATED:
+        if entry.outcome in (Outcome.DEACTIVATED, Outcome.PENDING):
             groups.setdefault(entry.account_id, []).append(entry)
-
-    async def work(iam: Any, entry: Entry) -> list[Entry]:
-        return [await _reactivate(iam, entry)]
 
     def failed(entry: Entry, reason: str) -> list[Entry]:
         return [dataclasses.replace(entry, outcome=Outcome.FAILED, reason=reason, at=utcnow())]
 
-    await _per_account(config, applied.organization_id, groups, work, failed, journal, journal_path)
+    record = _Recorder(journal, journal_path)
+    await _per_account(config, applied.organization_id, groups, _reactivate, failed, record)
     journal.finished_at = utcnow()
     write_journal(journal, journal_path)
     return journal
