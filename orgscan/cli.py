@@ -10,9 +10,10 @@ import shlex
 import signal
 import sys
 import threading
+from collections.abc import Callable, Coroutine
 from enum import IntEnum, StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import yaml
@@ -491,14 +492,20 @@ def _confirm(question: str, yes: bool) -> None:
         raise _fail("nothing changed", ExitCode.USAGE)
 
 
-def _refuse_existing(journal: Path) -> None:
+def _remediate(run: Callable[[], Coroutine[Any, Any, Journal]], path: Path, done: Outcome) -> None:
+    """Run apply or rollback into a new journal at `path`, then report and exit on it."""
     # An earlier journal records keys only it can roll back; never overwrite one.
-    if journal.exists():
+    if path.exists():
         raise _fail(
-            f"{journal} already exists and records earlier changes; move it away or pass "
+            f"{path} already exists and records earlier changes; move it away or pass "
             "--journal with a new file",
             ExitCode.USAGE,
         )
+    try:
+        journal = asyncio.run(run())
+    except RemediationError as exc:
+        raise _fail(str(exc), ExitCode.USAGE) from None
+    _journal_exit(journal, done, path)
 
 
 def _journal_exit(journal: Journal, done: Outcome, path: Path) -> None:
@@ -563,12 +570,7 @@ def remediate_apply(
         yes,
     )
     path = journal or plan_path.with_name("remediation-journal.json")
-    _refuse_existing(path)
-    try:
-        result = asyncio.run(apply_plan(plan, settings, path))
-    except RemediationError as exc:
-        raise _fail(str(exc), ExitCode.USAGE) from None
-    _journal_exit(result, Outcome.DEACTIVATED, path)
+    _remediate(lambda: apply_plan(plan, settings, path), path, Outcome.DEACTIVATED)
 
 
 @remediate.command("rollback")
@@ -595,12 +597,7 @@ def remediate_rollback(
     count = applied.count(Outcome.DEACTIVATED)
     _confirm(f"Re-activate the {count} key(s) this journal deactivated?", yes)
     path = journal or journal_path.with_name("rollback-journal.json")
-    _refuse_existing(path)
-    try:
-        result = asyncio.run(rollback(applied, settings, path))
-    except RemediationError as exc:
-        raise _fail(str(exc), ExitCode.USAGE) from None
-    _journal_exit(result, Outcome.REACTIVATED, path)
+    _remediate(lambda: rollback(applied, settings, path), path, Outcome.REACTIVATED)
 
 
 def version_callback(value: bool) -> None:

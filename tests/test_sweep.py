@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from orgscan.cli import ExitCode, app
 from orgscan.demo.faults import Fault
 from orgscan.demo.seed import ACTIVE, AccountSpec, OrgSpec, UserSpec
+from orgscan.demo.seed import member_iam as seeded_member_iam
 
 from .conftest import seed
 
@@ -31,17 +32,7 @@ def cli(*args: str):
 
 
 def member_iam(account_id: str):
-    sts = boto3.client("sts")
-    creds = sts.assume_role(
-        RoleArn=f"arn:aws:iam::{account_id}:role/OrganizationAccountAccessRole",
-        RoleSessionName="test-setup",
-    )["Credentials"]
-    return boto3.client(
-        "iam",
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-    )
+    return seeded_member_iam(boto3.client("sts"), account_id)
 
 
 def keys(iam, user: str) -> dict[str, str]:

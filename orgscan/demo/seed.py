@@ -73,7 +73,8 @@ def _seed_users(iam: Any, users: tuple[UserSpec, ...], secrets: dict[str, str]) 
                 )
 
 
-def _member_iam(sts: Any, account_id: str, endpoint: str) -> Any:
+def member_iam(sts: Any, account_id: str, endpoint: str | None = None) -> Any:
+    """An IAM client inside a member account, entered as AWS's own org admin role."""
     credentials = sts.assume_role(
         RoleArn=f"arn:aws:iam::{account_id}:role/OrganizationAccountAccessRole",
         RoleSessionName="orgscan-seed",
@@ -110,7 +111,7 @@ def seed_organization(spec: OrgSpec, endpoint: str, threads: int = 8) -> SeededO
 
     def seed(account: AccountSpec) -> dict[str, str]:
         secrets: dict[str, str] = {}
-        iam = _member_iam(sts, seeded.account_ids[account.name], endpoint)
+        iam = member_iam(sts, seeded.account_ids[account.name], endpoint)
         _seed_users(iam, account.users, secrets)
         return secrets
 
