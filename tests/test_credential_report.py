@@ -133,12 +133,12 @@ async def test_report_never_ready_fails_the_account_after_a_bounded_time(aws):
     assert aws.faults.calls[("GetCredentialReport", a)] < 12
 
 
-async def test_stale_report_is_rechecked_live_and_never_produces_a_false_finding(aws):
+async def test_stale_report_is_corrected_live_and_never_produces_a_false_finding(aws):
     seeded = seed(aws, SMALL)
     a = seeded.account_ids["a"]
     two_keys_row = REAL_REPORT.splitlines()[2]
-    # The report claims 'solo' has two active keys (live: one) and lists 'two-keys', since
-    # deleted; it does not know 'pair' yet.
+    # The report claims 'solo' has two active keys (live: one), lists three users deleted
+    # since, and does not know 'pair', created after it with two active keys.
     stale = "\n".join([REAL_REPORT, two_keys_row.replace("two-keys", "solo")]).replace(ACCOUNT, a)
     aws.inject([Fault(action="GetCredentialReport", account=a, report=stale.encode())])
     result = await run_scan(
@@ -146,15 +146,15 @@ async def test_stale_report_is_rechecked_live_and_never_produces_a_false_finding
     )
     users = {u.user_name: u for u in result.users if u.account_id == a}
 
-    assert set(users) == {"solo", "one-inactive", "no-keys"}
-    assert users["solo"].source is KeySource.LIVE
-    assert users["solo"].active_key_count == 1
-    assert users["one-inactive"].source is KeySource.CREDENTIAL_REPORT
-    assert not [f for f in result.findings if f.account_id == a]
+    assert set(users) == {"solo", "pair"}
+    assert (users["solo"].source, users["solo"].active_key_count) == (KeySource.LIVE, 1)
+    assert (users["pair"].source, users["pair"].active_key_count) == (KeySource.LIVE, 2)
+    assert [f.user_name for f in result.findings if f.account_id == a] == ["pair"]
     account = next(r for r in result.accounts if r.account.id == a)
-    assert account.notes == [
-        f"user arn:aws:iam::{a}:user/two-keys is in the credential report but was deleted "
-        "before the live re-check"
+    assert sorted(account.notes) == [
+        f"user arn:aws:iam::{a}:user/{name} is in the credential report but was deleted since "
+        "it was generated"
+        for name in ("no-keys", "ops/one-inactive", "two-keys")
     ]
     assert account.credential_report_generated_at.isoformat() == "2026-11-22T06:00:00+00:00"
 

@@ -193,3 +193,25 @@ def test_unwritable_output_fails_before_any_aws_call(aws, tmp_path):
     assert result.exit_code == 2
     assert f"cannot write to {blocker / 'out'}" in result.output
     assert aws.faults.calls == {}
+
+
+def test_resume_refuses_a_different_shard_and_rechecks_skips(aws, tmp_path):
+    seed(aws, SIX)
+    cfg, out = write_config(tmp_path), tmp_path / "out"
+    first = CliRunner().invoke(
+        app, ["scan", "-c", str(cfg), "-o", str(out), "-q", "--shard", "1/2"]
+    )
+    assert first.exit_code in (0, 1), first.output
+    unsharded = CliRunner().invoke(app, ["scan", "-c", str(cfg), "--resume", str(out), "-q"])
+    assert unsharded.exit_code == 2
+    assert "resume it with the same --shard (got none)" in unsharded.output
+    same = CliRunner().invoke(
+        app, ["scan", "-c", str(cfg), "--resume", str(out), "-q", "--shard", "1/2"]
+    )
+    assert same.exit_code in (0, 1), same.output
+    data = json.loads((out / "findings.json").read_text())
+    assert data["run"]["shard"] == "1/2"
+    skipped = [a for a in data["accounts"] if a["scan_status"] == "skipped"]
+    assert skipped and all(
+        "shard" in a["skip_reason"] or "management" in a["skip_reason"] for a in skipped
+    )

@@ -17,7 +17,14 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from orgscan.clients import error_code
-from orgscan.collect.live import Collected, IamUser, bounded_map, live_user_keys
+from orgscan.collect.live import (
+    Collected,
+    IamUser,
+    bounded_map,
+    list_users,
+    live_user_keys,
+    task_group,
+)
 from orgscan.model import AccessKey, AccountFailure, KeySource, UserKeys
 
 ROOT_ROW = "<root_account>"
@@ -35,9 +42,18 @@ NOT_READY = frozenset({"ReportInProgress", "ReportNotPresent", "ReportExpired"})
 
 @dataclass(frozen=True, slots=True)
 class ReportPolling:
-    first_delay: float = 1.0
-    max_delay: float = 10.0
+    """When to ask again for a report AWS is still generating.
+
+    AWS takes seconds to generate a report and says nothing about how long; the wait between
+    polls grows by `factor` from `first_delay` up to `max_delay`, so a report ready after t
+    seconds is seen by about t * factor at worst, in O(log t) polls. Polls cost the account's
+    IAM rate budget only, which is idle while the report is generated.
+    """
+
+    first_delay: float = 0.5
+    max_delay: float = 5.0
     timeout: float = 300.0
+    factor: float = 1.5
 
 
 class MalformedReport(AccountFailure):
@@ -46,18 +62,26 @@ class MalformedReport(AccountFailure):
 
 
 async def fetch_report(iam: Any, polling: ReportPolling) -> tuple[bytes, datetime | None]:
-    """Generate the report and poll, backing off, until AWS hands it over or time runs out."""
+    """Generate the report, then poll GetCredentialReport, backing off, until AWS hands it over
+    or time runs out.
+
+    Polling GetCredentialReport itself (it answers ReportInProgress until the report is ready)
+    saves the round trip of polling GenerateCredentialReport until COMPLETE and only then
+    asking for the report.
+    """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + polling.timeout
     delay = polling.first_delay
+    state = (await iam.generate_credential_report()).get("State")
     while True:
-        state = (await iam.generate_credential_report()).get("State")
-        if state == "COMPLETE":
+        if state == "COMPLETE" or state is None:
             try:
                 response = await iam.get_credential_report()
             except ClientError as exc:
-                if error_code(exc) not in NOT_READY:
+                code = error_code(exc)
+                if code not in NOT_READY:
                     raise
+                state = code
             else:
                 return response["Content"], response.get("GeneratedTime")
         if loop.time() + delay > deadline:
@@ -67,7 +91,12 @@ async def fetch_report(iam: Any, polling: ReportPolling) -> tuple[bytes, datetim
                 f"(last state {state})",
             )
         await asyncio.sleep(delay)
-        delay = min(delay * 2, polling.max_delay)
+        delay = min(delay * polling.factor, polling.max_delay)
+        if state in ("ReportNotPresent", "ReportExpired"):
+            # Nothing is being generated (any more): start again.
+            state = (await iam.generate_credential_report()).get("State")
+        else:
+            state = None  # poll the report itself
 
 
 def _boolean(cell: str, line: int, column: str) -> bool:
@@ -162,24 +191,35 @@ def parse_report(content: bytes, account_id: str) -> list[UserKeys]:
 async def collect_from_report(
     iam: Any, account_id: str, workers: int, polling: ReportPolling
 ) -> Collected:
-    content, generated_at = await fetch_report(iam, polling)
-    users = parse_report(content, account_id)
-    flagged = [u for u in users if u.active_key_count > 1]
-    rechecked = await bounded_map(
-        lambda u: live_user_keys(iam, account_id, IamUser(u.user_name, u.arn, u.path)),
-        flagged,
-        workers,
-    )
-    live = {u.arn: now for u, now in zip(flagged, rechecked, strict=True)}
+    """The report's rows, corrected live where the report can be wrong.
+
+    ListUsers (one call per 1,000 users) runs while the report is generated. Users the report
+    flags, and users created since it was generated, are read live; users deleted since are
+    dropped with a note. What stays invisible is a second key added to a known user since the
+    report was generated: that is the strategy's staleness, and the evidence records its age.
+    """
+    async with task_group() as group:
+        report = group.create_task(fetch_report(iam, polling))
+        listing = group.create_task(list_users(iam))
+    content, generated_at = report.result()
+    current = {user.arn: user for user in listing.result()}
+    reported = {user.arn: user for user in parse_report(content, account_id)}
+    recheck = [
+        IamUser(u.user_name, u.arn, u.path) for u in reported.values() if u.active_key_count > 1
+    ] + [user for arn, user in current.items() if arn not in reported]
+    rechecked = await bounded_map(lambda u: live_user_keys(iam, account_id, u), recheck, workers)
+    live = {user.arn: now for user, now in zip(recheck, rechecked, strict=True)}
     result = Collected(users=[], report_generated_at=generated_at)
-    for user in users:
-        if user.arn not in live:
-            result.users.append(user)
-        elif (now := live[user.arn]) is not None:
-            result.users.append(now)
-        else:
-            result.notes.append(
-                f"user {user.arn} is in the credential report but was deleted "
-                "before the live re-check"
-            )
+    for arn in sorted(reported.keys() | current.keys()):
+        if arn in live:
+            now = live[arn]
+            if now is not None:
+                result.users.append(now)
+                continue
+        elif arn in current:
+            result.users.append(reported[arn])
+            continue
+        result.notes.append(
+            f"user {arn} is in the credential report but was deleted since it was generated"
+        )
     return result
