@@ -64,7 +64,9 @@ class RoleConfig:
 @dataclass(frozen=True, slots=True)
 class ScanConfig:
     strategy: str = "live"
-    max_accounts_in_flight: int = 32
+    # Accounts are entered at the STS rate and each then takes seconds at its own IAM rate, so
+    # hundreds must be in flight to keep both busy; with shared clients each costs little.
+    max_accounts_in_flight: int = 256
     management_rate_limit: float = 20.0
     account_rate_limit: float = 10.0
     max_attempts: int = 8

@@ -58,7 +58,7 @@ def test_empty_config_gives_the_documented_defaults():
         "OrgScanAudit",
         "live",
     )
-    assert (cfg.scan.max_accounts_in_flight, cfg.scan.max_attempts) == (32, 8)
+    assert (cfg.scan.max_accounts_in_flight, cfg.scan.max_attempts) == (256, 8)
     assert {(c.version, c.id) for c in cfg.controls if c.framework.startswith("CIS")} >= {
         ("1.4.0", "1.13"),
         ("1.5.0", "1.13"),
