@@ -48,7 +48,7 @@ if __package__ in (None, ""):  # `python bench/run.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.lower_bound import Bound, Scenario, Strategy, lower_bound
-from bench.simaws import OrgParams, SimOrg, SimParams, ground_truth, running_sim, sim_env, sim_stats
+from bench.simaws import OrgParams, SimOrg, SimParams, ground_truth, running_sim, sim_stats, use_sim
 from orgscan.model import AccountResult
 from orgscan.progress import Progress
 
@@ -237,8 +237,7 @@ def _orgscan_child(
     shard: tuple[int, int] | None,
     conn: Connection,
 ) -> None:
-    os.environ.update(sim_env(url))
-    os.environ.pop("AWS_PROFILE", None)
+    use_sim(url)
     # Imports are not part of the measurement: a scan starts after them.
     from orgscan.config import parse_config
     from orgscan.organizations import Shard
@@ -379,8 +378,7 @@ def _merged(runs: list[OrgscanRun]) -> OrgscanRun:
 
 
 def _baseline_child(url: str, conn: Connection) -> None:
-    os.environ.update(sim_env(url))
-    os.environ.pop("AWS_PROFILE", None)
+    use_sim(url)
     from bench.baseline import run_baseline
 
     result = run_baseline()

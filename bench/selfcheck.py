@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -27,8 +26,8 @@ from bench.simaws import (
     ground_truth,
     measure_capacity,
     running_sim,
-    sim_env,
     sim_stats,
+    use_sim,
 )
 
 ORG = OrgParams(accounts=5, users_mean=20, seed=11)
@@ -125,7 +124,7 @@ def scenario(truth: dict[str, dict[str, int]], params: SimParams) -> Scenario:
 
 def baseline_run(truth: dict[str, dict[str, int]], params: SimParams) -> dict[str, Any]:
     with running_sim(params) as url:
-        os.environ.update(sim_env(url))
+        use_sim(url)
         result = run_baseline()
         stats = sim_stats(url)
     assert result.active_keys == truth, "the baseline's answer differs from the ground truth"
@@ -144,7 +143,7 @@ def main() -> None:
     truth = ground_truth(ORG)
     print("protocol: every operation through boto3")
     with running_sim(SimParams(org=ORG, latency=0.0)) as url:
-        os.environ.update(sim_env(url))
+        use_sim(url)
         check_protocol(truth)
     print("  ok")
 
@@ -156,7 +155,7 @@ def main() -> None:
     print("throttling: IAM 10/s per account, STS+Organizations 3/s, no latency")
     tight = SimParams(org=ORG, latency=0.0, iam_rate=10, global_rate=3)
     with running_sim(tight) as url:
-        os.environ.update(sim_env(url))
+        use_sim(url)
         check_throttle_classified()
     assert baseline_run(truth, tight)["total_throttles"] > 0, "tight limits must throttle"
 

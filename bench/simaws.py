@@ -34,6 +34,7 @@ import base64
 import json
 import math
 import multiprocessing
+import os
 import random
 import re
 import secrets
@@ -948,6 +949,17 @@ def sim_env(url: str) -> dict[str, str]:
         "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
         "NO_PROXY": "127.0.0.1,localhost",
     }
+
+
+def use_sim(url: str) -> None:
+    """Point this process's AWS clients at the simulator and nothing else.
+
+    Every other AWS_* variable goes first: a leftover AWS_ENDPOINT_URL_IAM or AWS_PROFILE
+    could otherwise send benchmark traffic to a real endpoint.
+    """
+    for name in [n for n in os.environ if n.startswith("AWS_")]:
+        del os.environ[name]
+    os.environ.update(sim_env(url))
 
 
 def sim_stats(url: str) -> dict[str, Any]:
