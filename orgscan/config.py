@@ -10,7 +10,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -138,7 +138,9 @@ class _Section:
             raise ConfigError(_join(self.path, key), "is required")
         return check(self.data[key], _join(self.path, key))
 
-    def reject_unknown(self, known: tuple[str, ...]) -> None:
+    def reject_unknown(self, schema: type[Any]) -> None:
+        """Keys not among the dataclass's fields are errors; the fields are the only list."""
+        known = tuple(f.name for f in fields(schema))
         for key in self.data:
             if key not in known:
                 raise ConfigError(
@@ -160,6 +162,18 @@ def _matching(pattern: re.Pattern[str], what: str) -> Callable[[object, str], st
         return value
 
     return check
+
+
+def _optional(check: Callable[[object, str], T]) -> Callable[[object, str], T | None]:
+    """`check`, but null is allowed and means 'not set'."""
+
+    def allow_null(value: object, path: str) -> T | None:
+        return None if value is None else check(value, path)
+
+    return allow_null
+
+
+_role_name = _matching(ROLE_NAME, "an IAM role name (1-64 of A-Za-z0-9+=,.@_-)")
 
 
 def _choice(options: tuple[str, ...]) -> Callable[[object, str], str]:
@@ -257,16 +271,7 @@ def _ou_ref(value: object, path: str) -> str:
 
 def _organization(data: object) -> OrganizationConfig:
     s = _Section(data, "organization")
-    s.reject_unknown(
-        (
-            "management_account",
-            "include_accounts",
-            "exclude_accounts",
-            "include_ous",
-            "exclude_ous",
-            "include_suspended",
-        )
-    )
+    s.reject_unknown(OrganizationConfig)
     d = OrganizationConfig()
     return OrganizationConfig(
         management_account=s.get(
@@ -282,17 +287,14 @@ def _organization(data: object) -> OrganizationConfig:
 
 def _role(data: object) -> RoleConfig:
     s = _Section(data, "role")
-    s.reject_unknown(("name", "external_id", "session_name", "duration_seconds"))
+    s.reject_unknown(RoleConfig)
     d = RoleConfig()
-    external_id = s.data.get("external_id")
     return RoleConfig(
-        name=s.get(
-            "name", d.name, _matching(ROLE_NAME, "an IAM role name (1-64 of A-Za-z0-9+=,.@_-)")
-        ),
-        external_id=None
-        if external_id is None
-        else _matching(EXTERNAL_ID, "a string of 2-1224 of A-Za-z0-9+=,.@:/_-")(
-            external_id, "role.external_id"
+        name=s.get("name", d.name, _role_name),
+        external_id=s.get(
+            "external_id",
+            None,
+            _optional(_matching(EXTERNAL_ID, "a string of 2-1224 of A-Za-z0-9+=,.@:/_-")),
         ),
         session_name=s.get(
             "session_name",
@@ -306,16 +308,7 @@ def _role(data: object) -> RoleConfig:
 
 def _scan(data: object) -> ScanConfig:
     s = _Section(data, "scan")
-    s.reject_unknown(
-        (
-            "strategy",
-            "max_accounts_in_flight",
-            "management_rate_limit",
-            "account_rate_limit",
-            "max_attempts",
-            "call_timeout",
-        )
-    )
+    s.reject_unknown(ScanConfig)
     d = ScanConfig()
     return ScanConfig(
         strategy=s.get("strategy", d.strategy, _choice(STRATEGIES)),
@@ -331,7 +324,7 @@ def _scan(data: object) -> ScanConfig:
 
 def _exception(value: object, path: str) -> ApprovedException:
     s = _Section(value, path)
-    s.reject_unknown(("account", "user", "reason", "owner", "expires", "ticket"))
+    s.reject_unknown(ApprovedException)
     return ApprovedException(
         account=s.require("account", _account_id),
         user=s.require("user", _string),
@@ -344,7 +337,7 @@ def _exception(value: object, path: str) -> ApprovedException:
 
 def _control(value: object, path: str) -> Control:
     s = _Section(value, path)
-    s.reject_unknown(("framework", "version", "id", "title", "level", "rationale"))
+    s.reject_unknown(Control)
     return Control(
         framework=s.require("framework", _string),
         version=s.require("version", _version),
@@ -364,20 +357,16 @@ def _version(value: object, path: str) -> str:
 
 def _remediation(data: object) -> RemediationConfig:
     s = _Section(data, "remediation")
-    s.reject_unknown(("role_name",))
+    s.reject_unknown(RemediationConfig)
     return RemediationConfig(
-        role_name=s.get(
-            "role_name",
-            RemediationConfig().role_name,
-            _matching(ROLE_NAME, "an IAM role name (1-64 of A-Za-z0-9+=,.@_-)"),
-        )
+        role_name=s.get("role_name", RemediationConfig().role_name, _role_name)
     )
 
 
 def parse_config(data: object) -> Config:
     """Validate an already-parsed YAML document."""
     top = _Section(data, "")
-    top.reject_unknown(("organization", "role", "scan", "exceptions", "controls", "remediation"))
+    top.reject_unknown(Config)
     return Config(
         organization=_organization(top.data.get("organization")),
         role=_role(top.data.get("role")),
