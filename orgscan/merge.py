@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from orgscan.model import AccountResult, Finding, RunInfo, ScanError, ScanResult, ScanStatus
+from orgscan.model import (
+    AccountResult,
+    Finding,
+    RunInfo,
+    ScanError,
+    ScanResult,
+    ScanStatus,
+    sweep_complete,
+)
 from orgscan.organizations import Shard
 from orgscan.scanner import new_run_id
 
@@ -108,7 +116,7 @@ def merge(results: Sequence[ScanResult]) -> ScanResult:
         role_name=first.role_name,
         config_digest=first.config_digest,
         limits=first.limits,
-        complete=not errors and all(a.scan_status is not ScanStatus.FAILED for a in accounts),
+        complete=sweep_complete(accounts, errors),
         api_calls=sum(r.run.api_calls for r in results),
         errors=errors,
         warnings=sorted({w for r in results for w in r.run.warnings}),

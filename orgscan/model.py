@@ -30,6 +30,8 @@ def parse_iso(value: str | None) -> datetime | None:
 
 class ScanStatus(StrEnum):
     SCANNED = "scanned"
+    # Scanned, but some users could not be read (each recorded with its error): incomplete.
+    PARTIAL = "partial"
     FAILED = "failed"
     SKIPPED = "skipped"
 
@@ -123,6 +125,14 @@ class AccountResult:
     @property
     def user_count(self) -> int | None:
         return len(self.users) if self.scan_status is ScanStatus.SCANNED else None
+
+
+def sweep_complete(accounts: list[AccountResult], errors: list[ScanError]) -> bool:
+    """Whether a sweep saw everything it set out to: derived from the accounts themselves,
+    never from a stored flag. Skipped accounts were left out on purpose and do not count."""
+    return not errors and all(
+        a.scan_status in (ScanStatus.SCANNED, ScanStatus.SKIPPED) for a in accounts
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ from orgscan.model import (
     ScanError,
     ScanResult,
     ScanStatus,
+    sweep_complete,
     utcnow,
 )
 from orgscan.organizations import AccountFilter, Shard, describe_organization, walk_accounts
@@ -345,7 +346,7 @@ async def scan(
             max_attempts=config.scan.max_attempts,
             call_timeout=config.scan.call_timeout,
         ),
-        complete=not run_errors and all(r.scan_status is not ScanStatus.FAILED for r in results),
+        complete=sweep_complete(results, run_errors),
         api_calls=management_calls.calls + sum(r.api_calls for r in results),
         errors=run_errors,
         warnings=account_filter.unmatched(),
