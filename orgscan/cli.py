@@ -11,6 +11,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Coroutine
+from datetime import timedelta
 from enum import IntEnum, StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,7 +24,7 @@ from orgscan import __version__
 from orgscan.config import STRATEGIES, Config, ConfigError, load_config
 from orgscan.delta import BaselineMismatch, compare
 from orgscan.logs import setup_logging
-from orgscan.merge import MergeError, merge
+from orgscan.merge import DEFAULT_WINDOW, MergeError, merge
 from orgscan.model import Change, Delta, FindingState, ScanResult, ScanStatus
 from orgscan.organizations import Shard
 from orgscan.outdir import OutputError, prepare_output, previous_run_path
@@ -430,13 +431,18 @@ def report(
     ] = False,
     fail_on: FailOnOption = FailOn.OPEN,
 ) -> None:
-    """Rebuild every report from findings.json alone; exits as the scan did."""
+    """Rebuild every report from findings.json alone; exits as the evidence says (3 when its
+    accounts show an incomplete sweep, whatever its `complete` flag claims)."""
     setup_logging(False)
     try:
-        result = findings_json.read(findings)
+        data = findings_json.load(findings)
+        result = findings_json.parse(data, findings)
         prepare_output(output, force=force)
     except (findings_json.EvidenceError, OutputError) as exc:
         raise _fail(str(exc), ExitCode.USAGE) from None
+    contradiction = findings_json.stored_complete_contradiction(data, result)
+    if contradiction:
+        typer.echo(f"warning: {findings}: {contradiction}; the rebuilt package says so", err=True)
     _finish(result, output, fail_on, sarif)
 
 
@@ -449,12 +455,20 @@ def merge_command(
         bool, typer.Option("--force", help="Replace an older run's package in --output.")
     ] = False,
     fail_on: FailOnOption = FailOn.OPEN,
+    window: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="Days from the first shard's start to the last shard's end beyond which the "
+            "shards are not one sweep and the merge is refused.",
+        ),
+    ] = DEFAULT_WINDOW.days,
 ) -> None:
     """Combine the packages of 'scan --shard K/N' into one package: one SARIF run, one manifest."""
     setup_logging(False)
     try:
         shards = [findings_json.read(d / findings_json.FILENAME) for d in directories]
-        merged = merge(shards)
+        merged = merge(shards, timedelta(days=window))
         prepare_output(output, force=force)
     except (findings_json.EvidenceError, MergeError, OutputError) as exc:
         raise _fail(str(exc), ExitCode.USAGE) from None

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from typer.testing import CliRunner
 
+from orgscan.cli import ExitCode, app
 from orgscan.model import ScanResult
 from orgscan.reports import json as findings_json
 from orgscan.reports.manifest import verify_package
@@ -155,3 +157,28 @@ def test_rule_rejects_a_non_numeric_security_severity() -> None:
     data["security_severity"] = "medium"
     with pytest.raises(ValueError, match="security_severity"):
         parse_rule(data)
+
+
+def dump(data: dict) -> bytes:
+    """JSON as orgscan writes it, without passing through the reader (which re-derives)."""
+    return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode()
+
+
+def test_report_derives_completeness_from_the_accounts_not_the_stored_flag(
+    package: Path, tmp_path: Path
+) -> None:
+    data = json.loads((package / "findings.json").read_bytes())
+    data["run"]["complete"] = True  # a failed account, and a flag that says otherwise
+    (package / "findings.json").write_bytes(dump(data))
+    rebuilt = tmp_path / "rebuilt"
+    result = CliRunner().invoke(
+        app, ["report", str(package / "findings.json"), "--output", str(rebuilt)]
+    )
+    assert result.exit_code == ExitCode.INCOMPLETE, result.output
+    assert "run.complete is true, but the accounts and errors it records show an incomplete" in (
+        result.output
+    )
+    assert json.loads((rebuilt / "findings.json").read_bytes())["run"]["complete"] is False
+    assert 'id="scan-status" data-complete="false"' in (rebuilt / "report.html").read_text()
+    sarif = json.loads((rebuilt / "orgscan.sarif").read_bytes())
+    assert sarif["runs"][0]["invocations"][0]["executionSuccessful"] is False
