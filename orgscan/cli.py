@@ -41,7 +41,7 @@ from orgscan.remediation.plan import PlanError, build_plan
 from orgscan.remediation.plan import read as read_plan
 from orgscan.remediation.plan import write as write_plan
 from orgscan.reports import json as findings_json
-from orgscan.reports.manifest import verify_package
+from orgscan.reports.manifest import check_package
 from orgscan.reports.writer import write_reports
 from orgscan.scanner import ResumeMismatch, ScanAborted, scan
 
@@ -479,14 +479,43 @@ def merge_command(
 def verify(
     directory: Annotated[Path, typer.Argument(help="An evidence package directory.")],
 ) -> None:
-    """Check every file of a package against its manifest.json; exit 1 on any mismatch."""
-    problems = verify_package(directory)
-    for problem in problems:
+    """Check a package: every file against manifest.json, every field the manifest repeats
+    against findings.json, findings.json against itself, and every report re-rendered from
+    findings.json byte for byte. Always says whether the sweep was complete; exit 1 on any
+    mismatch."""
+    check = check_package(directory)
+    for problem in check.problems:
         typer.echo(f"MISMATCH {problem}", err=True)
-    if problems:
-        typer.echo(f"{directory}: NOT verified ({len(problems)} problem(s))")
+    for note in check.notes:
+        typer.echo(f"note:    {note}")
+    typer.echo(f"sweep:   {_sweep_text(check.evidence)}")
+    if check.problems:
+        typer.echo(f"{directory}: NOT verified ({len(check.problems)} problem(s))")
         raise typer.Exit(1)
-    typer.echo(f"{directory}: verified; every file matches manifest.json")
+    rendered = "" if check.notes else " and every report re-renders from findings.json"
+    typer.echo(f"{directory}: verified; every file matches manifest.json{rendered}")
+
+
+def _sweep_text(evidence: ScanResult | None) -> str:
+    """Whether the sweep was complete, as findings.json's own accounts show."""
+    if evidence is None:
+        return "UNKNOWN: findings.json cannot be read"
+    counts = (
+        f"{len(evidence.accounts_with(ScanStatus.SCANNED))} scanned, "
+        f"{len(evidence.accounts_with(ScanStatus.SKIPPED))} skipped, "
+        f"of {len(evidence.accounts)} accounts"
+    )
+    if evidence.run.complete:
+        return f"complete ({counts})"
+    seen = (ScanStatus.SCANNED, ScanStatus.SKIPPED)
+    missing = [a for a in evidence.accounts if a.scan_status not in seen]
+    why = [f"{a.account.id}: {a.scan_status}" for a in missing[:5]]
+    if len(missing) > 5:
+        why.append(f"and {len(missing) - 5} more")
+    why += [f"{e.code}: {e.message}" for e in evidence.run.errors]
+    if evidence.run.interrupted:
+        why.append(f"interrupted by {evidence.run.interrupted}")
+    return f"INCOMPLETE ({counts}; " + "; ".join(why) + ")"
 
 
 remediate = typer.Typer(
