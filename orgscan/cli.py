@@ -170,7 +170,12 @@ def _load(config_path: Path) -> Config:
 
 
 async def _scan_until_signalled(
-    settings: Config, progress: Progress, previous: ScanResult | None, shard: Shard | None = None
+    settings: Config,
+    progress: Progress,
+    previous: ScanResult | None,
+    shard: Shard | None = None,
+    *,
+    retry_failed: bool = False,
 ) -> tuple[ScanResult, int | None]:
     """Run the scan; SIGINT/SIGTERM stop it gracefully, and a second signal aborts at once."""
     loop = asyncio.get_running_loop()
@@ -190,7 +195,14 @@ async def _scan_until_signalled(
     for signum in HANDLED_SIGNALS:
         loop.add_signal_handler(signum, on_signal, signum)
     try:
-        result = await scan(settings, progress=progress, stop=stop, previous=previous, shard=shard)
+        result = await scan(
+            settings,
+            progress=progress,
+            stop=stop,
+            previous=previous,
+            shard=shard,
+            retry_failed=retry_failed,
+        )
     finally:
         for signum in HANDLED_SIGNALS:
             loop.remove_signal_handler(signum)
@@ -220,6 +232,14 @@ def scan_command(
             "accounts it did not finish."
         ),
     ] = None,
+    retry_failed: Annotated[
+        bool,
+        typer.Option(
+            "--retry-failed",
+            help="With --resume: scan again the accounts that failed (or were read only in "
+            "part), e.g. after a throttle or an outage; scanned accounts are kept.",
+        ),
+    ] = False,
     force: Annotated[
         bool, typer.Option("--force", help="Replace an older run's package in --output.")
     ] = False,
@@ -256,6 +276,10 @@ def scan_command(
     target = output or resume
     if target is None:
         raise _fail("--output is required (or --resume DIR to continue a run)", ExitCode.USAGE)
+    if retry_failed and resume is None:
+        raise _fail(
+            "--retry-failed needs --resume DIR: the run whose failures to retry", ExitCode.USAGE
+        )
     previous = earlier = None
     try:
         if baseline is not None:
@@ -267,7 +291,13 @@ def scan_command(
         raise _fail(str(exc), ExitCode.USAGE) from None
     try:
         result, signum = asyncio.run(
-            _scan_until_signalled(settings, progress_for(quiet), previous, part)
+            _scan_until_signalled(
+                settings,
+                progress_for(quiet),
+                previous,
+                part,
+                retry_failed=retry_failed,
+            )
         )
     except (NoCredentialsError, NoRegionError) as exc:
         raise _fail(_NO_SETUP[type(exc)], ExitCode.USAGE) from None
