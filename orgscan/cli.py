@@ -176,6 +176,7 @@ async def _scan_until_signalled(
     shard: Shard | None = None,
     *,
     retry_failed: bool = False,
+    recheck_arns: frozenset[str] = frozenset(),
 ) -> tuple[ScanResult, int | None]:
     """Run the scan; SIGINT/SIGTERM stop it gracefully, and a second signal aborts at once."""
     loop = asyncio.get_running_loop()
@@ -202,6 +203,7 @@ async def _scan_until_signalled(
             previous=previous,
             shard=shard,
             retry_failed=retry_failed,
+            recheck_arns=recheck_arns,
         )
     finally:
         for signum in HANDLED_SIGNALS:
@@ -297,6 +299,9 @@ def scan_command(
                 previous,
                 part,
                 retry_failed=retry_failed,
+                # A credential report older than the baseline cannot show its findings
+                # resolved: read those users live.
+                recheck_arns=frozenset(f.arn for f in earlier.findings) if earlier else frozenset(),
             )
         )
     except (NoCredentialsError, NoRegionError) as exc:
@@ -343,6 +348,7 @@ def _delta_text(delta: Delta, current: ScanResult) -> str:
     lines = [f"since run {delta.baseline_run_id}: {counts}"]
     lines += [
         f"  {c.change:<10} {c.account_id} ({names.get(c.account_id, '?')}) {c.arn}"
+        + (f"\n             {c.reason}" if c.reason else "")
         for c in delta.findings
         if c.change is not Change.UNCHANGED
     ]

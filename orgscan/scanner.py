@@ -128,18 +128,20 @@ class _Scanner:
         credentials: AccountCredentials,
         options: ScanOptions,
         progress: Progress,
+        recheck_arns: frozenset[str] = frozenset(),
     ) -> None:
         self.config = config
         self.factory = factory
         self.credentials = credentials
         self.options = options
         self.progress = progress
+        self.recheck_arns = recheck_arns
         self.workers = workers_per_account(config.scan.account_rate_limit)
 
     async def _collect(self, iam: Any, account_id: str) -> Collected:
         if self.config.scan.strategy == "credential-report":
             return await collect_from_report(
-                iam, account_id, self.workers, self.options.report_polling
+                iam, account_id, self.workers, self.options.report_polling, self.recheck_arns
             )
         return await collect_live(iam, account_id, self.workers)
 
@@ -227,13 +229,16 @@ async def scan(
     previous: ScanResult | None = None,
     shard: Shard | None = None,
     retry_failed: bool = False,
+    recheck_arns: frozenset[str] = frozenset(),
 ) -> ScanResult:
     """Scan the organization the ambient AWS credentials belong to.
 
     Setting `stop` ends the run early: no new account starts, accounts in flight are
     cancelled, and every account not finished is recorded as interrupted.
     `previous` continues an interrupted run: its finished accounts are kept as they were
-    (its failed ones too, unless `retry_failed`).
+    (its failed ones too, unless `retry_failed`). `recheck_arns` are users to read live even
+    where a credential report is read: a baseline's findings, which a stale report must not
+    show as resolved.
     """
     options = options or ScanOptions()
     progress = progress or Progress()
@@ -267,6 +272,7 @@ async def scan(
             AccountCredentials(sts, identity, config, organization.management_account_id),
             options,
             progress,
+            recheck_arns,
         )
         account_filter = AccountFilter(
             config.organization, organization.management_account_id, shard
