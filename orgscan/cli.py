@@ -11,6 +11,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Coroutine
+from datetime import timedelta
 from enum import IntEnum, StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,7 +24,7 @@ from orgscan import __version__
 from orgscan.config import STRATEGIES, Config, ConfigError, load_config
 from orgscan.delta import BaselineMismatch, compare
 from orgscan.logs import setup_logging
-from orgscan.merge import MergeError, merge
+from orgscan.merge import DEFAULT_WINDOW, MergeError, merge
 from orgscan.model import Change, Delta, FindingState, ScanResult, ScanStatus
 from orgscan.organizations import Shard
 from orgscan.outdir import OutputError, prepare_output, previous_run_path
@@ -40,7 +41,7 @@ from orgscan.remediation.plan import PlanError, build_plan
 from orgscan.remediation.plan import read as read_plan
 from orgscan.remediation.plan import write as write_plan
 from orgscan.reports import json as findings_json
-from orgscan.reports.manifest import verify_package
+from orgscan.reports.manifest import check_package
 from orgscan.reports.writer import write_reports
 from orgscan.scanner import ResumeMismatch, ScanAborted, scan
 
@@ -169,7 +170,13 @@ def _load(config_path: Path) -> Config:
 
 
 async def _scan_until_signalled(
-    settings: Config, progress: Progress, previous: ScanResult | None, shard: Shard | None = None
+    settings: Config,
+    progress: Progress,
+    previous: ScanResult | None,
+    shard: Shard | None = None,
+    *,
+    retry_failed: bool = False,
+    recheck_arns: frozenset[str] = frozenset(),
 ) -> tuple[ScanResult, int | None]:
     """Run the scan; SIGINT/SIGTERM stop it gracefully, and a second signal aborts at once."""
     loop = asyncio.get_running_loop()
@@ -189,7 +196,15 @@ async def _scan_until_signalled(
     for signum in HANDLED_SIGNALS:
         loop.add_signal_handler(signum, on_signal, signum)
     try:
-        result = await scan(settings, progress=progress, stop=stop, previous=previous, shard=shard)
+        result = await scan(
+            settings,
+            progress=progress,
+            stop=stop,
+            previous=previous,
+            shard=shard,
+            retry_failed=retry_failed,
+            recheck_arns=recheck_arns,
+        )
     finally:
         for signum in HANDLED_SIGNALS:
             loop.remove_signal_handler(signum)
@@ -219,6 +234,14 @@ def scan_command(
             "accounts it did not finish."
         ),
     ] = None,
+    retry_failed: Annotated[
+        bool,
+        typer.Option(
+            "--retry-failed",
+            help="With --resume: scan again the accounts that failed (or were read only in "
+            "part), e.g. after a throttle or an outage; scanned accounts are kept.",
+        ),
+    ] = False,
     force: Annotated[
         bool, typer.Option("--force", help="Replace an older run's package in --output.")
     ] = False,
@@ -255,6 +278,10 @@ def scan_command(
     target = output or resume
     if target is None:
         raise _fail("--output is required (or --resume DIR to continue a run)", ExitCode.USAGE)
+    if retry_failed and resume is None:
+        raise _fail(
+            "--retry-failed needs --resume DIR: the run whose failures to retry", ExitCode.USAGE
+        )
     previous = earlier = None
     try:
         if baseline is not None:
@@ -266,7 +293,16 @@ def scan_command(
         raise _fail(str(exc), ExitCode.USAGE) from None
     try:
         result, signum = asyncio.run(
-            _scan_until_signalled(settings, progress_for(quiet), previous, part)
+            _scan_until_signalled(
+                settings,
+                progress_for(quiet),
+                previous,
+                part,
+                retry_failed=retry_failed,
+                # A credential report older than the baseline cannot show its findings
+                # resolved: read those users live.
+                recheck_arns=frozenset(f.arn for f in earlier.findings) if earlier else frozenset(),
+            )
         )
     except (NoCredentialsError, NoRegionError) as exc:
         raise _fail(_NO_SETUP[type(exc)], ExitCode.USAGE) from None
@@ -312,6 +348,7 @@ def _delta_text(delta: Delta, current: ScanResult) -> str:
     lines = [f"since run {delta.baseline_run_id}: {counts}"]
     lines += [
         f"  {c.change:<10} {c.account_id} ({names.get(c.account_id, '?')}) {c.arn}"
+        + (f"\n             {c.reason}" if c.reason else "")
         for c in delta.findings
         if c.change is not Change.UNCHANGED
     ]
@@ -430,13 +467,18 @@ def report(
     ] = False,
     fail_on: FailOnOption = FailOn.OPEN,
 ) -> None:
-    """Rebuild every report from findings.json alone; exits as the scan did."""
+    """Rebuild every report from findings.json alone; exits as the evidence says (3 when its
+    accounts show an incomplete sweep, whatever its `complete` flag claims)."""
     setup_logging(False)
     try:
-        result = findings_json.read(findings)
+        data = findings_json.load(findings)
+        result = findings_json.parse(data, findings)
         prepare_output(output, force=force)
     except (findings_json.EvidenceError, OutputError) as exc:
         raise _fail(str(exc), ExitCode.USAGE) from None
+    contradiction = findings_json.stored_complete_contradiction(data, result)
+    if contradiction:
+        typer.echo(f"warning: {findings}: {contradiction}; the rebuilt package says so", err=True)
     _finish(result, output, fail_on, sarif)
 
 
@@ -449,12 +491,20 @@ def merge_command(
         bool, typer.Option("--force", help="Replace an older run's package in --output.")
     ] = False,
     fail_on: FailOnOption = FailOn.OPEN,
+    window: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="Days from the first shard's start to the last shard's end beyond which the "
+            "shards are not one sweep and the merge is refused.",
+        ),
+    ] = DEFAULT_WINDOW.days,
 ) -> None:
     """Combine the packages of 'scan --shard K/N' into one package: one SARIF run, one manifest."""
     setup_logging(False)
     try:
         shards = [findings_json.read(d / findings_json.FILENAME) for d in directories]
-        merged = merge(shards)
+        merged = merge(shards, timedelta(days=window))
         prepare_output(output, force=force)
     except (findings_json.EvidenceError, MergeError, OutputError) as exc:
         raise _fail(str(exc), ExitCode.USAGE) from None
@@ -465,14 +515,43 @@ def merge_command(
 def verify(
     directory: Annotated[Path, typer.Argument(help="An evidence package directory.")],
 ) -> None:
-    """Check every file of a package against its manifest.json; exit 1 on any mismatch."""
-    problems = verify_package(directory)
-    for problem in problems:
+    """Check a package: every file against manifest.json, every field the manifest repeats
+    against findings.json, findings.json against itself, and every report re-rendered from
+    findings.json byte for byte. Always says whether the sweep was complete; exit 1 on any
+    mismatch."""
+    check = check_package(directory)
+    for problem in check.problems:
         typer.echo(f"MISMATCH {problem}", err=True)
-    if problems:
-        typer.echo(f"{directory}: NOT verified ({len(problems)} problem(s))")
+    for note in check.notes:
+        typer.echo(f"note:    {note}")
+    typer.echo(f"sweep:   {_sweep_text(check.evidence)}")
+    if check.problems:
+        typer.echo(f"{directory}: NOT verified ({len(check.problems)} problem(s))")
         raise typer.Exit(1)
-    typer.echo(f"{directory}: verified; every file matches manifest.json")
+    rendered = "" if check.notes else " and every report re-renders from findings.json"
+    typer.echo(f"{directory}: verified; every file matches manifest.json{rendered}")
+
+
+def _sweep_text(evidence: ScanResult | None) -> str:
+    """Whether the sweep was complete, as findings.json's own accounts show."""
+    if evidence is None:
+        return "UNKNOWN: findings.json cannot be read"
+    counts = (
+        f"{len(evidence.accounts_with(ScanStatus.SCANNED))} scanned, "
+        f"{len(evidence.accounts_with(ScanStatus.SKIPPED))} skipped, "
+        f"of {len(evidence.accounts)} accounts"
+    )
+    if evidence.run.complete:
+        return f"complete ({counts})"
+    seen = (ScanStatus.SCANNED, ScanStatus.SKIPPED)
+    missing = [a for a in evidence.accounts if a.scan_status not in seen]
+    why = [f"{a.account.id}: {a.scan_status}" for a in missing[:5]]
+    if len(missing) > 5:
+        why.append(f"and {len(missing) - 5} more")
+    why += [f"{e.code}: {e.message}" for e in evidence.run.errors]
+    if evidence.run.interrupted:
+        why.append(f"interrupted by {evidence.run.interrupted}")
+    return f"INCOMPLETE ({counts}; " + "; ".join(why) + ")"
 
 
 remediate = typer.Typer(

@@ -1,12 +1,28 @@
 """Changes since a previous scan: which findings are new, still open or resolved.
 
-A finding that disappeared is only called resolved when its account was scanned this time;
-otherwise nobody looked, and it is reported as unverified instead.
+A finding that disappeared is only called resolved when somebody looked: its account was
+scanned this time, and the user's keys were read after the baseline saw them. A user whose keys
+came from a credential report generated before the baseline's scan of that account was not
+looked at since; that finding is unverified, with the reason. (`scan --baseline` re-reads the
+baseline's flagged users live, so only `orgscan diff` over a scan made without it meets this.)
 """
 
 from __future__ import annotations
 
-from orgscan.model import Change, Delta, FindingChange, ScanResult, ScanStatus
+from datetime import datetime
+
+from orgscan.model import (
+    AccountResult,
+    Change,
+    Delta,
+    Finding,
+    FindingChange,
+    KeySource,
+    ScanResult,
+    ScanStatus,
+    UserKeys,
+    iso,
+)
 
 
 class BaselineMismatch(Exception):
@@ -15,6 +31,42 @@ class BaselineMismatch(Exception):
 
 def _scanned(result: ScanResult) -> set[str]:
     return {r.account.id for r in result.accounts if r.scan_status is ScanStatus.SCANNED}
+
+
+def _seen_at(baseline: ScanResult, account_id: str) -> datetime:
+    """When the baseline read the account: its own scan time, else (1.0 evidence) the latest
+    moment the run could have read it, so that an older report is never taken as newer."""
+    for result in baseline.accounts:
+        if result.account.id == account_id and result.scanned_at is not None:
+            return result.scanned_at
+    return baseline.run.finished_at or baseline.run.started_at
+
+
+def _unverified_reason(
+    finding: Finding,
+    baseline: ScanResult,
+    accounts: dict[str, AccountResult],
+    users: dict[str, UserKeys],
+) -> str | None:
+    """Why the disappearance of `finding` cannot be called resolved; None when it can."""
+    account = accounts.get(finding.account_id)
+    if account is None:
+        return "its account was not listed this time"
+    if account.scan_status is not ScanStatus.SCANNED:
+        why = f": {account.error.code}" if account.error else ""
+        return f"its account was not scanned this time ({account.scan_status}{why})"
+    user = users.get(finding.arn)
+    if user is None or user.source is not KeySource.CREDENTIAL_REPORT:
+        return None  # read live, or gone from ListUsers (deleted): somebody looked
+    generated = account.credential_report_generated_at
+    seen = _seen_at(baseline, finding.account_id)
+    if generated is not None and generated >= seen:
+        return None
+    when = f"generated {iso(generated)}" if generated else "of unknown age"
+    return (
+        f"the user's keys come from a credential report {when}, older than the baseline's "
+        f"read of the account ({iso(seen)}), and were not re-read live"
+    )
 
 
 def compare(baseline: ScanResult, current: ScanResult) -> Delta:
@@ -26,6 +78,8 @@ def compare(baseline: ScanResult, current: ScanResult) -> Delta:
     before = {(f.rule_id, f.arn): f for f in baseline.findings}
     now = {(f.rule_id, f.arn): f for f in current.findings}
     scanned_now, scanned_before = _scanned(current), _scanned(baseline)
+    accounts = {r.account.id: r for r in current.accounts}
+    users = {u.arn: u for u in current.users}
     changes = [
         FindingChange(
             f.rule_id,
@@ -36,18 +90,15 @@ def compare(baseline: ScanResult, current: ScanResult) -> Delta:
             f.state,
         )
         for key, f in now.items()
-    ] + [
-        FindingChange(
-            f.rule_id,
-            f.account_id,
-            f.user_name,
-            f.arn,
-            Change.RESOLVED if f.account_id in scanned_now else Change.UNVERIFIED,
-            None,
-        )
-        for key, f in before.items()
-        if key not in now
     ]
+    for key, f in before.items():
+        if key in now:
+            continue
+        reason = _unverified_reason(f, baseline, accounts, users)
+        change = Change.RESOLVED if reason is None else Change.UNVERIFIED
+        changes.append(
+            FindingChange(f.rule_id, f.account_id, f.user_name, f.arn, change, None, reason)
+        )
     ids_before = {r.account.id for r in baseline.accounts}
     ids_now = {r.account.id for r in current.accounts}
     # A listing that broke off says nothing about the accounts it never reached.

@@ -2,12 +2,15 @@
 
 Each account is taken from the shard that owns it (the same stable hash the scan used), so an
 account listed by several shards is never counted twice, and a missing shard makes the merged
-run incomplete rather than silently smaller.
+run incomplete rather than silently smaller. Completeness is derived from the accounts chosen,
+never taken from a shard's stored flag, and shards taken too far apart are refused: a merged
+package must not present weeks-old evidence as one sweep.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 
 from orgscan.model import (
     AccountResult,
@@ -16,14 +19,37 @@ from orgscan.model import (
     ScanError,
     ScanResult,
     ScanStatus,
-    sweep_complete,
+    evidence_complete,
+    iso,
 )
 from orgscan.organizations import Shard
 from orgscan.scanner import new_run_id
 
+# Shards further apart than this are not one sweep; `orgscan merge --window` changes it.
+DEFAULT_WINDOW = timedelta(days=7)
+
 
 class MergeError(Exception):
     """The inputs are not shards of one sweep."""
+
+
+def _within(results: Sequence[ScanResult], window: timedelta) -> None:
+    """From the first shard's start to the last shard's end must fit in `window`."""
+    first = min(results, key=lambda r: r.run.started_at)
+    last = max(results, key=lambda r: r.run.finished_at or r.run.started_at)
+    end = last.run.finished_at or last.run.started_at
+    spread = end - first.run.started_at
+    if spread > window:
+        raise MergeError(
+            f"the shards are {_days(spread)} apart (shard {first.run.shard} started "
+            f"{iso(first.run.started_at)}, shard {last.run.shard} finished {iso(end)}), more "
+            f"than one sweep's window of {_days(window)}; rescan the older shards, or pass "
+            "--window DAYS if evidence that far apart is acceptable"
+        )
+
+
+def _days(span: timedelta) -> str:
+    return f"{round(span.total_seconds() / 86400, 2):g} days"
 
 
 def _shards(results: Sequence[ScanResult]) -> list[Shard]:
@@ -72,10 +98,11 @@ def _pick(
     return candidates[0]
 
 
-def merge(results: Sequence[ScanResult]) -> ScanResult:
+def merge(results: Sequence[ScanResult], window: timedelta = DEFAULT_WINDOW) -> ScanResult:
     if not results:
         raise MergeError("nothing to merge")
     shards = _shards(results)
+    _within(results, window)
     count = shards[0].count
     by_index = dict(zip((s.index for s in shards), results, strict=True))
     listed: dict[str, list[AccountResult]] = {}
@@ -116,19 +143,20 @@ def merge(results: Sequence[ScanResult]) -> ScanResult:
         role_name=first.role_name,
         config_digest=first.config_digest,
         limits=first.limits,
-        complete=sweep_complete(accounts, errors),
         api_calls=sum(r.run.api_calls for r in results),
         errors=errors,
         warnings=sorted({w for r in results for w in r.run.warnings}),
         interrupted=next((r.run.interrupted for r in results if r.run.interrupted), None),
     )
-    return ScanResult(
+    merged = ScanResult(
         run=run,
         accounts=accounts,
         findings=sorted(findings, key=_finding_order),
         exceptions=results[0].exceptions,
         controls=results[0].controls,
     )
+    merged.run.complete = evidence_complete(merged)
+    return merged
 
 
 def _finding_order(finding: Finding) -> tuple[str, str]:

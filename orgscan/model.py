@@ -117,6 +117,9 @@ class AccountResult:
     credential_report_generated_at: datetime | None = None
     notes: list[str] = field(default_factory=list)
     api_calls: int = 0
+    # When orgscan began scanning (or trying to scan) this account; exceptions are judged on
+    # this day. None in 1.0 evidence, where everything was judged on the run's start.
+    scanned_at: datetime | None = None
 
     @property
     def interrupted(self) -> bool:
@@ -194,6 +197,7 @@ class FindingChange:
     arn: str
     change: Change
     state: FindingState | None  # the current state; None when the finding is gone
+    reason: str | None = None  # why a finding is unverified
 
 
 @dataclass(slots=True)
@@ -261,3 +265,9 @@ class ScanResult:
 
     def findings_in(self, state: FindingState) -> list[Finding]:
         return [finding for finding in self.findings if finding.state is state]
+
+
+def evidence_complete(result: ScanResult) -> bool:
+    """`run.complete` as every reader of evidence must see it: derived from the accounts and
+    the run's own errors, and never true for a run a signal stopped."""
+    return result.run.interrupted is None and sweep_complete(result.accounts, result.run.errors)

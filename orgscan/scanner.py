@@ -128,18 +128,20 @@ class _Scanner:
         credentials: AccountCredentials,
         options: ScanOptions,
         progress: Progress,
+        recheck_arns: frozenset[str] = frozenset(),
     ) -> None:
         self.config = config
         self.factory = factory
         self.credentials = credentials
         self.options = options
         self.progress = progress
+        self.recheck_arns = recheck_arns
         self.workers = workers_per_account(config.scan.account_rate_limit)
 
     async def _collect(self, iam: Any, account_id: str) -> Collected:
         if self.config.scan.strategy == "credential-report":
             return await collect_from_report(
-                iam, account_id, self.workers, self.options.report_polling
+                iam, account_id, self.workers, self.options.report_polling, self.recheck_arns
             )
         return await collect_live(iam, account_id, self.workers)
 
@@ -190,12 +192,14 @@ class ResumeMismatch(Exception):
 
 
 def _resumable(
-    previous: ScanResult, config: Config, shard: Shard | None
+    previous: ScanResult, config: Config, shard: Shard | None, retry_failed: bool = False
 ) -> dict[str, AccountResult]:
     """The previous run's finished accounts: scanned, or failed for a reason of their own.
 
     Skips are decided again from the current listing (an account may have been un-suspended
-    since), and interrupted accounts are scanned again.
+    since), and interrupted accounts are scanned again. With `retry_failed`, so are accounts
+    that failed or were read only in part (a throttle or an outage may have passed since):
+    only fully scanned accounts are kept.
     """
     if previous.run.config_digest != config.digest():
         raise ResumeMismatch(
@@ -207,11 +211,13 @@ def _resumable(
             f"the previous run {previous.run.id} scanned shard {previous.run.shard or 'none'}; "
             f"resume it with the same --shard (got {shard or 'none'})"
         )
-    return {
-        r.account.id: r
-        for r in previous.accounts
-        if r.scan_status is not ScanStatus.SKIPPED and not r.interrupted
-    }
+
+    def kept(r: AccountResult) -> bool:
+        if r.scan_status is ScanStatus.SKIPPED or r.interrupted:
+            return False
+        return r.scan_status is ScanStatus.SCANNED or not retry_failed
+
+    return {r.account.id: r for r in previous.accounts if kept(r)}
 
 
 async def scan(
@@ -222,17 +228,22 @@ async def scan(
     stop: asyncio.Event | None = None,
     previous: ScanResult | None = None,
     shard: Shard | None = None,
+    retry_failed: bool = False,
+    recheck_arns: frozenset[str] = frozenset(),
 ) -> ScanResult:
     """Scan the organization the ambient AWS credentials belong to.
 
     Setting `stop` ends the run early: no new account starts, accounts in flight are
     cancelled, and every account not finished is recorded as interrupted.
-    `previous` continues an interrupted run: its finished accounts are kept as they were.
+    `previous` continues an interrupted run: its finished accounts are kept as they were
+    (its failed ones too, unless `retry_failed`). `recheck_arns` are users to read live even
+    where a credential report is read: a baseline's findings, which a stale report must not
+    show as resolved.
     """
     options = options or ScanOptions()
     progress = progress or Progress()
     stop = stop or asyncio.Event()
-    finished = _resumable(previous, config, shard) if previous else {}
+    finished = _resumable(previous, config, shard, retry_failed) if previous else {}
     started = previous.run.started_at if previous else utcnow()
     factory = ClientFactory(config.scan, wire=options.wire)
     management = RateLimiter(config.scan.management_rate_limit)
@@ -261,6 +272,7 @@ async def scan(
             AccountCredentials(sts, identity, config, organization.management_account_id),
             options,
             progress,
+            recheck_arns,
         )
         account_filter = AccountFilter(
             config.organization, organization.management_account_id, shard
@@ -283,9 +295,11 @@ async def scan(
                 if stop.is_set():
                     result = _interrupted(account, "before this account was scanned")
                 else:
+                    began = utcnow()
                     task = asyncio.ensure_future(scanner.scan_account(account))
                     if await until_stopped(task):
                         result = task.result()
+                        result.scanned_at = began
                     else:
                         result = _interrupted(account, "while this account was scanned")
                 results.append(result)
@@ -326,7 +340,6 @@ async def scan(
         progress.close()
 
     results.sort(key=lambda r: r.account.id)
-    users = [user for result in results for user in result.users]
     run = RunInfo(
         id=new_run_id(),
         started_at=started,
@@ -356,7 +369,15 @@ async def scan(
     return ScanResult(
         run=run,
         accounts=results,
-        findings=evaluate(users, config.exceptions, started.date()),
+        # Each account's exceptions as of the day it was scanned: a resumed run may finish
+        # accounts days after the original start, when an approval has lapsed.
+        findings=[
+            finding
+            for result in results
+            for finding in evaluate(
+                result.users, config.exceptions, (result.scanned_at or started).date()
+            )
+        ],
         exceptions=list(config.exceptions),
         controls=list(config.controls),
     )

@@ -86,7 +86,7 @@ def test_findings_json_has_the_documented_fields(aws, tmp_path):
     seeded = seed(aws, DIRTY)
     _, out = scan_cli(tmp_path)
     data = json.loads((out / "findings.json").read_text())
-    assert data["schema_version"] == "1.0"
+    assert data["schema_version"] == "1.1"
     assert set(data["run"]) >= {
         "id",
         "started_at",
@@ -99,7 +99,16 @@ def test_findings_json_has_the_documented_fields(aws, tmp_path):
     }
     assert data["run"]["started_at"].endswith("Z")
     account = next(a for a in data["accounts"] if a["id"] == seeded.account_ids["a"])
-    assert set(account) >= {"id", "name", "ou_path", "status", "scan_status", "error", "user_count"}
+    assert set(account) >= {
+        "id",
+        "name",
+        "ou_path",
+        "status",
+        "scan_status",
+        "error",
+        "user_count",
+        "scanned_at",
+    }
     assert (account["ou_path"], account["status"], account["user_count"]) == (
         "Root/Prod",
         "ACTIVE",

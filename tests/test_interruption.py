@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from typer.testing import CliRunner
 from orgscan.cli import app
 from orgscan.demo.faults import Fault
 from orgscan.demo.seed import ACTIVE, AccountSpec, OrgSpec, UserSpec
-from orgscan.model import ScanStatus
+from orgscan.model import ScanStatus, iso
 from orgscan.progress import Progress
 from orgscan.scanner import ScanOptions, scan
 
@@ -215,3 +216,91 @@ def test_resume_refuses_a_different_shard_and_rechecks_skips(aws, tmp_path):
     assert skipped and all(
         "shard" in a["skip_reason"] or "management" in a["skip_reason"] for a in skipped
     )
+
+
+def rewrite(path: Path, change) -> dict:
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data, indent=2))
+    return data
+
+
+def test_resume_judges_each_accounts_exceptions_on_the_day_it_was_scanned(aws, tmp_path):
+    seeded = seed(aws, SIX)
+    kept, late = seeded.account_ids["acct-0"], seeded.account_ids["acct-1"]
+    lapsed = (datetime.now(UTC) - timedelta(days=3)).date().isoformat()
+    approval = {"reason": "rotation", "owner": "ops@example.com", "expires": lapsed}
+    cfg = write_config(
+        tmp_path,
+        {
+            **CONFIG,
+            "exceptions": [
+                {"account": kept, "user": "user-0", **approval},
+                {"account": late, "user": "user-1", **approval},
+            ],
+        },
+    )
+    out = tmp_path / "out"
+    aws.inject([Fault(action="AssumeRole", account=late, error="AccessDenied")])
+    first = CliRunner().invoke(app, ["scan", "-c", str(cfg), "-o", str(out), "-q"])
+    assert first.exit_code == 3, first.output
+
+    # As if that run had started ten days ago, when both approvals were still valid, and a
+    # signal had stopped it before acct-1.
+    ten_days_ago = iso(datetime.now(UTC) - timedelta(days=10))
+
+    def ten_days_back(data: dict) -> None:
+        data["run"]["started_at"] = ten_days_ago
+        for account in data["accounts"]:
+            if account["id"] == late:
+                account["scan_status"] = "failed"
+                account["error"] = {"code": "Interrupted", "message": "the run was interrupted"}
+            elif account.get("scanned_at"):
+                account["scanned_at"] = ten_days_ago
+
+    rewrite(out / "findings.json", ten_days_back)
+    aws.inject([])
+    resumed = CliRunner().invoke(app, ["scan", "-c", str(cfg), "--resume", str(out), "-q"])
+    assert resumed.exit_code == 1, resumed.output
+    final = json.loads((out / "findings.json").read_text())
+    states = {f["account_id"]: f for f in final["findings"]}
+    # acct-0 was scanned ten days ago, when its approval held; acct-1 only today, after its
+    # approval lapsed.
+    assert states[kept]["state"] == "excepted"
+    assert states[late]["state"] == "open"
+    assert states[late]["expired_exception"]["expires"] == lapsed
+    scanned_at = {a["id"]: a["scanned_at"] for a in final["accounts"]}
+    assert scanned_at[late][:10] == datetime.now(UTC).date().isoformat()
+    assert scanned_at[kept] == ten_days_ago
+
+
+def test_resume_retry_failed_rescans_failed_accounts_and_keeps_scanned_ones(aws, tmp_path):
+    seeded = seed(aws, SIX)
+    flaky = seeded.account_ids["acct-2"]
+    cfg = write_config(tmp_path, {**CONFIG, "scan": {**CONFIG["scan"], "max_attempts": 2}})
+    out = tmp_path / "out"
+    # A throttle that outlasts the retries: transient, but the account failed this run.
+    aws.inject([Fault(action="AssumeRole", account=flaky, error="Throttling")])
+    first = CliRunner().invoke(app, ["scan", "-c", str(cfg), "-o", str(out), "-q"])
+    assert first.exit_code == 3, first.output
+
+    aws.inject([])
+    plain = CliRunner().invoke(app, ["scan", "-c", str(cfg), "--resume", str(out), "-q"])
+    assert plain.exit_code == 3  # a plain resume keeps the failure as it was
+    assert not any(action == "ListUsers" for action, _ in aws.faults.calls)
+
+    alone = CliRunner().invoke(
+        app, ["scan", "-c", str(cfg), "-o", str(tmp_path / "x"), "--retry-failed"]
+    )
+    assert alone.exit_code == 2
+    assert "--retry-failed needs --resume" in alone.output
+
+    aws.inject([])
+    retried = CliRunner().invoke(
+        app, ["scan", "-c", str(cfg), "--resume", str(out), "--retry-failed", "-q"]
+    )
+    assert retried.exit_code == 1, retried.output  # complete now, six open findings
+    final = json.loads((out / "findings.json").read_text())
+    assert final["run"]["complete"] is True
+    assert len(final["findings"]) == 6
+    assert {account for action, account in aws.faults.calls if action == "ListUsers"} == {flaky}

@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from typer.testing import CliRunner
 
+from orgscan.cli import ExitCode, app
 from orgscan.model import ScanResult
 from orgscan.reports import json as findings_json
-from orgscan.reports.manifest import verify_package
+from orgscan.reports.manifest import check_package, verify_package
 from orgscan.reports.rule import load_rule, parse_rule
 from orgscan.reports.writer import write_reports
 
@@ -61,7 +63,10 @@ def test_verify_catches_one_modified_byte(package: Path) -> None:
     data = bytearray(path.read_bytes())
     data[-3] ^= 0x01
     path.write_bytes(bytes(data))
-    assert verify_package(package) == ["findings.csv: SHA-256 does not match the manifest"]
+    assert verify_package(package) == [
+        "findings.csv: SHA-256 does not match the manifest",
+        "findings.csv: differs from the report re-rendered from findings.json",
+    ]
 
 
 def test_verify_catches_a_missing_and_an_extra_file(package: Path) -> None:
@@ -107,8 +112,11 @@ def test_verify_catches_a_swapped_evidence_file(result: ScanResult, tmp_path: Pa
             entry.update(size=len(evidence), sha256=digest)
     manifest["findings_sha256"] = digest
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
-    (problem,) = verify_package(tmp_path)
-    assert problem.startswith("findings.json: run_id is '20250401T000000Z-00000000'")
+    problems = verify_package(tmp_path)
+    assert problems[0].startswith("findings.json: run_id is '20250401T000000Z-00000000'")
+    # The reports name the other run, so none of them re-renders from this evidence.
+    assert "report.html: differs from the report re-rendered from findings.json" in problems
+    assert "orgscan.sarif: differs from the report re-rendered from findings.json" in problems
 
 
 def test_rerendering_from_findings_json_reproduces_every_file(
@@ -155,3 +163,132 @@ def test_rule_rejects_a_non_numeric_security_severity() -> None:
     data["security_severity"] = "medium"
     with pytest.raises(ValueError, match="security_severity"):
         parse_rule(data)
+
+
+def dump(data: dict) -> bytes:
+    """JSON as orgscan writes it, without passing through the reader (which re-derives)."""
+    return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode()
+
+
+def forge(package: Path, name: str, content: bytes) -> None:
+    """Replace one file and forge manifest.json to match it, as a careful tamperer would."""
+    (package / name).write_bytes(content)
+    path = package / "manifest.json"
+    manifest = json.loads(path.read_bytes())
+    digest = hashlib.sha256(content).hexdigest()
+    for entry in manifest["files"]:
+        if entry["name"] == name:
+            entry.update(size=len(content), sha256=digest)
+    if name == "findings.json":
+        manifest["findings_sha256"] = digest
+    path.write_text(json.dumps(manifest, indent=2))
+
+
+def test_verify_catches_a_manifest_claiming_an_incomplete_sweep_complete(package: Path) -> None:
+    path = package / "manifest.json"
+    manifest = json.loads(path.read_bytes())
+    assert manifest["complete"] is False  # the fixture's scan has a failed account
+    manifest["complete"] = True
+    path.write_text(json.dumps(manifest, indent=2))
+    assert verify_package(package) == ["findings.json: complete is False, the manifest says True"]
+
+
+def test_verify_catches_evidence_that_contradicts_its_own_accounts(package: Path) -> None:
+    data = json.loads((package / "findings.json").read_bytes())
+    data["run"]["complete"] = True
+    data["summary"]["accounts_failed"] = 0
+    forge(package, "findings.json", dump(data))
+    problems = verify_package(package)
+    assert problems[:2] == [
+        "findings.json: run.complete is true, but the accounts and errors it records show an "
+        "incomplete sweep",
+        "findings.json: summary.accounts_failed is 0; from the evidence, 1",
+    ]
+
+
+def test_verify_rerenders_every_report_and_names_the_one_that_differs(package: Path) -> None:
+    html = (package / "report.html").read_bytes()
+    assert b"INCOMPLETE" in html
+    forge(package, "report.html", html.replace(b"INCOMPLETE", b"PASS"))
+    assert verify_package(package) == [
+        "report.html: differs from the report re-rendered from findings.json"
+    ]
+
+
+def test_verify_rerenders_sarif_as_it_was_written(result: ScanResult, tmp_path: Path) -> None:
+    omitted, included = tmp_path / "omitted", tmp_path / "included"
+    write_reports(result, omitted, sarif_suppressed="omit")
+    assert verify_package(omitted) == []
+    sarif = write_reports(result, included)[2].read_bytes()
+    # The full SARIF, relabelled as the one without excepted findings.
+    forge(omitted, "orgscan.sarif", sarif.replace(b'"included, suppressed"', b'"omitted"'))
+    assert verify_package(omitted) == [
+        "orgscan.sarif: differs from the report re-rendered from findings.json"
+    ]
+
+
+def as_schema_1_0(package: Path) -> None:
+    """The package as the orgscan before schema 1.1 wrote it: no 1.1 fields."""
+    data = json.loads((package / "findings.json").read_bytes())
+    data["schema_version"] = "1.0"
+    for account in data["accounts"]:
+        del account["scanned_at"]
+    forge(package, "findings.json", dump(data))
+
+
+def test_a_1_0_package_verifies_and_its_contradictions_are_still_caught(package: Path) -> None:
+    as_schema_1_0(package)
+    assert check_package(package).problems == []
+    # An earlier orgscan rendered the reports; this one need not render them byte for byte.
+    html = (package / "report.html").read_bytes()
+    forge(package, "report.html", html + b"\n")
+    check = check_package(package)
+    assert check.problems == []
+    assert check.notes == [
+        "report.html: not compared byte for byte: findings.json has schema 1.0, and this "
+        "orgscan writes 1.1"
+    ]
+    assert check.evidence is not None and check.evidence.run.complete is False
+    # What the evidence itself says is still checked.
+    data = json.loads((package / "findings.json").read_bytes())
+    data["run"]["complete"] = True
+    forge(package, "findings.json", dump(data))
+    assert verify_package(package) == [
+        "findings.json: run.complete is true, but the accounts and errors it records show an "
+        "incomplete sweep",
+    ]
+
+
+def test_report_derives_completeness_from_the_accounts_not_the_stored_flag(
+    package: Path, tmp_path: Path
+) -> None:
+    data = json.loads((package / "findings.json").read_bytes())
+    data["run"]["complete"] = True  # a failed account, and a flag that says otherwise
+    (package / "findings.json").write_bytes(dump(data))
+    rebuilt = tmp_path / "rebuilt"
+    result = CliRunner().invoke(
+        app, ["report", str(package / "findings.json"), "--output", str(rebuilt)]
+    )
+    assert result.exit_code == ExitCode.INCOMPLETE, result.output
+    assert "run.complete is true, but the accounts and errors it records show an incomplete" in (
+        result.output
+    )
+    assert json.loads((rebuilt / "findings.json").read_bytes())["run"]["complete"] is False
+    assert 'id="scan-status" data-complete="false"' in (rebuilt / "report.html").read_text()
+    sarif = json.loads((rebuilt / "orgscan.sarif").read_bytes())
+    assert sarif["runs"][0]["invocations"][0]["executionSuccessful"] is False
+
+
+def test_verify_always_says_whether_the_sweep_was_complete(package: Path) -> None:
+    verified = CliRunner().invoke(app, ["verify", str(package)])
+    assert verified.exit_code == 0, verified.output
+    assert "sweep:   INCOMPLETE (4 scanned, 1 skipped, of 6 accounts; 555555555555: failed)" in (
+        verified.output
+    )
+    assert "555555555555: failed" in verified.output
+    assert "every report re-renders from findings.json" in verified.output
+    (package / "report.html").write_text("forged")
+    failed = CliRunner().invoke(app, ["verify", str(package)])
+    assert failed.exit_code == 1
+    assert "sweep:   INCOMPLETE (" in failed.output
+    assert "NOT verified" in failed.output

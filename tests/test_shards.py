@@ -157,3 +157,38 @@ def test_an_account_that_joined_between_shard_runs_is_not_taken_as_skipped(aws, 
     account = next(a for a in evidence(tmp_path / "m")["accounts"] if a["id"] == late)
     assert account["scan_status"] == "failed"
     assert account["error"]["code"] == "NotScannedByOwningShard"
+
+
+def shard_package(tmp_path, name: str, shard: str, started) -> str:
+    """A shard's package from the report fixture (no moto), started at `started`."""
+    from dataclasses import replace
+
+    from orgscan.reports.writer import write_reports
+
+    from .report_fixtures import scan_result
+
+    result = scan_result(started=started)
+    result.run = replace(result.run, shard=shard, id=f"run-{name}")
+    write_reports(result, tmp_path / name)
+    return str(tmp_path / name)
+
+
+def test_merge_refuses_shards_further_apart_than_the_window(tmp_path):
+    from datetime import timedelta
+
+    from .report_fixtures import STARTED
+
+    early = shard_package(tmp_path, "s1", "1/2", STARTED)
+    late = shard_package(tmp_path, "s2", "2/2", STARTED + timedelta(days=8))
+    refused = run("merge", early, late, "-o", str(tmp_path / "m"))
+    assert refused.exit_code == ExitCode.USAGE, refused.output
+    assert "the shards are 8 days apart (shard 1/2 started 2025-03-14T09:30:00Z" in refused.output
+    assert "more than one sweep's window of 7 days" in refused.output
+    assert not (tmp_path / "m" / "findings.json").exists()
+
+    widened = run("merge", early, late, "-o", str(tmp_path / "m"), "--window", "9")
+    # The fixture's shards each record a failed account: the merge says so, whatever the
+    # shards' stored flags claim.
+    assert widened.exit_code == ExitCode.INCOMPLETE, widened.output
+    assert evidence(tmp_path / "m")["run"]["complete"] is False
+    assert verify_package(tmp_path / "m") == []

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import boto3
@@ -13,8 +15,10 @@ from orgscan.cli import ExitCode, app
 from orgscan.demo.faults import Fault
 from orgscan.demo.seed import ACTIVE, AccountSpec, OrgSpec, UserSpec
 from orgscan.demo.seed import member_iam as seeded_member_iam
+from orgscan.model import iso, utcnow
 
 from .conftest import seed
+from .test_credential_report import HEADER
 
 ORG = OrgSpec(
     management_users=(UserSpec("ops", (ACTIVE, ACTIVE)),),
@@ -224,13 +228,70 @@ def test_baseline_delta_new_resolved_unverified_and_coverage(aws, tmp_path):
     assert as_json["counts"] == {"new": 1, "unchanged": 1, "resolved": 1, "unverified": 1}
 
 
+def one_key_report(account_id: str, user: str) -> bytes:
+    """A credential report from before the user's second key: one active key, none used."""
+    row = (
+        f"{user},arn:aws:iam::{account_id}:user/{user},2026-01-01T00:00:00+00:00,false,N/A,N/A,"
+        "N/A,false,true,2026-01-01T00:00:00+00:00,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,"
+        "false,N/A,false,N/A"
+    )
+    return f"{HEADER}\n{row}\n".encode()
+
+
+def test_a_stale_credential_report_never_calls_a_baseline_finding_resolved(aws, tmp_path):
+    seeded = seed(aws, ORG)
+    a = seeded.account_ids["a"]
+    _, q1 = scan(tmp_path, "q1")  # live: pair, twin and ops each have two active keys
+    baseline = q1 / "findings.json"
+    # Account a's cached credential report predates the baseline: pair had one key then.
+    before = iso(utcnow() - timedelta(hours=3))
+    stale = Fault(
+        action="GetCredentialReport",
+        account=a,
+        report=one_key_report(a, "pair"),
+        report_generated_at=before,
+    )
+    aws.inject([stale])
+    result, q2 = scan(
+        tmp_path, "q2", "--strategy", "credential-report", "--baseline", str(baseline)
+    )
+    assert result.exit_code == ExitCode.FINDINGS, result.output
+    # The baseline's finding was re-read live, not taken from the stale report.
+    assert "0 new, 3 unchanged, 0 resolved, 0 unverified" in result.output
+    evidence = json.loads((q2 / "findings.json").read_text())
+    pair = next(u for u in evidence["users"] if u["user_name"] == "pair")
+    assert (pair["source"], pair["active_key_count"]) == ("live", 2)
+    assert ("ListAccessKeys", a) in aws.faults.calls
+
+    # Scanned without --baseline, pair comes from the report alone: a later diff must not
+    # read its absence as a fix.
+    aws.inject([stale])
+    _, q3 = scan(tmp_path, "q3", "--strategy", "credential-report")
+    diffed = cli("diff", str(baseline), str(q3 / "findings.json"))
+    assert diffed.exit_code == 0, diffed.output
+    assert f"unverified {a} (a) arn:aws:iam::{a}:user/pair" in diffed.output
+    assert f"credential report generated {before}, older than the baseline" in diffed.output
+    delta = json.loads(cli("diff", str(baseline), str(q3 / "findings.json"), "--json").output)
+    assert delta["counts"] == {"new": 0, "unchanged": 2, "resolved": 0, "unverified": 1}
+    (gone,) = [c for c in delta["findings"] if c["change"] == "unverified"]
+    assert "were not re-read live" in gone["reason"]
+
+    # A report generated after the baseline saw the account can show the fix.
+    aws.inject([replace(stale, report_generated_at=iso(utcnow()))])
+    _, q4 = scan(tmp_path, "q4", "--strategy", "credential-report")
+    delta = json.loads(cli("diff", str(baseline), str(q4 / "findings.json"), "--json").output)
+    assert delta["counts"] == {"new": 0, "unchanged": 2, "resolved": 1, "unverified": 0}
+
+
 def test_a_baseline_of_another_schema_is_rejected_clearly(aws, tmp_path):
     seed(aws, ORG)
     old = tmp_path / "old.json"
     old.write_text(json.dumps({"schema_version": "0.9", "run": {}}))
     result, out = scan(tmp_path, "q1", "--baseline", str(old))
     assert result.exit_code == ExitCode.USAGE
-    assert "schema_version '0.9' is not supported; this orgscan reads '1.0'" in result.output
+    assert (
+        "schema_version '0.9' is not supported; this orgscan reads '1.0' or '1.1'" in result.output
+    )
     assert not (out / "findings.json").exists()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -189,14 +190,20 @@ def parse_report(content: bytes, account_id: str) -> list[UserKeys]:
 
 
 async def collect_from_report(
-    iam: Any, account_id: str, workers: int, polling: ReportPolling
+    iam: Any,
+    account_id: str,
+    workers: int,
+    polling: ReportPolling,
+    recheck_arns: Collection[str] = frozenset(),
 ) -> Collected:
     """The report's rows, corrected live where the report can be wrong.
 
     ListUsers (one call per 1,000 users) runs while the report is generated. Users the report
-    flags, and users created since it was generated, are read live; users deleted since are
-    dropped with a note. What stays invisible is a second key added to a known user since the
-    report was generated: that is the strategy's staleness, and the evidence records its age.
+    flags, users in `recheck_arns` (a baseline's flagged users, whose resolution a stale report
+    could only pretend to see), and users created since it was generated, are read live; users
+    deleted since are dropped with a note. What stays invisible is a second key added to
+    another known user since the report was generated: that is the strategy's staleness, and
+    the evidence records its age.
     """
     async with task_group() as group:
         report = group.create_task(fetch_report(iam, polling))
@@ -205,7 +212,9 @@ async def collect_from_report(
     current = {user.arn: user for user in listing.result()}
     reported = {user.arn: user for user in parse_report(content, account_id)}
     recheck = [
-        IamUser(u.user_name, u.arn, u.path) for u in reported.values() if u.active_key_count > 1
+        IamUser(u.user_name, u.arn, u.path)
+        for u in reported.values()
+        if u.active_key_count > 1 or u.arn in recheck_arns
     ] + [user for arn, user in current.items() if arn not in reported]
     rechecked = await bounded_map(lambda u: live_user_keys(iam, account_id, u), recheck, workers)
     live = {user.arn: now for user, now in zip(recheck, rechecked, strict=True)}

@@ -57,6 +57,8 @@ class Fault:
     first: int | None = None  # only the first N matching calls are hit
     delay: float = 0.0  # seconds before answering (or before the error)
     report: bytes | None = None  # GetCredentialReport answers this content instead
+    # ...generated at this time (moto's own reports say 2015; AWS's are up to 4 hours old)
+    report_generated_at: str = "2026-11-22T06:00:00Z"
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +140,7 @@ class FaultInjector:
             if fault.error:
                 return self._error(fault, request, start_response)
             if fault.report is not None:
-                return self._report(fault.report, start_response)
+                return self._report(fault.report, fault.report_generated_at, start_response)
         if request.action == "AssumeRole":
             return self._remember_keys(environ, start_response, request.account)
         if request.action == "ListUsers":
@@ -170,13 +172,15 @@ class FaultInjector:
         )
         return [body]
 
-    def _report(self, content: bytes, start_response: StartResponse) -> list[bytes]:
+    def _report(
+        self, content: bytes, generated_at: str, start_response: StartResponse
+    ) -> list[bytes]:
         body = (
             '<GetCredentialReportResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/">'
             "<GetCredentialReportResult>"
             f"<Content>{base64.b64encode(content).decode()}</Content>"
             "<ReportFormat>text/csv</ReportFormat>"
-            "<GeneratedTime>2026-11-22T06:00:00Z</GeneratedTime>"
+            f"<GeneratedTime>{generated_at}</GeneratedTime>"
             "</GetCredentialReportResult>"
             "<ResponseMetadata><RequestId>0</RequestId></ResponseMetadata>"
             "</GetCredentialReportResponse>"

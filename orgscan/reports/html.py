@@ -233,7 +233,7 @@ def _context(result: ScanResult, style: str, script: str) -> dict[str, object]:
     rule = load_rule()
     accounts = view.accounts_by_id(result)
     users = {user.arn: user for user in result.users}
-    on = view.evaluated_on(result)
+    first, on = view.evaluation_days(result)
     rows = sorted(
         (_finding_row(f, users.get(f.arn), accounts.get(f.account_id)) for f in result.findings),
         key=lambda r: (r.state_order, r.account_id, r.user_name, r.arn),
@@ -285,7 +285,7 @@ def _context(result: ScanResult, style: str, script: str) -> dict[str, object]:
         "filter_ous": _ou_prefixes({r.ou_path for r in rows}),
         "coverage": coverage,
         "exceptions": exceptions,
-        "evaluated_on": on.isoformat(),
+        "evaluated_on": on.isoformat() if first == on else f"{first} to {on}",
         "lapsed_count": sum(1 for f in result.findings if f.expired_exception),
         "strategy_text": _STRATEGIES.get(run.strategy, run.strategy),
         "report_times": [a for a in coverage if a.credential_report_generated_at],

@@ -29,12 +29,15 @@ from orgscan.model import (
     ScanResult,
     ScanStatus,
     UserKeys,
+    evidence_complete,
     iso,
     parse_iso,
 )
 from orgscan.reports.files import write_atomic
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
+# 1.1 only adds optional fields; a 1.0 file reads with each missing field's 1.0 meaning.
+READABLE_VERSIONS = ("1.0", SCHEMA_VERSION)
 FILENAME = "findings.json"
 
 
@@ -105,6 +108,7 @@ def _delta(delta: Delta | None) -> dict[str, Any] | None:
                 "arn": c.arn,
                 "change": str(c.change),
                 "state": str(c.state) if c.state else None,
+                "reason": c.reason,
             }
             for c in delta.findings
         ],
@@ -129,6 +133,7 @@ def _read_delta(data: dict[str, Any] | None) -> Delta | None:
                 arn=c["arn"],
                 change=Change(c["change"]),
                 state=FindingState(c["state"]) if c["state"] else None,
+                reason=c.get("reason"),
             )
             for c in data["findings"]
         ],
@@ -197,6 +202,7 @@ def to_dict(result: ScanResult) -> dict[str, Any]:
                 "credential_report_generated_at": iso(r.credential_report_generated_at),
                 "notes": r.notes,
                 "api_calls": r.api_calls,
+                "scanned_at": iso(r.scanned_at),
             }
             for r in result.accounts
         ],
@@ -271,9 +277,10 @@ def _read_key(data: dict[str, Any]) -> AccessKey:
 
 def from_dict(data: dict[str, Any]) -> ScanResult:
     version = data.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if version not in READABLE_VERSIONS:
         raise EvidenceError(
-            f"schema_version {version!r} is not supported; this orgscan reads {SCHEMA_VERSION!r}"
+            f"schema_version {version!r} is not supported; this orgscan reads "
+            + " or ".join(map(repr, READABLE_VERSIONS))
         )
     run = data["run"]
     users_by_account: dict[str, list[UserKeys]] = {}
@@ -305,11 +312,12 @@ def from_dict(data: dict[str, Any]) -> ScanResult:
             credential_report_generated_at=parse_iso(a["credential_report_generated_at"]),
             notes=list(a["notes"]),
             api_calls=a["api_calls"],
+            scanned_at=parse_iso(a.get("scanned_at")),
         )
         for a in data["accounts"]
     ]
     limits = run["limits"]
-    return ScanResult(
+    result = ScanResult(
         run=RunInfo(
             id=run["id"],
             started_at=parse_iso(run["started_at"]),  # type: ignore[arg-type]
@@ -323,7 +331,6 @@ def from_dict(data: dict[str, Any]) -> ScanResult:
             role_name=run["role_name"],
             config_digest=run["config_digest"],
             limits=Limits(**limits),
-            complete=run["complete"],
             interrupted=run["interrupted"],
             resumed_from=run["resumed_from"],
             shard=run.get("shard"),
@@ -350,9 +357,13 @@ def from_dict(data: dict[str, Any]) -> ScanResult:
         controls=[Control(**c) for c in data["controls"]],
         delta=_read_delta(data.get("delta")),
     )
+    # The stored flag is a claim; completeness is what the accounts themselves show.
+    result.run.complete = evidence_complete(result)
+    return result
 
 
-def read(path: Path) -> ScanResult:
+def load(path: Path) -> dict[str, Any]:
+    """findings.json as stored, before any reading or deriving."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -361,7 +372,26 @@ def read(path: Path) -> ScanResult:
         raise EvidenceError(f"{path}: not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise EvidenceError(f"{path}: expected a JSON object")
+    return data
+
+
+def parse(data: dict[str, Any], path: Path) -> ScanResult:
     try:
         return from_dict(data)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise EvidenceError(f"{path}: not a findings.json this orgscan can read: {exc!r}") from None
+
+
+def read(path: Path) -> ScanResult:
+    return parse(load(path), path)
+
+
+def stored_complete_contradiction(data: dict[str, Any], result: ScanResult) -> str | None:
+    """What is wrong when the stored `run.complete` claims other than the evidence shows."""
+    stored = data.get("run", {}).get("complete")
+    if stored == result.run.complete:
+        return None
+    return (
+        f"run.complete is {json.dumps(stored)}, but the accounts and errors it records show "
+        f"{'a complete' if result.run.complete else 'an incomplete'} sweep"
+    )

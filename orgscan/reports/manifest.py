@@ -1,7 +1,10 @@
 """`manifest.json`: the size and SHA-256 of every file in the package, and the run it belongs to.
 
-An auditor (or `verify_package`) recomputes the digests to show that the package is the one
-orgscan wrote: nothing changed, nothing missing, nothing added.
+An auditor (or `orgscan verify`, `check_package`) recomputes the digests to show that the
+package is the one orgscan wrote: nothing changed, nothing missing, nothing added. `verify` also
+shows that it says no more than was seen: every field the manifest repeats must be what
+findings.json gives, findings.json must agree with itself (its `complete` flag and summary with
+its accounts), and every report must re-render from findings.json byte for byte.
 """
 
 from __future__ import annotations
@@ -9,10 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orgscan import __version__
 from orgscan.model import ScanResult
 from orgscan.reports import json as findings_json
 
@@ -73,27 +77,147 @@ def _load(directory: Path) -> tuple[dict[str, Any] | None, list[str]]:
     return data, []
 
 
-def _check_run(directory: Path, manifest: dict[str, Any]) -> list[str]:
-    """findings.json must be the run the manifest names."""
-    try:
-        evidence = json.loads((directory / findings_json.FILENAME).read_bytes())
-        run = evidence["run"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return []  # the digest check has already said what is wrong with the file
+# Differences listed per file before the rest is summarised.
+MAX_DIFFERENCES = 10
+
+
+@dataclass(slots=True)
+class PackageCheck:
+    """What `orgscan verify` found: problems fail the package; notes say what could not be
+    compared and why. `evidence` is findings.json as read (completeness derived from its
+    accounts), or None when it cannot be read."""
+
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    evidence: ScanResult | None = None
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _differences(stored: Any, rendered: Any, path: str, added_since: bool) -> list[str]:
+    """Where stored JSON differs from the rendering; `added_since`: fields the stored schema
+    predates are not differences (they are optional, and missing means their old meaning)."""
+    if isinstance(stored, dict) and isinstance(rendered, dict):
+        found = []
+        for key in [*rendered, *(k for k in stored if k not in rendered)]:
+            where = f"{path}.{key}" if path else key
+            if key not in stored:
+                if not added_since:
+                    found.append(f"{where} is missing")
+            elif key not in rendered:
+                found.append(f"{where} is not a field orgscan writes")
+            else:
+                found += _differences(stored[key], rendered[key], where, added_since)
+        return found
+    if isinstance(stored, list) and isinstance(rendered, list):
+        if len(stored) != len(rendered):
+            return [f"{path} has {len(stored)} entries; from the evidence, {len(rendered)}"]
+        return [
+            d
+            for i, (a, b) in enumerate(zip(stored, rendered, strict=True))
+            for d in _differences(a, b, f"{path}[{i}]", added_since)
+        ]
+    if stored != rendered or type(stored) is not type(rendered):
+        return [f"{path} is {_shown(stored)}; from the evidence, {_shown(rendered)}"]
+    return []
+
+
+def _check_evidence(
+    data: dict[str, Any], stored: bytes, result: ScanResult, current_schema: bool
+) -> list[str]:
+    """findings.json against itself: what it claims must follow from what it records."""
+    name = findings_json.FILENAME
+    problems = []
+    contradiction = findings_json.stored_complete_contradiction(data, result)
+    if contradiction:
+        problems.append(f"{name}: {contradiction}")
+    rendered = findings_json.dumps(result)
+    if rendered == stored:
+        return problems
+    differences = [
+        d
+        for d in _differences(data, json.loads(rendered), "", added_since=not current_schema)
+        if not d.startswith(("run.complete ", "schema_version "))
+    ]
+    if current_schema and not differences and not problems:
+        differences = ["the same content, but not the bytes orgscan writes"]
+    problems += [f"{name}: {d}" for d in differences[:MAX_DIFFERENCES]]
+    if len(differences) > MAX_DIFFERENCES:
+        problems.append(f"{name}: and {len(differences) - MAX_DIFFERENCES} more difference(s)")
+    return problems
+
+
+def _check_manifest_fields(
+    manifest: dict[str, Any], result: ScanResult, files: Mapping[str, bytes]
+) -> list[str]:
+    """Every field the manifest repeats must be what findings.json gives; the file entries
+    and findings_sha256 are checked against the files themselves."""
+    expected = json.loads(render(result, files))
     return [
-        f"{findings_json.FILENAME}: {field} is {run.get(key)!r}, the manifest says "
-        f"{manifest.get(field)!r}"
-        for field, key in (("run_id", "id"), ("organization_id", "organization_id"))
-        if run.get(key) != manifest.get(field)
+        f"{findings_json.FILENAME}: {key} is {expected[key]!r}, the manifest says "
+        f"{manifest.get(key)!r}"
+        for key in expected
+        if key not in ("files", "findings_sha256") and manifest.get(key) != expected[key]
     ]
 
 
-def verify_package(directory: Path) -> list[str]:
-    """Problems with the package in `directory`; an empty list means it verified."""
-    manifest, problems = _load(directory)
-    if manifest is None:
-        return problems
+def _sarif_mode(data: bytes) -> str:
+    """How the SARIF file was written: with excepted findings, or without (for GitHub)."""
+    try:
+        properties = json.loads(data)["runs"][0]["properties"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return "include"
+    return "omit" if properties.get("exceptedResults") == "omitted" else "include"
+
+
+def _check_renderings(
+    result: ScanResult, directory: Path, comparable: str | None
+) -> tuple[list[str], list[str]]:
+    """Every report re-rendered in memory from the evidence, compared byte for byte.
+
+    `comparable` is None when this orgscan wrote the package's schema and version; otherwise
+    it says why byte equality is not expected, and a difference is a note, not a problem.
+    """
+    from orgscan.reports.writer import renderers  # the writer imports this module
+
+    problems, notes = [], []
+    sarif = directory / "orgscan.sarif"
+    mode = _sarif_mode(sarif.read_bytes()) if sarif.is_file() else "include"
+    for renderer in renderers(sarif_suppressed=mode):
+        name = renderer.filename
+        path = directory / name
+        if name == findings_json.FILENAME or not path.is_file():
+            continue  # the evidence is checked field by field; a missing file is reported
+        if renderer.render(result) == path.read_bytes():
+            continue
+        if comparable is None:
+            problems.append(f"{name}: differs from the report re-rendered from findings.json")
+        else:
+            notes.append(f"{name}: not compared byte for byte: {comparable}")
+    return problems, notes
+
+
+def _comparable(data: dict[str, Any]) -> str | None:
+    """None when this orgscan writes the package's schema and version, else why not."""
+    version, tool = data.get("schema_version"), data["run"].get("tool_version")
+    if version != findings_json.SCHEMA_VERSION:
+        return (
+            f"findings.json has schema {version}, and this orgscan writes "
+            f"{findings_json.SCHEMA_VERSION}"
+        )
+    if tool != __version__:
+        return f"the package was written by orgscan {tool}, this is orgscan {__version__}"
+    return None
+
+
+def _check_files(directory: Path, manifest: dict[str, Any]) -> tuple[list[str], dict[str, bytes]]:
+    """Every file against its manifest entry; the listed files' contents, for what follows."""
+    problems: list[str] = []
     listed: dict[str, dict[str, Any]] = {}
+    files: dict[str, bytes] = {}
     for entry in manifest["files"]:
         name = entry.get("name") if isinstance(entry, dict) else None
         if not isinstance(name, str) or not _safe_name(name):
@@ -107,10 +231,11 @@ def verify_package(directory: Path) -> list[str]:
         if not path.is_file():
             problems.append(f"{name}: missing")
             continue
-        data = path.read_bytes()
-        if len(data) != entry.get("size"):
-            problems.append(f"{name}: size is {len(data)}, the manifest says {entry.get('size')}")
-        if sha256(data) != entry.get("sha256"):
+        content = files[name] = path.read_bytes()
+        if len(content) != entry.get("size"):
+            size = entry.get("size")
+            problems.append(f"{name}: size is {len(content)}, the manifest says {size}")
+        if sha256(content) != entry.get("sha256"):
             problems.append(f"{name}: SHA-256 does not match the manifest")
     present = {p.name for p in directory.iterdir()} - {FILENAME}
     problems += [f"{name}: not in the manifest" for name in sorted(present - listed.keys())]
@@ -118,6 +243,36 @@ def verify_package(directory: Path) -> list[str]:
         problems.append(f"{findings_json.FILENAME}: not in the manifest")
     elif listed[findings_json.FILENAME].get("sha256") != manifest.get("findings_sha256"):
         problems.append(f"{FILENAME}: findings_sha256 differs from the entry for findings.json")
-    if (directory / findings_json.FILENAME).is_file():
-        problems += _check_run(directory, manifest)
-    return problems
+    return problems, files
+
+
+def check_package(directory: Path) -> PackageCheck:
+    """Everything `orgscan verify` checks in the package in `directory`."""
+    check = PackageCheck()
+    manifest, check.problems = _load(directory)
+    files: dict[str, bytes] = {}
+    if manifest is not None:
+        problems, files = _check_files(directory, manifest)
+        check.problems += problems
+    path = directory / findings_json.FILENAME
+    if not path.is_file():
+        return check  # already reported: missing, or no manifest to say what to expect
+    try:
+        data = findings_json.load(path)
+        check.evidence = findings_json.parse(data, path)
+    except findings_json.EvidenceError as exc:
+        check.problems.append(str(exc))
+        return check
+    files[findings_json.FILENAME] = stored = path.read_bytes()
+    comparable = _comparable(data)
+    if manifest is not None:
+        check.problems += _check_manifest_fields(manifest, check.evidence, files)
+    check.problems += _check_evidence(data, stored, check.evidence, comparable is None)
+    problems, check.notes = _check_renderings(check.evidence, directory, comparable)
+    check.problems += problems
+    return check
+
+
+def verify_package(directory: Path) -> list[str]:
+    """Problems with the package in `directory`; an empty list means it verified."""
+    return check_package(directory).problems

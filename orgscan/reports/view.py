@@ -55,9 +55,13 @@ def recommended_key(user: UserKeys) -> Recommendation | None:
     return Recommendation(best, "newest; no active key has been used")
 
 
-def evaluated_on(result: ScanResult) -> date:
-    """The day exceptions were judged on: the scan's start, as the evaluation used."""
-    return result.run.started_at.astimezone(UTC).date()
+def evaluation_days(result: ScanResult) -> tuple[date, date]:
+    """The first and last day exceptions were judged on: each account's on the day it was
+    scanned (a resumed run spans days), or in 1.0 evidence the scan's start."""
+    start = result.run.started_at
+    days = {(a.scanned_at or start).astimezone(UTC).date() for a in result.accounts if a.users}
+    first = start.astimezone(UTC).date()
+    return min(days, default=first), max(days, default=first)
 
 
 def findings_by_arn(result: ScanResult) -> dict[str, Finding]:
