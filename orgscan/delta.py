@@ -1,7 +1,8 @@
 """Changes since a previous scan: which findings are new, still open or resolved.
 
-A finding that disappeared is only called resolved when its account was scanned this time;
-otherwise nobody looked, and it is reported as unverified instead.
+A finding that disappeared is only called resolved when its user was looked at this time: its
+account scanned, and the user not among those that could not be read (in a partly scanned
+account). Otherwise nobody looked, and it is reported as unverified instead.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ class BaselineMismatch(Exception):
 
 
 def _scanned(result: ScanResult) -> set[str]:
-    return {r.account.id for r in result.accounts if r.scan_status is ScanStatus.SCANNED}
+    """Accounts entered and listed, in full or in part."""
+    entered = (ScanStatus.SCANNED, ScanStatus.PARTIAL)
+    return {r.account.id for r in result.accounts if r.scan_status in entered}
 
 
 def compare(baseline: ScanResult, current: ScanResult) -> Delta:
@@ -26,6 +29,7 @@ def compare(baseline: ScanResult, current: ScanResult) -> Delta:
     before = {(f.rule_id, f.arn): f for f in baseline.findings}
     now = {(f.rule_id, f.arn): f for f in current.findings}
     scanned_now, scanned_before = _scanned(current), _scanned(baseline)
+    unread_now = {user.arn for user in current.users if user.error}
     changes = [
         FindingChange(
             f.rule_id,
@@ -42,7 +46,9 @@ def compare(baseline: ScanResult, current: ScanResult) -> Delta:
             f.account_id,
             f.user_name,
             f.arn,
-            Change.RESOLVED if f.account_id in scanned_now else Change.UNVERIFIED,
+            Change.RESOLVED
+            if f.account_id in scanned_now and f.arn not in unread_now
+            else Change.UNVERIFIED,
             None,
         )
         for key, f in before.items()

@@ -158,14 +158,23 @@ class _Scanner:
             log.debug("account %s failed", account.id, exc_info=True)
             result.error = ScanError(code=error_code(exc), message=error_message(exc))
         else:
-            result.scan_status = ScanStatus.SCANNED
             result.users = sorted(collected.users, key=lambda u: u.arn)
+            # Users that could not be read are in the evidence with their error; the account
+            # is then partial, which makes the run incomplete.
+            complete = all(user.complete for user in result.users)
+            result.scan_status = ScanStatus.SCANNED if complete else ScanStatus.PARTIAL
             result.notes = collected.notes
             result.credential_report_generated_at = collected.report_generated_at
         result.api_calls = counter.calls
         if result.error:
             log.warning(
                 "account %s failed: %s: %s", account.id, result.error.code, result.error.message
+            )
+        elif result.scan_status is ScanStatus.PARTIAL:
+            log.warning(
+                "account %s partly scanned: %d user(s) not fully read",
+                account.id,
+                sum(not user.complete for user in result.users),
             )
         return result
 

@@ -86,7 +86,7 @@ def test_findings_json_has_the_documented_fields(aws, tmp_path):
     seeded = seed(aws, DIRTY)
     _, out = scan_cli(tmp_path)
     data = json.loads((out / "findings.json").read_text())
-    assert data["schema_version"] == "1.0"
+    assert data["schema_version"] == "1.1"
     assert set(data["run"]) >= {
         "id",
         "started_at",
