@@ -12,6 +12,7 @@ import asyncio
 import functools
 import logging
 import math
+import os
 import platform
 import ssl
 import time
@@ -247,26 +248,31 @@ class RefreshableCredentials:
 
 
 @functools.cache
-def _tls_context(ca_bundle: str | None) -> ssl.SSLContext:
+def _tls_context(ca_bundle: str | bool | None) -> ssl.SSLContext:
+    """A context that verifies certificates and host names; `ca_bundle` is a CA file, else
+    the system's (botocore's `get_cert_path`: a path, or True/None for the default)."""
     context: ssl.SSLContext = create_urllib3_context()
     # botocore's context leaves hostname checks to urllib3, which makes them itself; aiohttp
     # does not, so without this a certificate for any name would be accepted.
     context.check_hostname = True
-    if ca_bundle:
+    if isinstance(ca_bundle, str):
         context.load_verify_locations(ca_bundle, None, None)
     return context
 
 
 class SharedTLSSession(AIOHTTPSession):  # type: ignore[misc]
-    """Reuses one loaded CA bundle across clients.
+    """Every connection verifies the server's certificate and host name, with one loaded CA
+    bundle shared by all clients.
 
     aiobotocore builds a fresh SSL context and parses the CA bundle for every client, about
     50 ms of CPU that blocks the event loop; across hundreds of accounts that is real time.
+    Worse, its context checks no host names, and behind a proxy (HTTPS_PROXY) it connects with
+    `ssl=False` unless a proxy CA bundle is configured: any certificate would do. orgscan
+    configures no client certificate and no proxy TLS settings, so one verifying context
+    serves every connection, through a proxy's CONNECT tunnel as well.
     """
 
     def _create_connector(self, proxy_url: str | None) -> aiohttp.TCPConnector:
-        if proxy_url or self._cert_file or not self._verify:
-            return cast(aiohttp.TCPConnector, super()._create_connector(proxy_url))
         connector: aiohttp.TCPConnector = aiohttp.TCPConnector(
             limit=self._max_pool_connections,
             ssl=_tls_context(get_cert_path(self._verify)),
@@ -546,9 +552,12 @@ class ClientFactory:
     async def _http_session(self) -> aiohttp.ClientSession:
         assert self._stack is not None
         if self._http is None:
-            # As aiobotocore configures its own: the CA bundle from the AWS config (loaded once),
-            # no decompression; and no cookies. Proxies are the wire's, read once.
-            verify = self.session._session.get_config_variable("ca_bundle") or True
+            # As aiobotocore configures its own: the CA bundle botocore would use (AWS config,
+            # then REQUESTS_CA_BUNDLE), loaded once and checking host names, through a proxy
+            # too; no decompression; and no cookies. Proxies are the wire's, read once.
+            verify = self.session._session.get_config_variable("ca_bundle") or os.environ.get(
+                "REQUESTS_CA_BUNDLE", True
+            )
             connector = aiohttp.TCPConnector(
                 limit=self.SHARED_POOL,
                 ssl=_tls_context(get_cert_path(verify)),
