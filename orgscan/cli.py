@@ -121,11 +121,15 @@ def exit_code(result: ScanResult, fail_on: FailOn) -> ExitCode:
 def _summary(result: ScanResult, files: list[Path]) -> str:
     accounts = len(result.accounts)
     scanned = len(result.accounts_with(ScanStatus.SCANNED))
+    partial = result.accounts_with(ScanStatus.PARTIAL)
     failed = result.accounts_with(ScanStatus.FAILED)
     skipped = len(result.accounts_with(ScanStatus.SKIPPED))
+    unreadable = sum(1 for user in result.users if user.error)
     lines = [
-        f"accounts: {scanned} scanned, {len(failed)} failed, {skipped} skipped (of {accounts})",
-        f"users:    {len(result.users)}",
+        f"accounts: {scanned} scanned, {len(partial)} partial, {len(failed)} failed, "
+        f"{skipped} skipped (of {accounts})",
+        f"users:    {len(result.users)}"
+        + (f" ({unreadable} could not be read)" if unreadable else ""),
         f"findings: {len(result.findings_in(FindingState.OPEN))} open, "
         f"{len(result.findings_in(FindingState.EXCEPTED))} excepted "
         f"(users with more than one active access key)",
@@ -133,9 +137,22 @@ def _summary(result: ScanResult, files: list[Path]) -> str:
     lines += [
         f"failed:   {r.account.id} ({r.account.name}): {r.error.code}" for r in failed if r.error
     ]
+    lines += [
+        f"partial:  {r.account.id} ({r.account.name}): "
+        + (
+            f"{len(r.unreadable_users)} user(s) could not be read ("
+            + ", ".join(sorted({u.error.code for u in r.unreadable_users if u.error}))
+            + ")"
+            if r.unreadable_users
+            else "the last use of some keys is unknown"
+        )
+        for r in partial
+    ]
     lines += [f"error:    {e.code}: {e.message}" for e in result.run.errors]
     lines += [f"warning:  {w}" for w in result.run.warnings]
-    status = "complete" if result.run.complete else "INCOMPLETE: not every account was scanned"
+    status = (
+        "complete" if result.run.complete else "INCOMPLETE: not every account was fully scanned"
+    )
     lines.append(f"scan:     {status}")
     if result.delta:
         lines.append(_delta_text(result.delta, result))

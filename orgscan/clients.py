@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
+import math
+import os
 import platform
 import ssl
 import time
@@ -18,7 +21,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import aioboto3
 import aiobotocore
@@ -28,14 +31,30 @@ from aiobotocore.config import AioConfig
 from aiobotocore.credentials import AioCredentials
 from aiobotocore.httpsession import AIOHTTPSession
 from asyncio_throttle import Throttler
+from botocore.exceptions import ClientError
 from botocore.httpsession import create_urllib3_context, get_cert_path
 from botocore.parsers import ResponseParserFactory
 from botocore.utils import parse_timestamp
 
 from orgscan.config import ScanConfig
+from orgscan.model import AccountFailure
 from orgscan.wire import WIRE_OPERATIONS, QueryWire, Retries, WireCredentials
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
 DEFAULT_REGION = "us-east-1"
+# AWS's answers to a call signed with a session that has expired (query and JSON protocols).
+EXPIRED_TOKEN = frozenset({"ExpiredToken", "ExpiredTokenException"})
+# Sessions are renewed this long before they expire: botocore's refreshable credentials stop
+# using theirs 10 minutes before (its "mandatory" refresh). A session shorter than twice this is
+# renewed halfway through instead, so that a renewal is never due the moment it is made.
+REFRESH_AHEAD = 600.0
+# When a renewal ahead of time fails, the old session is used for now and renewal tried again
+# this much later, until the old session has no more than this left.
+REFRESH_RETRY = 30.0
+# ExpiredToken answers one call may meet; each needs a session that worked since it was made.
+MAX_RENEWALS = 3
 
 
 class RateLimiter(Throttler):  # type: ignore[misc]
@@ -109,6 +128,7 @@ class Credentials:
     access_key_id: str
     secret_access_key: str = field(repr=False)
     session_token: str | None = field(default=None, repr=False)
+    expiration: datetime | None = None  # as AssumeRole gives it; None: they do not expire
 
     def for_signing(self) -> AioCredentials:
         return AioCredentials(self.access_key_id, self.secret_access_key, self.session_token)
@@ -121,27 +141,138 @@ class Credentials:
         }
 
 
+class SessionKeys:
+    """One issue of an account's credentials, in the forms botocore and the wire sign with."""
+
+    __slots__ = ("expires_at", "refresh_at", "renewable", "signing", "wire")
+
+    def __init__(self, credentials: Credentials, now: float, refreshable: bool) -> None:
+        self.signing = credentials.for_signing()
+        self.wire = WireCredentials(
+            credentials.access_key_id, credentials.secret_access_key, credentials.session_token
+        )
+        expiration = credentials.expiration
+        self.expires_at = expiration.timestamp() if expiration else math.inf
+        lifetime = self.expires_at - now
+        self.refresh_at = (
+            self.expires_at - min(REFRESH_AHEAD, lifetime / 2) if refreshable else math.inf
+        )
+        # Whether an ExpiredToken answer to these keys is worth a renewal. Keys from a renewal
+        # earn it by working once: fresh keys that AWS refuses at once would be refused again.
+        self.renewable = True
+
+
+class RefreshableCredentials:
+    """One account's session: renewed a little before it expires, as botocore renews its
+    refreshable credentials, and at once when AWS answers ExpiredToken, so that the call can be
+    retried (see `BoundClient`) rather than the account started again.
+
+    `renew` obtains new credentials (AssumeRole again); without it the credentials are fixed.
+    One renewal at a time: calls that find their keys already replaced just use the new ones.
+    """
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        renew: Callable[[], Awaitable[Credentials]] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._renew = renew
+        self.clock = clock
+        self._lock = asyncio.Lock()
+        self.keys = SessionKeys(credentials, clock(), renew is not None)
+        self.renewals = 0
+
+    async def _replace(self) -> SessionKeys:
+        assert self._renew is not None
+        credentials = await self._renew()
+        self.renewals += 1
+        self.keys = SessionKeys(credentials, self.clock(), refreshable=True)
+        self.keys.renewable = False
+        return self.keys
+
+    async def current(self) -> SessionKeys:
+        """The keys to sign with now, renewed first when their time has come."""
+        keys = self.keys
+        if self.clock() < keys.refresh_at:
+            return keys
+        async with self._lock:
+            if self.keys is not keys:
+                return self.keys
+            try:
+                return await self._replace()
+            except Exception as exc:
+                now = self.clock()
+                if now + REFRESH_RETRY >= keys.expires_at:
+                    raise
+                log.warning(
+                    "renewing a session failed (%s); using it for its last %.0f s",
+                    exc,
+                    keys.expires_at - now,
+                )
+                keys.refresh_at = now + REFRESH_RETRY
+                return keys
+
+    async def expired(self, keys: SessionKeys, error: ClientError) -> SessionKeys:
+        """AWS answered ExpiredToken to a call signed with `keys`: the keys to retry it with."""
+        async with self._lock:
+            if self.keys is not keys:
+                return self.keys  # another call renewed the session already
+            if self._renew is None:
+                raise error
+            if not keys.renewable:
+                raise AccountFailure(
+                    error_code(error),
+                    f"{error_message(error)} (the session had just been renewed)",
+                )
+            return await self._replace()
+
+    async def call(self, send: Callable[[SessionKeys], Awaitable[T]]) -> T:
+        """`send` signed with the current keys; after ExpiredToken, again with renewed ones."""
+        keys = self.keys
+        if self.clock() >= keys.refresh_at:
+            keys = await self.current()
+        renewals = 0
+        while True:
+            try:
+                response = await send(keys)
+            except ClientError as exc:
+                if renewals == MAX_RENEWALS or error_code(exc) not in EXPIRED_TOKEN:
+                    raise
+                renewals += 1
+                log.info("%s; renewing the session to retry the call", error_code(exc))
+                keys = await self.expired(keys, exc)
+            else:
+                keys.renewable = True
+                return response
+
+
 @functools.cache
-def _tls_context(ca_bundle: str | None) -> ssl.SSLContext:
+def _tls_context(ca_bundle: str | bool | None) -> ssl.SSLContext:
+    """A context that verifies certificates and host names; `ca_bundle` is a CA file, else
+    the system's (botocore's `get_cert_path`: a path, or True/None for the default)."""
     context: ssl.SSLContext = create_urllib3_context()
     # botocore's context leaves hostname checks to urllib3, which makes them itself; aiohttp
     # does not, so without this a certificate for any name would be accepted.
     context.check_hostname = True
-    if ca_bundle:
+    if isinstance(ca_bundle, str):
         context.load_verify_locations(ca_bundle, None, None)
     return context
 
 
 class SharedTLSSession(AIOHTTPSession):  # type: ignore[misc]
-    """Reuses one loaded CA bundle across clients.
+    """Every connection verifies the server's certificate and host name, with one loaded CA
+    bundle shared by all clients.
 
     aiobotocore builds a fresh SSL context and parses the CA bundle for every client, about
     50 ms of CPU that blocks the event loop; across hundreds of accounts that is real time.
+    Worse, its context checks no host names, and behind a proxy (HTTPS_PROXY) it connects with
+    `ssl=False` unless a proxy CA bundle is configured: any certificate would do. orgscan
+    configures no client certificate and no proxy TLS settings, so one verifying context
+    serves every connection, through a proxy's CONNECT tunnel as well.
     """
 
     def _create_connector(self, proxy_url: str | None) -> aiohttp.TCPConnector:
-        if proxy_url or self._cert_file or not self._verify:
-            return cast(aiohttp.TCPConnector, super()._create_connector(proxy_url))
         connector: aiohttp.TCPConnector = aiohttp.TCPConnector(
             limit=self._max_pool_connections,
             ssl=_tls_context(get_cert_path(self._verify)),
@@ -187,24 +318,21 @@ def _user_agent() -> str:
 class _Binding:
     """What distinguishes one account's calls on a shared client."""
 
-    __slots__ = ("_retries", "counter", "credentials", "limiter", "max_attempts", "wire_keys")
+    __slots__ = ("_retries", "counter", "limiter", "max_attempts", "session")
 
     def __init__(
         self,
         limiter: Throttler,
         counter: CallCounter,
-        credentials: Credentials | None,
+        credentials: Credentials | RefreshableCredentials | None,
         max_attempts: int,
     ) -> None:
         self.limiter = limiter
         self.counter = counter
-        self.credentials = credentials.for_signing() if credentials else None
-        self.wire_keys = (
-            WireCredentials(
-                credentials.access_key_id, credentials.secret_access_key, credentials.session_token
-            )
-            if credentials
-            else None
+        self.session = (
+            RefreshableCredentials(credentials)
+            if isinstance(credentials, Credentials)
+            else credentials
         )
         self.max_attempts = max_attempts
         self._retries: Retries | None = None
@@ -237,15 +365,20 @@ def _before_sign(request: Any, **_: Any) -> None:
         # Fail closed: unbound, the shared client would sign with the caller's own keys and
         # read the management account's IAM as if it were the member account's.
         raise RuntimeError("an AWS call outside any account binding; refusing to sign it")
-    if binding.credentials is not None:
-        request.context.setdefault("signing", {})["request_credentials"] = binding.credentials
+    if binding.session is not None:
+        # The session's keys as they are now: a retry after a renewal signs with the new ones.
+        request.context.setdefault("signing", {})["request_credentials"] = (
+            binding.session.keys.signing
+        )
 
 
 def _bound(method: Callable[..., Awaitable[Any]], binding: _Binding) -> Callable[..., Any]:
     async def call(*args: Any, **kwargs: Any) -> Any:
         token = _BINDING.set(binding)
         try:
-            return await method(*args, **kwargs)
+            if binding.session is None:
+                return await method(*args, **kwargs)
+            return await binding.session.call(lambda _: method(*args, **kwargs))
         finally:
             _BINDING.reset(token)
 
@@ -276,14 +409,18 @@ class BoundPaginator:
 
 def _wired(wire: QueryWire, operation: str, binding: _Binding) -> Callable[..., Any]:
     async def call(**params: Any) -> Any:
-        return await wire.call(
-            operation,
-            params,
-            binding.wire_keys,
-            binding.limiter,
-            binding.counter,
-            binding.retries,
-        )
+        session = binding.session
+        if session is None:  # the caller's own credentials, which botocore's chain refreshes
+            return await wire.call(
+                operation, params, None, binding.limiter, binding.counter, binding.retries
+            )
+
+        def send(keys: SessionKeys) -> Awaitable[Any]:
+            return wire.call(
+                operation, params, keys.wire, binding.limiter, binding.counter, binding.retries
+            )
+
+        return await session.call(send)
 
     return call
 
@@ -323,6 +460,17 @@ class BoundClient:
                 method = _bound(getattr(self._client, name), self._binding)
             self._methods[name] = method
         return method
+
+    def with_own_retries(self) -> BoundClient:
+        """The same client, credentials, limiter and counter, with a retry budget of its own:
+        an account's AssumeRole calls must not spend other accounts' retries."""
+        binding = _Binding(
+            self._binding.limiter,
+            self._binding.counter,
+            self._binding.session,
+            self._binding.max_attempts,
+        )
+        return BoundClient(self._client, binding, self._paginators, self._wire)
 
     def get_paginator(self, operation: str) -> BoundPaginator:
         # botocore builds a paginator class, docstrings and all, on every get_paginator call.
@@ -404,9 +552,12 @@ class ClientFactory:
     async def _http_session(self) -> aiohttp.ClientSession:
         assert self._stack is not None
         if self._http is None:
-            # As aiobotocore configures its own: the CA bundle from the AWS config (loaded once),
-            # no decompression; and no cookies. Proxies are the wire's, read once.
-            verify = self.session._session.get_config_variable("ca_bundle") or True
+            # As aiobotocore configures its own: the CA bundle botocore would use (AWS config,
+            # then REQUESTS_CA_BUNDLE), loaded once and checking host names, through a proxy
+            # too; no decompression; and no cookies. Proxies are the wire's, read once.
+            verify = self.session._session.get_config_variable("ca_bundle") or os.environ.get(
+                "REQUESTS_CA_BUNDLE", True
+            )
             connector = aiohttp.TCPConnector(
                 limit=self.SHARED_POOL,
                 ssl=_tls_context(get_cert_path(verify)),
@@ -455,7 +606,7 @@ class ClientFactory:
         service: str,
         limiter: Throttler,
         counter: CallCounter,
-        credentials: Credentials | None = None,
+        credentials: Credentials | RefreshableCredentials | None = None,
         pool: int = 10,
     ) -> AsyncIterator[Any]:
         """A client for `service` whose calls use `credentials` (None: the caller's own), count

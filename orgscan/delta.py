@@ -1,10 +1,12 @@
 """Changes since a previous scan: which findings are new, still open or resolved.
 
 A finding that disappeared is only called resolved when somebody looked: its account was
-scanned this time, and the user's keys were read after the baseline saw them. A user whose keys
-came from a credential report generated before the baseline's scan of that account was not
-looked at since; that finding is unverified, with the reason. (`scan --baseline` re-reads the
-baseline's flagged users live, so only `orgscan diff` over a scan made without it meets this.)
+entered this time (in full or in part), its user was not among those that could not be read,
+and the user's keys were read after the baseline saw them. A user whose keys came from a
+credential report generated before the baseline's scan of that account was not looked at
+since. Otherwise the finding is unverified, with the reason. (`scan --baseline` re-reads the
+baseline's flagged users live, so only `orgscan diff` over a scan made without it meets the
+stale-report case.)
 """
 
 from __future__ import annotations
@@ -29,8 +31,12 @@ class BaselineMismatch(Exception):
     """The baseline is not an earlier scan of the same organization."""
 
 
+# Accounts entered and listed, in full or in part.
+ENTERED = (ScanStatus.SCANNED, ScanStatus.PARTIAL)
+
+
 def _scanned(result: ScanResult) -> set[str]:
-    return {r.account.id for r in result.accounts if r.scan_status is ScanStatus.SCANNED}
+    return {r.account.id for r in result.accounts if r.scan_status in ENTERED}
 
 
 def _seen_at(baseline: ScanResult, account_id: str) -> datetime:
@@ -52,10 +58,12 @@ def _unverified_reason(
     account = accounts.get(finding.account_id)
     if account is None:
         return "its account was not listed this time"
-    if account.scan_status is not ScanStatus.SCANNED:
+    if account.scan_status not in ENTERED:
         why = f": {account.error.code}" if account.error else ""
         return f"its account was not scanned this time ({account.scan_status}{why})"
     user = users.get(finding.arn)
+    if user is not None and user.error is not None:
+        return f"the user could not be read this time ({user.error.code})"
     if user is None or user.source is not KeySource.CREDENTIAL_REPORT:
         return None  # read live, or gone from ListUsers (deleted): somebody looked
     generated = account.credential_report_generated_at

@@ -13,8 +13,10 @@ SEVERITY = "medium"
 
 
 def violates(user: UserKeys) -> bool:
-    """More than one key whose Status is Active; inactive keys never count."""
-    return user.active_key_count > 1
+    """More than one key whose Status is Active; inactive keys never count. A user whose keys
+    could not be read violates nothing known: it is reported as unreadable, never as a pass."""
+    count = user.active_key_count
+    return count is not None and count > 1
 
 
 def exception_matches(exception: ApprovedException, user: UserKeys) -> bool:
@@ -31,7 +33,8 @@ def evaluate(
     """One finding per failing user; an unexpired matching exception marks it excepted.
 
     An expired exception leaves the finding open but is recorded on it, so the report can say
-    the approval lapsed rather than pretend it never existed.
+    the approval lapsed rather than pretend it never existed. Users that could not be read get
+    no finding: the evidence lists them with their error, and their account is partial.
     """
     approved = list(exceptions)
     findings = []
@@ -49,7 +52,7 @@ def evaluate(
                 account_id=user.account_id,
                 user_name=user.user_name,
                 arn=user.arn,
-                active_key_count=user.active_key_count,
+                active_key_count=user.active_key_count or 0,  # known: violates() checked it
                 severity=SEVERITY,
                 state=FindingState.EXCEPTED if exception else FindingState.OPEN,
                 exception=exception,

@@ -66,6 +66,9 @@ class AccessKey:
     last_used_at: datetime | None = None
     last_used_service: str | None = None
     last_used_region: str | None = None
+    # Set when the key's last use could not be read: last_used_* then mean "unknown", not
+    # "never used". NoSuchEntity means the key was deleted after it was listed.
+    last_used_error: ScanError | None = None
 
     @property
     def active(self) -> bool:
@@ -80,14 +83,28 @@ class UserKeys:
     path: str
     access_keys: tuple[AccessKey, ...]
     source: KeySource = KeySource.LIVE
+    # The user's keys could not be read (e.g. an SCP denies ListAccessKeys on its path). Its
+    # counts are then unknown (None): it is neither a finding nor a pass.
+    error: ScanError | None = None
 
     @property
-    def active_key_count(self) -> int:
+    def active_key_count(self) -> int | None:
+        if self.error is not None:
+            return None
         return sum(1 for key in self.access_keys if key.active)
 
     @property
-    def key_count(self) -> int:
-        return len(self.access_keys)
+    def key_count(self) -> int | None:
+        return None if self.error is not None else len(self.access_keys)
+
+    @property
+    def complete(self) -> bool:
+        """Everything the evidence needs was read: the keys, and the last use of each key that
+        was asked about, unless that key was deleted meanwhile."""
+        return self.error is None and all(
+            key.last_used_error is None or key.last_used_error.code == NO_SUCH_ENTITY
+            for key in self.access_keys
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +114,8 @@ class ScanError:
 
 
 INTERRUPTED = "Interrupted"
+# IAM's answer for a user or key deleted between two calls of a scan: not an error.
+NO_SUCH_ENTITY = "NoSuchEntity"
 
 
 class AccountFailure(Exception):
@@ -127,7 +146,14 @@ class AccountResult:
 
     @property
     def user_count(self) -> int | None:
-        return len(self.users) if self.scan_status is ScanStatus.SCANNED else None
+        """Users listed, unreadable ones included; None where the users were never listed."""
+        if self.scan_status in (ScanStatus.SCANNED, ScanStatus.PARTIAL):
+            return len(self.users)
+        return None
+
+    @property
+    def unreadable_users(self) -> list[UserKeys]:
+        return [user for user in self.users if user.error is not None]
 
 
 def sweep_complete(accounts: list[AccountResult], errors: list[ScanError]) -> bool:

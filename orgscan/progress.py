@@ -16,6 +16,7 @@ class Progress:
         self.total = 0
         self.done = 0
         self.failed = 0
+        self.partial = 0
         self.listing = True
 
     def listed(self) -> None:
@@ -25,6 +26,7 @@ class Progress:
     def finished(self, result: AccountResult) -> None:
         self.done += 1
         self.failed += result.scan_status is ScanStatus.FAILED
+        self.partial += result.scan_status is ScanStatus.PARTIAL
         self.update()
 
     def listing_done(self) -> None:
@@ -56,7 +58,8 @@ class TerminalProgress(Progress):
         bar = "#" * int(share * self.WIDTH)
         total = f"{self.total}+" if self.listing else str(self.total)
         self._stream.write(
-            f"\r[{bar:<{self.WIDTH}}] {self.done}/{total} accounts, {self.failed} failed "
+            f"\r[{bar:<{self.WIDTH}}] {self.done}/{total} accounts, {self.failed} failed, "
+            f"{self.partial} partial "
         )
         self._stream.flush()
 

@@ -41,9 +41,6 @@ from orgscan.sessions import AccountCredentials, caller_identity
 
 log = logging.getLogger(__name__)
 
-# A token that expires mid-account is re-assumed once; a second expiry is a real failure.
-EXPIRED_TOKEN = frozenset({"ExpiredToken", "ExpiredTokenException"})
-
 
 class ScanAborted(Exception):
     """The scan could not start: no caller identity or no organization to walk."""
@@ -149,32 +146,37 @@ class _Scanner:
         limiter = RateLimiter(self.config.scan.account_rate_limit)
         counter = CallCounter()
         result = AccountResult(account=account, scan_status=ScanStatus.FAILED)
-        for attempt in (1, 2):
-            try:
-                credentials = await self.credentials.get(account.id)
-                async with self.factory.client(
-                    "iam", limiter, counter, credentials, pool=self.workers
-                ) as iam:
-                    collected = await self._collect(iam, account.id)
-            except AccountFailure as exc:
-                result.error = exc.error
-            except Exception as exc:  # one account must never stop the scan
-                code = error_code(exc)
-                if code in EXPIRED_TOKEN and attempt == 1:
-                    log.info("account %s: %s, assuming the role again", account.id, code)
-                    continue
-                log.debug("account %s failed", account.id, exc_info=True)
-                result.error = ScanError(code=code, message=error_message(exc))
-            else:
-                result.scan_status = ScanStatus.SCANNED
-                result.users = sorted(collected.users, key=lambda u: u.arn)
-                result.notes = collected.notes
-                result.credential_report_generated_at = collected.report_generated_at
-            break
+        try:
+            # A session that expires is renewed and the call retried (RefreshableCredentials),
+            # so an account is never started again, however long its scan takes.
+            credentials = await self.credentials.get(account.id)
+            async with self.factory.client(
+                "iam", limiter, counter, credentials, pool=self.workers
+            ) as iam:
+                collected = await self._collect(iam, account.id)
+        except AccountFailure as exc:
+            result.error = exc.error
+        except Exception as exc:  # one account must never stop the scan
+            log.debug("account %s failed", account.id, exc_info=True)
+            result.error = ScanError(code=error_code(exc), message=error_message(exc))
+        else:
+            result.users = sorted(collected.users, key=lambda u: u.arn)
+            # Users that could not be read are in the evidence with their error; the account
+            # is then partial, which makes the run incomplete.
+            complete = all(user.complete for user in result.users)
+            result.scan_status = ScanStatus.SCANNED if complete else ScanStatus.PARTIAL
+            result.notes = collected.notes
+            result.credential_report_generated_at = collected.report_generated_at
         result.api_calls = counter.calls
         if result.error:
             log.warning(
                 "account %s failed: %s: %s", account.id, result.error.code, result.error.message
+            )
+        elif result.scan_status is ScanStatus.PARTIAL:
+            log.warning(
+                "account %s partly scanned: %d user(s) not fully read",
+                account.id,
+                sum(not user.complete for user in result.users),
             )
         return result
 
@@ -266,14 +268,8 @@ async def scan(
                 f"the previous run {previous.run.id} scanned organization "
                 f"{previous.run.organization_id}, these credentials manage {organization.id}"
             )
-        scanner = _Scanner(
-            config,
-            factory,
-            AccountCredentials(sts, identity, config, organization.management_account_id),
-            options,
-            progress,
-            recheck_arns,
-        )
+        credentials = AccountCredentials(sts, identity, config, organization.management_account_id)
+        scanner = _Scanner(config, factory, credentials, options, progress, recheck_arns)
         account_filter = AccountFilter(
             config.organization, organization.management_account_id, shard
         )
@@ -362,7 +358,7 @@ async def scan(
         complete=sweep_complete(results, run_errors),
         api_calls=management_calls.calls + sum(r.api_calls for r in results),
         errors=run_errors,
-        warnings=account_filter.unmatched(),
+        warnings=account_filter.unmatched() + credentials.warnings,
         resumed_from=previous.run.id if previous else None,
         shard=str(shard) if shard else None,
     )

@@ -5,9 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from orgscan.clients import Credentials
+from botocore.exceptions import ClientError
+
+from orgscan.clients import Credentials, RefreshableCredentials, error_code, error_message
 from orgscan.config import Config
 from orgscan.model import AccountFailure
+
+# AWS caps a session at one hour when the caller is itself a role session (role chaining), and
+# answers a longer DurationSeconds with a ValidationError whose message says so.
+CHAINED_MAX_SECONDS = 3600
+ROLE_CHAINING = "role chaining"
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,6 +22,12 @@ class Identity:
     arn: str
     account_id: str
     partition: str
+
+    @property
+    def chained(self) -> bool:
+        """Whether the caller is a role session (SSO, CI OIDC, an assume-role profile), so that
+        every role it assumes is role chaining."""
+        return self.arn.split(":", 5)[-1].startswith("assumed-role/")
 
 
 async def caller_identity(sts: Any) -> Identity:
@@ -28,8 +41,16 @@ def role_arn(identity: Identity, account_id: str, role_name: str) -> str:
     return f"arn:{identity.partition}:iam::{account_id}:role/{role_name}"
 
 
+def _chaining_refused(exc: ClientError) -> bool:
+    return error_code(exc) == "ValidationError" and ROLE_CHAINING in error_message(exc)
+
+
 class AccountCredentials:
-    """Chooses and obtains the credentials for one account, as the config says."""
+    """Chooses and obtains the credentials for one account, as the config says.
+
+    `warnings` collects what the run should say about them (a session duration AWS would
+    refuse for this caller, and the one used instead).
+    """
 
     def __init__(
         self, sts: Any, identity: Identity, config: Config, management_account_id: str
@@ -38,9 +59,50 @@ class AccountCredentials:
         self._identity = identity
         self._config = config
         self._management_account_id = management_account_id
+        self.warnings: list[str] = []
+        self.duration = config.role.duration_seconds
+        if identity.chained and self.duration > CHAINED_MAX_SECONDS:
+            self._shorten(f"the caller {identity.arn} is an assumed role")
 
-    async def get(self, account_id: str) -> Credentials | None:
-        """Credentials for the account; None means the caller's own credentials."""
+    def _shorten(self, why: str) -> None:
+        self.warnings.append(
+            f"role.duration_seconds: {why}, and AWS allows sessions of roles assumed by role "
+            f"chaining at most {CHAINED_MAX_SECONDS} s; using {CHAINED_MAX_SECONDS} s instead of "
+            f"the configured {self._config.role.duration_seconds} s (sessions are renewed "
+            "before they expire)"
+        )
+        self.duration = CHAINED_MAX_SECONDS
+
+    async def _assume(self, sts: Any, arn: str) -> Credentials:
+        role = self._config.role
+        kwargs: dict[str, Any] = {
+            "RoleArn": arn,
+            "RoleSessionName": role.session_name,
+            "DurationSeconds": self.duration,
+        }
+        if role.external_id:
+            kwargs["ExternalId"] = role.external_id
+        try:
+            response = await sts.assume_role(**kwargs)
+        except ClientError as exc:
+            # A caller whose ARN does not show the chaining (e.g. GetSessionToken credentials).
+            if kwargs["DurationSeconds"] <= CHAINED_MAX_SECONDS or not _chaining_refused(exc):
+                raise
+            if self.duration > CHAINED_MAX_SECONDS:  # once, however many accounts were refused
+                self._shorten(f"AWS refused {self.duration} s for {arn}")
+            kwargs["DurationSeconds"] = CHAINED_MAX_SECONDS
+            response = await sts.assume_role(**kwargs)
+        data = response["Credentials"]
+        return Credentials(
+            access_key_id=data["AccessKeyId"],
+            secret_access_key=data["SecretAccessKey"],
+            session_token=data["SessionToken"],
+            expiration=data.get("Expiration"),
+        )
+
+    async def get(self, account_id: str) -> RefreshableCredentials | None:
+        """The account's session, renewed as it nears expiry; None means the caller's own
+        credentials (which botocore's credential chain renews)."""
         if (
             account_id == self._management_account_id
             and self._config.organization.management_account == "caller"
@@ -53,18 +115,19 @@ class AccountCredentials:
                     "set it to 'assume' or 'skip'",
                 )
             return None
-        role = self._config.role
-        kwargs: dict[str, Any] = {
-            "RoleArn": role_arn(self._identity, account_id, role.name),
-            "RoleSessionName": role.session_name,
-            "DurationSeconds": role.duration_seconds,
-        }
-        if role.external_id:
-            kwargs["ExternalId"] = role.external_id
-        response = await self._sts.assume_role(**kwargs)
-        data = response["Credentials"]
-        return Credentials(
-            access_key_id=data["AccessKeyId"],
-            secret_access_key=data["SecretAccessKey"],
-            session_token=data["SessionToken"],
-        )
+        arn = role_arn(self._identity, account_id, self._config.role.name)
+        # The account's own retry budget for its AssumeRole calls: STS faults elsewhere in the
+        # organization must not stop this account's retries.
+        sts = self._sts.with_own_retries()
+
+        async def renew() -> Credentials:
+            try:
+                return await self._assume(sts, arn)
+            except Exception as exc:
+                # An account-wide failure, never mistaken for an error of the user whose call
+                # happened to need the new session.
+                raise AccountFailure(
+                    error_code(exc), f"renewing the session of {arn}: {error_message(exc)}"
+                ) from exc
+
+        return RefreshableCredentials(await self._assume(sts, arn), renew)

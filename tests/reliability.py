@@ -1,8 +1,9 @@
 """The fault matrix: each scenario is data, each run is checked against the seeded truth.
 
 `python -m tests.reliability` prints one line per scenario; tests/test_reliability.py asserts
-every line. A scenario passes when exactly the expected accounts fail with the expected codes
-and every user of every other account is reported with its true active-key count.
+every line. A scenario passes when exactly the expected accounts fail with the expected codes,
+exactly the expected users are unreadable (their accounts partial) with the expected codes, and
+every other user of every other account is reported with its true active-key count.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from orgscan.collect.credential_report import ReportPolling
 from orgscan.config import parse_config
-from orgscan.demo.faults import Fault
+from orgscan.demo.faults import EXPIRED_TOKEN_MESSAGE, ROLE_CHAINING_MESSAGE, Fault
 from orgscan.demo.seed import (
     ACTIVE,
     INACTIVE,
@@ -54,11 +55,19 @@ class Scenario:
     name: str
     faults: Callable[[str], list[Fault]] = lambda victim: []  # given the victim account id
     expect_failed: str | None = None  # error code the victim fails with; None = none fails
+    # Users of the victim that cannot be read, with their error code: the victim is partial.
+    expect_unreadable: dict[str, str] = field(default_factory=dict)
     scan: dict[str, Any] = field(default_factory=dict)
+    role: dict[str, Any] = field(default_factory=dict)
     polling: ReportPolling = FAST_POLL
 
 
 REPORT = {"strategy": "credential-report"}
+CHAINED_CALLER = "arn:aws:sts::123456789012:assumed-role/OrgScanCI/gha-run"
+SCP = (
+    "not authorized to perform: iam:ListAccessKeys on resource: user solo-2 with an explicit "
+    "deny in a service control policy"
+)
 SCENARIOS = (
     Scenario("fault-free"),
     Scenario(
@@ -113,6 +122,56 @@ SCENARIOS = (
         expect_failed="MalformedCredentialReport",
         scan=REPORT,
     ),
+    Scenario(
+        "SCP denies one user's ListAccessKeys",
+        lambda v: [
+            Fault(
+                action="ListAccessKeys", account=v, user="solo-2", error="AccessDenied", message=SCP
+            )
+        ],
+        expect_unreadable={"solo-2": "AccessDenied"},
+    ),
+    Scenario(
+        "SCP denies a flagged user's re-check",
+        lambda v: [Fault(action="ListAccessKeys", account=v, user="pair-2", error="AccessDenied")],
+        expect_unreadable={"pair-2": "AccessDenied"},
+        scan=REPORT,
+    ),
+    Scenario(
+        "one user throttled beyond max_attempts",
+        lambda v: [Fault(action="ListAccessKeys", account=v, user="solo-2", error="Throttling")],
+        expect_unreadable={"solo-2": "Throttling"},
+        scan={"max_attempts": 2},
+    ),
+    Scenario(
+        "ServiceFailure on one user, every try",
+        lambda v: [
+            Fault(action="ListAccessKeys", account=v, user="none-2", error="ServiceFailure")
+        ],
+        expect_unreadable={"none-2": "ServiceFailure"},
+        scan={"max_attempts": 2},
+    ),
+    Scenario(
+        "key gone before GetAccessKeyLastUsed",
+        lambda v: [Fault(action="GetAccessKeyLastUsed", account=v, error="NoSuchEntity", first=1)],
+    ),
+    Scenario(
+        "sessions expire after 4 calls",
+        lambda v: [Fault(session_calls=4, error="ExpiredToken", message=EXPIRED_TOKEN_MESSAGE)],
+    ),
+    Scenario(
+        "chained caller, 7200 s configured",
+        lambda v: [
+            Fault(action="GetCallerIdentity", caller_arn=CHAINED_CALLER),
+            Fault(
+                action="AssumeRole",
+                max_duration=3600,
+                error="ValidationError",
+                message=ROLE_CHAINING_MESSAGE,
+            ),
+        ],
+        role={"duration_seconds": 7200},
+    ),
 )
 
 
@@ -164,7 +223,10 @@ async def run_scenario(server: MotoServer, scenario: Scenario) -> Row:
     victim = seeded.account_ids[VICTIM]
     server.inject(scenario.faults(victim))
     config = parse_config(
-        {"scan": {"management_rate_limit": 1000, "account_rate_limit": 1000, **scenario.scan}}
+        {
+            "scan": {"management_rate_limit": 1000, "account_rate_limit": 1000, **scenario.scan},
+            "role": scenario.role,
+        }
     )
     started = time.monotonic()
     result = await scan(config, options=ScanOptions(report_polling=scenario.polling))
@@ -173,19 +235,33 @@ async def run_scenario(server: MotoServer, scenario: Scenario) -> Row:
     expected = truth(seeded)
     failed = {r.account.id: r.error.code for r in result.accounts if r.error}
     wanted = {victim: scenario.expect_failed} if scenario.expect_failed else {}
+    partial = {
+        r.account.id: {u.user_name: u.error.code for u in r.unreadable_users if u.error}
+        for r in result.accounts
+        if r.scan_status is ScanStatus.PARTIAL
+    }
+    wanted_partial = {victim: scenario.expect_unreadable} if scenario.expect_unreadable else {}
+    unreadable = {
+        f"arn:aws:iam::{victim}:user{u.path}{u.name}"
+        for a in ORG.accounts
+        for u in a.users
+        if u.name in scenario.expect_unreadable
+    }
     found = {u.arn: u.active_key_count for u in result.users}
     lost = sum(
         1
         for account, users in expected.items()
         if account not in wanted
         for arn, active in users.items()
-        if found.get(arn) != active
+        if arn not in unreadable and found.get(arn) != active
     )
     return Row(
         scenario=scenario.name,
-        accounts_expected=len(expected) - len(wanted),
+        accounts_expected=len(expected) - len(wanted) - len(wanted_partial),
         accounts_scanned=sum(r.scan_status is ScanStatus.SCANNED for r in result.accounts),
-        failed_as_expected=failed == wanted and result.run.complete == (not wanted),
+        failed_as_expected=failed == wanted
+        and partial == wanted_partial
+        and result.run.complete == (not wanted and not wanted_partial),
         users_lost=lost,
         wall_seconds=wall,
     )

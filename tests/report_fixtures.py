@@ -30,13 +30,22 @@ IMG_NAME = "<img src=x onerror=alert(1)>"
 SCRIPT_NAME = '"><script>alert(1)</script>'
 FORMULA_NAME = '=HYPERLINK("http://evil.example/","click me")'
 
-PROD, DEV, SANDBOX, MGMT, FAILED, SUSPENDED = (
+PROD, DEV, SANDBOX, MGMT, FAILED, SUSPENDED, PARTIAL = (
     "222222222222",
     "333333333333",
     "444444444444",
     "111111111111",
     "555555555555",
     "666666666666",
+    "777777777777",
+)
+# A user an SCP hides: its keys could not be read. The message is AWS's, and free text.
+UNREADABLE_ARN = f"arn:aws:iam::{PARTIAL}:user/contractors/<b>vendor</b>"
+SCP_DENIAL = ScanError(
+    "AccessDenied",
+    "User: arn:aws:sts::777777777777:assumed-role/OrgScanAudit/orgscan is not authorized to "
+    "perform: iam:ListAccessKeys on resource: user <b>vendor</b> with an explicit deny in a "
+    "service control policy",
 )
 
 # Key ids the tests name. The deployer's older key is the one in use: it must be kept even
@@ -208,6 +217,20 @@ def _accounts(complete: bool) -> list[AccountResult]:
     if not complete:
         accounts.append(
             _account(
+                PARTIAL,
+                "data-lake",
+                "Root/Workloads/Prod",
+                ScanStatus.PARTIAL,
+                [
+                    _user(PARTIAL, "builder", _key("AKIABUILDER000000001", used=1, service="s3")),
+                    replace(
+                        _user(PARTIAL, "<b>vendor</b>", path="/contractors/"), error=SCP_DENIAL
+                    ),
+                ],
+            )
+        )
+        accounts.append(
+            _account(
                 FAILED,
                 "dev-beta",
                 "Root/Workloads/Dev",
@@ -274,7 +297,9 @@ def without_open_findings(result: ScanResult) -> ScanResult:
     accounts = []
     for account in result.accounts:
         users = [
-            replace(user, access_keys=user.access_keys[:1]) if user.active_key_count > 1 else user
+            replace(user, access_keys=user.access_keys[:1])
+            if (user.active_key_count or 0) > 1
+            else user
             for user in account.users
         ]
         accounts.append(replace(account, users=users))

@@ -10,7 +10,15 @@ import pytest
 from orgscan.model import ScanResult
 from orgscan.reports.csv import HEADER, CsvRenderer, neutralise
 
-from .report_fixtures import DEV, FORMULA_NAME, SANDBOX, scan_result
+from .report_fixtures import (
+    DEV,
+    FORMULA_NAME,
+    PARTIAL,
+    SANDBOX,
+    SCP_DENIAL,
+    UNREADABLE_ARN,
+    scan_result,
+)
 
 
 @pytest.fixture(scope="module")
@@ -42,13 +50,15 @@ def test_header_is_the_documented_one(data: bytes) -> None:
         "exception_owner",
         "exception_expires",
         "exception_ticket",
+        "account_scan_status",
+        "error",
     )
 
 
 def test_one_row_per_user_including_passing_ones(
     result: ScanResult, rows: list[dict[str, str]]
 ) -> None:
-    assert len(rows) == len(result.users) == 8
+    assert len(rows) == len(result.users) == 10
     assert sorted(r["arn"] for r in rows) == sorted(u.arn for u in result.users)
     assert [(r["account_id"], r["user_name"]) for r in rows] == sorted(
         (r["account_id"], r["user_name"]) for r in rows
@@ -66,6 +76,20 @@ def test_states_and_counts(rows: list[dict[str, str]]) -> None:
     )
     assert by_user["no-keys"]["key_count"] == "0"
     assert sum(r["state"] == "open" for r in rows) == 3
+    assert {r["account_scan_status"] for r in rows if r["account_id"] != PARTIAL} == {"scanned"}
+
+
+def test_an_unreadable_user_is_an_error_row_never_a_pass(rows: list[dict[str, str]]) -> None:
+    by_arn = {r["arn"]: r for r in rows}
+    vendor = by_arn[UNREADABLE_ARN]
+    assert vendor["state"] == "error"
+    assert (vendor["key_count"], vendor["active_key_count"]) == ("", "")
+    assert vendor["error"] == f"{SCP_DENIAL.code}: {SCP_DENIAL.message}"
+    assert vendor["account_scan_status"] == "partial"
+    # The account's readable user is evidence as usual, counted apart by its account's status.
+    builder = next(r for r in rows if r["user_name"] == "builder")
+    assert (builder["state"], builder["active_key_count"], builder["error"]) == ("pass", "1", "")
+    assert builder["account_scan_status"] == "partial"
 
 
 def test_exception_columns(rows: list[dict[str, str]]) -> None:

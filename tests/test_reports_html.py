@@ -20,7 +20,10 @@ from .report_fixtures import (
     DEPLOYER_IN_USE,
     FORMULA_NAME,
     IMG_NAME,
+    PARTIAL,
+    SCP_DENIAL,
     SCRIPT_NAME,
+    UNREADABLE_ARN,
     scan_result,
     without_open_findings,
 )
@@ -120,6 +123,7 @@ def test_cards_equal_the_evidence_summary(result: ScanResult, page: Page) -> Non
     summary = findings_json.to_dict(result)["summary"]
     assert set(page.cards) == {
         "accounts_scanned",
+        "accounts_partial",
         "accounts_failed",
         "accounts_skipped",
         "users",
@@ -213,6 +217,25 @@ def test_coverage_lists_every_account_with_its_reason(result: ScanResult, page: 
     assert rows[0]["data-scan"] == "failed"  # failed accounts first
     assert "AccessDenied" in page.all_text
     assert "account status is SUSPENDED" in page.all_text
+
+
+def test_a_partly_scanned_account_is_counted_apart_and_names_its_unreadable_users(
+    html: bytes, page: Page
+) -> None:
+    assert page.cards["accounts_partial"] == "1"
+    assert page.cards["accounts_failed"] == "1"
+    rows = [a for t, a in page.tags if t == "tr" and "data-scan" in a]
+    assert [r["data-scan"] for r in rows[:2]] == ["failed", "partial"]
+    assert rows[1]["data-account"] == PARTIAL
+    (unreadable,) = [a["data-unreadable"] for _, a in page.tags if "data-unreadable" in a]
+    assert unreadable == UNREADABLE_ARN
+    assert SCP_DENIAL.message in page.all_text
+    assert b"<b>vendor</b>" not in html  # AWS's message and the user's name stay text
+    assert "1 account could be scanned only in part" in page.all_text
+    # The controls table counts partly scanned accounts in a column of their own.
+    assert "Accounts partly scanned" in page.all_text
+    # The unreadable user is no finding; its readable neighbour is not one either.
+    assert [r for r in page.rows if r["data-account"] == PARTIAL] == []
 
 
 def test_exceptions_register_marks_expired_and_shows_coverage(page: Page) -> None:

@@ -18,7 +18,7 @@ from orgscan.reports.manifest import check_package, verify_package
 from orgscan.reports.rule import load_rule, parse_rule
 from orgscan.reports.writer import write_reports
 
-from .report_fixtures import scan_result
+from .report_fixtures import PARTIAL, SCP_DENIAL, UNREADABLE_ARN, scan_result
 
 FILES = ["findings.json", "report.html", "orgscan.sarif", "findings.csv", "manifest.json"]
 
@@ -55,7 +55,48 @@ def test_manifest_matches_the_files(result: ScanResult, package: Path) -> None:
         result.run.organization_id,
         result.run.tool_version,
     )
+    assert manifest["accounts"] == {"scanned": 4, "partial": 1, "failed": 1, "skipped": 1}
     assert verify_package(package) == []
+
+
+def test_findings_json_records_an_unreadable_user_with_its_error_and_unknown_counts(
+    package: Path,
+) -> None:
+    data = json.loads((package / "findings.json").read_bytes())
+    assert data["schema_version"] == "1.1"
+    (vendor,) = [u for u in data["users"] if u["arn"] == UNREADABLE_ARN]
+    assert vendor["error"] == {"code": SCP_DENIAL.code, "message": SCP_DENIAL.message}
+    assert (vendor["key_count"], vendor["active_key_count"], vendor["access_keys"]) == (
+        None,
+        None,
+        [],
+    )
+    assert all("error" not in u for u in data["users"] if u["arn"] != UNREADABLE_ARN)
+    (account,) = [a for a in data["accounts"] if a["id"] == PARTIAL]
+    assert (account["scan_status"], account["user_count"], account["error"]) == ("partial", 2, None)
+    summary = data["summary"]
+    assert (summary["accounts_partial"], summary["accounts_failed"]) == (1, 1)
+    assert summary["users_unreadable"] == 1
+    assert data["run"]["complete"] is False
+    assert all(f["arn"] != UNREADABLE_ARN for f in data["findings"])
+
+
+def test_a_findings_json_of_schema_1_0_is_still_read_and_rendered(
+    package: Path, tmp_path: Path
+) -> None:
+    """A package written before partial accounts existed: no partial, no user errors."""
+    data = json.loads((package / "findings.json").read_bytes())
+    data["schema_version"] = "1.0"
+    data["accounts"] = [a for a in data["accounts"] if a["scan_status"] != "partial"]
+    data["users"] = [u for u in data["users"] if not u["arn"].startswith(f"arn:aws:iam::{PARTIAL}")]
+    for key in ("accounts_partial", "users_unreadable"):
+        del data["summary"][key]
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps(data))
+    result = findings_json.read(old)
+    assert all(u.error is None and u.active_key_count is not None for u in result.users)
+    paths = write_reports(result, tmp_path / "rebuilt")
+    assert [p.name for p in paths] == FILES
 
 
 def test_verify_catches_one_modified_byte(package: Path) -> None:
@@ -282,8 +323,9 @@ def test_report_derives_completeness_from_the_accounts_not_the_stored_flag(
 def test_verify_always_says_whether_the_sweep_was_complete(package: Path) -> None:
     verified = CliRunner().invoke(app, ["verify", str(package)])
     assert verified.exit_code == 0, verified.output
-    assert "sweep:   INCOMPLETE (4 scanned, 1 skipped, of 6 accounts; 555555555555: failed)" in (
-        verified.output
+    assert (
+        "sweep:   INCOMPLETE (4 scanned, 1 skipped, of 7 accounts; 777777777777: partial; 555555555555: failed)"
+        in (verified.output)
     )
     assert "555555555555: failed" in verified.output
     assert "every report re-renders from findings.json" in verified.output

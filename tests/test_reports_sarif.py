@@ -24,8 +24,11 @@ from .report_fixtures import (
     DEV,
     FAILED,
     ORG,
+    PARTIAL,
     SANDBOX,
+    SCP_DENIAL,
     STARTED,
+    UNREADABLE_ARN,
     scan_result,
     without_open_findings,
 )
@@ -187,8 +190,31 @@ def test_automation_details_and_invocation(result: ScanResult, log: dict[str, An
     assert invocation["startTimeUtc"] == "2025-03-14T09:30:00Z"
     assert invocation["endTimeUtc"] == "2025-03-14T09:33:07Z"
     errors = [n for n in invocation["toolExecutionNotifications"] if n["level"] == "error"]
-    assert [n["properties"]["accountId"] for n in errors] == [FAILED]
+    assert [n["properties"]["accountId"] for n in errors] == [FAILED, PARTIAL]
     assert "AccessDenied" in errors[0]["message"]["text"]
+    assert invocation["properties"]["accounts"] == {
+        "scanned": 4,
+        "partial": 1,
+        "failed": 1,
+        "skipped": 1,
+    }
+    assert invocation["properties"]["unreadableUsers"] == 1
+
+
+def test_a_partly_scanned_account_is_a_notification_naming_its_unreadable_users(
+    log: dict[str, Any],
+) -> None:
+    notifications = log["runs"][0]["invocations"][0]["toolExecutionNotifications"]
+    (partial,) = [n for n in notifications if n["descriptor"]["id"] == "account-partially-scanned"]
+    assert partial["level"] == "error"
+    assert "scanned only in part" in partial["message"]["text"]
+    assert "1 of 2 IAM users could not be read (AccessDenied)" in partial["message"]["text"]
+    assert partial["properties"]["unreadableUsers"] == [
+        {"arn": UNREADABLE_ARN, "errorCode": "AccessDenied", "errorMessage": SCP_DENIAL.message}
+    ]
+    # Neither a result (a finding) nor silently dropped.
+    results = log["runs"][0]["results"]
+    assert all(r["properties"]["accountId"] != PARTIAL for r in results)
 
 
 def test_complete_run_is_successful() -> None:

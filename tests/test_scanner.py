@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections import Counter
 
-from orgscan.demo.faults import Fault
+import pytest
+
+from orgscan.demo.faults import EXPIRED_TOKEN_MESSAGE, Fault
 from orgscan.demo.seed import ACTIVE, INACTIVE, AccountSpec, OrgSpec, UserSpec
 from orgscan.model import FindingState, KeySource, ScanStatus
+from orgscan.scanner import workers_per_account
 
 from .conftest import config, run_scan, seed
 
@@ -197,29 +200,68 @@ async def test_throttling_beyond_max_attempts_fails_only_that_account(aws):
     assert not result.run.complete
 
 
-async def test_expired_token_mid_account_assumes_the_role_again_once(aws):
+async def test_an_expired_token_renews_the_session_and_retries_the_call_not_the_account(aws):
     seeded = seed(aws, TREE)
     web = seeded.account_ids["web"]
-    aws.inject([Fault(action="ListAccessKeys", account=web, error="ExpiredToken", first=1)])
+    aws.inject(
+        [
+            Fault(
+                action="ListAccessKeys",
+                account=web,
+                error="ExpiredToken",
+                message=EXPIRED_TOKEN_MESSAGE,
+                first=1,
+            )
+        ]
+    )
     result = await run_scan()
     assert by_name(result, seeded)["web"].scan_status is ScanStatus.SCANNED
     assert aws.faults.calls[("AssumeRole", web)] == 2
+    # The failed call is made again with the new session; nothing before it is repeated.
+    assert aws.faults.calls[("ListUsers", web)] == 1
+    assert aws.faults.calls[("ListAccessKeys", web)] == 2
 
+    # A session just renewed that AWS refuses too is a real failure, not a loop.
     aws.inject([Fault(action="ListAccessKeys", account=web, error="ExpiredToken")])
     again = await run_scan()
     assert by_name(again, seeded)["web"].error.code == "ExpiredToken"
+    assert by_name(again, seeded)["web"].scan_status is ScanStatus.FAILED
     assert aws.faults.calls[("AssumeRole", web)] == 2
 
 
-async def test_more_than_a_thousand_users_are_all_listed(aws):
+@pytest.mark.slow
+async def test_a_thousand_users_outlast_sessions_that_stop_working_after_300_calls(aws):
+    """Every session token stops working after 300 calls: the account completes all the same,
+    renewing its session as it goes, and each user's ListAccessKeys is made once, plus once
+    for each call that met an expired token."""
     users = tuple(UserSpec(f"user-{i:04d}") for i in range(1003))
     big = OrgSpec(accounts=(AccountSpec("big", "Root", users),))
     seeded = seed(aws, big)
     big_id = seeded.account_ids["big"]
+    aws.inject(
+        [
+            Fault(
+                account=big_id,
+                session_calls=300,
+                error="ExpiredToken",
+                message=EXPIRED_TOKEN_MESSAGE,
+            )
+        ]
+    )
     result = await run_scan(config(organization={"include_accounts": [big_id]}))
-    assert by_name(result, seeded)["big"].user_count == 1003
-    assert aws.faults.calls[("ListUsers", big_id)] == 2
-    assert aws.faults.calls[("ListAccessKeys", big_id)] == 1003
+
+    account = by_name(result, seeded)["big"]
+    assert account.scan_status is ScanStatus.SCANNED
+    assert account.user_count == 1003
+    assert result.run.complete
+    calls = aws.faults.calls
+    expired = aws.faults.injected["ExpiredToken"]
+    assert calls[("ListUsers", big_id)] == 2
+    # 1,005 calls need ceil(1005 / 300) = 4 sessions: 3 renewals, never the account again.
+    assert calls[("AssumeRole", big_id)] == 4
+    # Each user's ListAccessKeys once; the only repeats are the calls an expiry refused.
+    assert calls[("ListAccessKeys", big_id)] == 1003 + expired
+    assert 0 < expired <= 3 * workers_per_account(1000)
 
 
 async def test_both_strategies_agree(aws):

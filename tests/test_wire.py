@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 from botocore.serialize import create_serializer
 from botocore.session import get_session
 
-from orgscan.clients import CallCounter, ClientFactory, RateLimiter, _tls_context, error_code
+from orgscan.clients import CallCounter, ClientFactory, RateLimiter, error_code
 from orgscan.collect.credential_report import ReportPolling
 from orgscan.demo.faults import Fault
 from orgscan.demo.seed import ACTIVE, INACTIVE, AccountSpec, OrgSpec, UserSpec
@@ -243,7 +243,3 @@ def test_the_collector_is_restored_after_a_scan():
         assert gc.get_freeze_count() > frozen
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
-
-
-def test_tls_checks_hostnames():
-    assert _tls_context(None).check_hostname

@@ -22,6 +22,7 @@ from orgscan.collect.live import (
     Collected,
     IamUser,
     bounded_map,
+    last_use_notes,
     list_users,
     live_user_keys,
     task_group,
@@ -211,10 +212,11 @@ async def collect_from_report(
     content, generated_at = report.result()
     current = {user.arn: user for user in listing.result()}
     reported = {user.arn: user for user in parse_report(content, account_id)}
+    # Report rows are never unreadable users: their counts are known.
     recheck = [
         IamUser(u.user_name, u.arn, u.path)
         for u in reported.values()
-        if u.active_key_count > 1 or u.arn in recheck_arns
+        if (u.active_key_count or 0) > 1 or u.arn in recheck_arns
     ] + [user for arn, user in current.items() if arn not in reported]
     rechecked = await bounded_map(lambda u: live_user_keys(iam, account_id, u), recheck, workers)
     live = {user.arn: now for user, now in zip(recheck, rechecked, strict=True)}
@@ -230,5 +232,8 @@ async def collect_from_report(
             continue
         result.notes.append(
             f"user {arn} is in the credential report but was deleted since it was generated"
+            if arn in reported
+            else f"user {arn} was deleted between ListUsers and ListAccessKeys"
         )
+    result.notes.extend(last_use_notes(result.users))
     return result

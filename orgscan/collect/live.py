@@ -11,14 +11,25 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
-from orgscan.clients import error_code
-from orgscan.model import AccessKey, KeySource, UserKeys
+from orgscan.clients import EXPIRED_TOKEN, error_code, error_message
+from orgscan.model import NO_SUCH_ENTITY, AccessKey, KeySource, ScanError, UserKeys
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 # ListUsers accepts up to 1000 per page; fewer pages is fewer calls against the account's limit.
 LIST_USERS_PAGE = 1000
+# Answers about the credentials, which no call about another user would escape: they fail the
+# account. Every other AWS answer to a call about one user (an SCP or permission boundary on its
+# path, a throttle that outlived its retries, a 5xx) is that user's alone.
+ACCOUNT_ERRORS = EXPIRED_TOKEN | {
+    "InvalidClientTokenId",
+    "UnrecognizedClientException",
+    "SignatureDoesNotMatch",
+    "IncompleteSignature",
+    "MissingAuthenticationToken",
+    "RequestExpired",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +114,14 @@ async def list_keys(iam: Any, user_name: str) -> list[AccessKey]:
         params["Marker"] = page["Marker"]
 
 
+def user_error(exc: Exception) -> ScanError | None:
+    """The error as one user's, or None when it is the account's: credentials, or no answer
+    from AWS at all (connection, timeout), which says nothing about the user."""
+    if not isinstance(exc, ClientError) or error_code(exc) in ACCOUNT_ERRORS:
+        return None
+    return ScanError(error_code(exc), error_message(exc))
+
+
 def _known(value: str | None) -> str | None:
     # AWS answers "N/A" for a key that was never used.
     return None if value in (None, "", "N/A") else value
@@ -121,19 +140,34 @@ async def with_last_used(iam: Any, key: AccessKey) -> AccessKey:
     )
 
 
+async def _last_used(iam: Any, key: AccessKey) -> AccessKey:
+    """The key with its last use, or with the error that kept it unknown."""
+    try:
+        return await with_last_used(iam, key)
+    except Exception as exc:
+        error = user_error(exc)
+        if error is None:
+            raise
+        return AccessKey(key.id, key.status, key.created_at, last_used_error=error)
+
+
 async def live_user_keys(iam: Any, account_id: str, user: IamUser) -> UserKeys | None:
     """The user's keys read live; the last-used evidence only for users the rule flags.
 
-    None when the user was deleted after it was listed.
+    None when the user was deleted after it was listed. A user whose keys cannot be read is
+    returned with its error; a key whose last use cannot be read, with that error.
     """
     try:
         keys = await list_keys(iam, user.name)
-    except ClientError as exc:
-        if error_code(exc) == "NoSuchEntity":
+    except Exception as exc:
+        if error_code(exc) == NO_SUCH_ENTITY:
             return None
-        raise
+        error = user_error(exc)
+        if error is None:
+            raise
+        return UserKeys(account_id, user.name, user.arn, user.path, (), KeySource.LIVE, error)
     if sum(1 for key in keys if key.active) > 1:
-        keys = [await with_last_used(iam, key) for key in keys]
+        keys = [await _last_used(iam, key) for key in keys]
     return UserKeys(
         account_id=account_id,
         user_name=user.name,
@@ -142,6 +176,27 @@ async def live_user_keys(iam: Any, account_id: str, user: IamUser) -> UserKeys |
         access_keys=tuple(keys),
         source=KeySource.LIVE,
     )
+
+
+def last_use_notes(users: Sequence[UserKeys]) -> list[str]:
+    """A note for every key whose last use is unknown, saying why."""
+    notes = []
+    for user in users:
+        for key in user.access_keys:
+            error = key.last_used_error
+            if error is None:
+                continue
+            if error.code == NO_SUCH_ENTITY:
+                notes.append(
+                    f"key {key.id} of user {user.arn} was deleted before its last use could be "
+                    "read; its last use is unknown"
+                )
+            else:
+                notes.append(
+                    f"the last use of key {key.id} of user {user.arn} is unknown: "
+                    f"{error.code}: {error.message}"
+                )
+    return notes
 
 
 async def collect_live(iam: Any, account_id: str, workers: int) -> Collected:
@@ -153,4 +208,5 @@ async def collect_live(iam: Any, account_id: str, workers: int) -> Collected:
         for user, keys in zip(users, found, strict=True)
         if keys is None
     )
+    result.notes.extend(last_use_notes(result.users))
     return result

@@ -33,7 +33,15 @@ STATUS = {
     "ServiceUnavailable": 503,
     "ReportInProgress": 404,
     "ReportNotPresent": 410,
+    "ExpiredToken": 403,
 }
+# What AWS says when a session token has expired, and when a chained role asks for too long.
+EXPIRED_TOKEN_MESSAGE = "The security token included in the request is expired"
+ROLE_CHAINING_MESSAGE = (
+    "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role "
+    "chaining."
+)
+STS_NS = "https://sts.amazonaws.com/doc/2011-06-15/"
 IAM_NS = "https://iam.amazonaws.com/doc/2010-05-08/"
 _CREDENTIAL = re.compile(r"Credential=([A-Z0-9]+)/")
 _ASSUMED_KEY = re.compile(rb"<AccessKeyId>([A-Z0-9]+)</AccessKeyId>")
@@ -59,6 +67,16 @@ class Fault:
     report: bytes | None = None  # GetCredentialReport answers this content instead
     # ...generated at this time (moto's own reports say 2015; AWS's are up to 4 hours old)
     report_generated_at: str = "2026-11-22T06:00:00Z"
+    # Only calls about this IAM user (their UserName parameter): an SCP or a permission
+    # boundary on one user's path denies calls about that user alone.
+    user: str | None = None
+    # Only calls signed with a session token (from AssumeRole) that has already been used this
+    # many times: with error="ExpiredToken", every session stops working after N calls.
+    session_calls: int | None = None
+    # Only AssumeRole calls asking for more DurationSeconds than this: AWS's role-chaining cap.
+    max_duration: int | None = None
+    # GetCallerIdentity answers this ARN (e.g. an assumed role: SSO, CI OIDC) instead of moto's.
+    caller_arn: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +84,9 @@ class Request:
     action: str
     account: str
     service: str
+    user: str = ""  # the UserName parameter, if any
+    key: str = ""  # the access key id that signed the request
+    duration: int | None = None  # AssumeRole's DurationSeconds
 
 
 class FaultInjector:
@@ -76,6 +97,7 @@ class FaultInjector:
         self.injected: dict[str, int] = {}
         self._hits: dict[int, int] = {}
         self._key_accounts: dict[str, str] = {}
+        self._key_uses: dict[str, int] = {}  # calls signed with each assumed-role key
         # Secrets and session tokens handed out by AssumeRole, so tests can prove none leak.
         self.issued_secrets: list[str] = []
         self.assumed_roles: list[str] = []  # every RoleArn asked for, in order
@@ -89,33 +111,50 @@ class FaultInjector:
             self.injected.clear()
             self.assumed_roles.clear()
             self._hits.clear()
+            self._key_uses.clear()
 
     def _identify(self, environ: dict[str, Any], body: bytes) -> Request:
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         authorization = environ.get("HTTP_AUTHORIZATION", "")
         match = _CREDENTIAL.search(authorization)
-        signer = self._key_accounts.get(match.group(1), MANAGEMENT_ACCOUNT) if match else ""
+        key = match.group(1) if match else ""
+        signer = self._key_accounts.get(key, MANAGEMENT_ACCOUNT) if match else ""
         service = authorization.split("/")[3] if authorization.count("/") >= 3 else ""
         if target:
-            return Request(target.rsplit(".", 1)[-1], signer, service)
+            return Request(target.rsplit(".", 1)[-1], signer, service, key=key)
         form = parse_qs(body.decode("utf-8", "replace"))
         action = form.get("Action", [""])[0]
+        user = form.get("UserName", [""])[0]
         if action == "AssumeRole":
             with self._lock:
                 self.assumed_roles.append(form.get("RoleArn", [""])[0])
             role = _ROLE_ACCOUNT.match(form.get("RoleArn", [""])[0])
-            return Request(action, role.group(1) if role else "", service)
-        return Request(action, signer, service)
+            # AWS's default session is one hour.
+            duration = int(form.get("DurationSeconds", ["3600"])[0])
+            return Request(action, role.group(1) if role else "", service, user, key, duration)
+        return Request(action, signer, service, user, key)
 
     def _choose(self, request: Request) -> Fault | None:
         with self._lock:
             self.calls[(request.action, request.account)] = (
                 self.calls.get((request.action, request.account), 0) + 1
             )
+            uses = None  # earlier calls with the same session token; None: not a session
+            if request.key in self._key_accounts:
+                uses = self._key_uses.get(request.key, 0)
+                self._key_uses[request.key] = uses + 1
             for index, fault in enumerate(self.faults):
                 if fault.action not in (None, request.action):
                     continue
                 if fault.account not in (None, request.account):
+                    continue
+                if fault.user not in (None, request.user):
+                    continue
+                if fault.session_calls is not None and (uses is None or uses < fault.session_calls):
+                    continue
+                if fault.max_duration is not None and (
+                    request.duration is None or request.duration <= fault.max_duration
+                ):
                     continue
                 seen = self._hits.get(index, 0)
                 self._hits[index] = seen + 1
@@ -141,6 +180,8 @@ class FaultInjector:
                 return self._error(fault, request, start_response)
             if fault.report is not None:
                 return self._report(fault.report, fault.report_generated_at, start_response)
+            if fault.caller_arn is not None and request.action == "GetCallerIdentity":
+                return self._caller(fault.caller_arn, start_response)
         if request.action == "AssumeRole":
             return self._remember_keys(environ, start_response, request.account)
         if request.action == "ListUsers":
@@ -184,6 +225,18 @@ class FaultInjector:
             "</GetCredentialReportResult>"
             "<ResponseMetadata><RequestId>0</RequestId></ResponseMetadata>"
             "</GetCredentialReportResponse>"
+        ).encode()
+        start_response("200 OK", [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    def _caller(self, arn: str, start_response: StartResponse) -> list[bytes]:
+        account = arn.split(":")[4]
+        body = (
+            f'<GetCallerIdentityResponse xmlns="{STS_NS}"><GetCallerIdentityResult>'
+            f"<Arn>{arn}</Arn><UserId>AROAORGSCANFAULTLAYER:{arn.rsplit('/', 1)[-1]}</UserId>"
+            f"<Account>{account}</Account></GetCallerIdentityResult>"
+            "<ResponseMetadata><RequestId>0</RequestId></ResponseMetadata>"
+            "</GetCallerIdentityResponse>"
         ).encode()
         start_response("200 OK", [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))])
         return [body]

@@ -51,7 +51,14 @@ DEMO_ORG = OrgSpec(
             ),
         ),
         AccountSpec("dev-beta", "Root/Workloads/Dev", (UserSpec("erin", (ACTIVE, ACTIVE)),)),
-        AccountSpec("shared-network", "Root/Infrastructure", (UserSpec("vpn-bot", (ACTIVE,)),)),
+        AccountSpec(
+            "shared-network",
+            "Root/Infrastructure",
+            (
+                UserSpec("vpn-bot", (ACTIVE,)),
+                UserSpec("vendor-sync", (ACTIVE, ACTIVE), "/contractors/"),
+            ),
+        ),
         AccountSpec("sandbox-frank", "Root/Sandbox", (UserSpec("frank", (ACTIVE, ACTIVE)),)),
         AccountSpec("sandbox-old", "Root/Sandbox", (UserSpec("ghost", (ACTIVE,)),), suspended=True),
         AccountSpec("billing", "Root", ()),
@@ -60,6 +67,8 @@ DEMO_ORG = OrgSpec(
 
 # dev-beta's audit role is missing a trust relationship: AssumeRole is denied there.
 DENIED_ACCOUNT = "dev-beta"
+# An SCP on /contractors/ in shared-network denies reading that user's keys: a partial account.
+HIDDEN_USER = ("shared-network", "vendor-sync")
 
 
 def demo_faults(seeded: SeededOrg) -> list[Fault]:
@@ -71,7 +80,16 @@ def demo_faults(seeded: SeededOrg) -> list[Fault]:
             message="User: arn:aws:sts::123456789012:assumed-role/OrgScanAudit/orgscan is not "
             "authorized to perform: sts:AssumeRole on resource: "
             f"arn:aws:iam::{seeded.account_ids[DENIED_ACCOUNT]}:role/OrgScanAudit",
-        )
+        ),
+        Fault(
+            action="ListAccessKeys",
+            account=seeded.account_ids[HIDDEN_USER[0]],
+            user=HIDDEN_USER[1],
+            error="AccessDenied",
+            message="User: arn:aws:sts::123456789012:assumed-role/OrgScanAudit/orgscan is not "
+            f"authorized to perform: iam:ListAccessKeys on resource: user {HIDDEN_USER[1]} "
+            "with an explicit deny in a service control policy",
+        ),
     ]
 
 

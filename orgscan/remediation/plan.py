@@ -75,6 +75,14 @@ def build_plan(result: ScanResult) -> Plan:
         if keep.key.id is None or any(k.id is None for k in others):
             not_planned.append(f"{finding.arn}: the evidence lacks its access key ids")
             continue
+        unknown = [k for k in user.access_keys if k.active and k.last_used_error]
+        if unknown:
+            # The key to keep is the one in use: with a last use unknown, it cannot be chosen.
+            not_planned.append(
+                f"{finding.arn}: the last use of {', '.join(str(k.id) for k in unknown)} is "
+                "unknown; scan again"
+            )
+            continue
         actions.append(
             UserAction(
                 account_id=finding.account_id,

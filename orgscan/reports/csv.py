@@ -3,9 +3,13 @@
 UTF-8 without a byte-order mark, RFC 4180 quoting and CRLF line ends, rows sorted by account
 id, user name and ARN. The header is `HEADER`; columns are only ever added at the end.
 
-`state` is `pass`, `open` or `excepted`. The exception columns name the approval that excepts
-the user; for an `open` user whose approval expired they name that lapsed approval, so the
-state column is the one that says whether an exception applies.
+`state` is `pass`, `open`, `excepted` or `error`. The exception columns name the approval that
+excepts the user; for an `open` user whose approval expired they name that lapsed approval, so
+the state column is the one that says whether an exception applies.
+
+A user whose keys could not be read has the state `error`, empty counts and its AWS error in
+`error`; `account_scan_status` (`scanned` or `partial`) lets a spreadsheet count the users of
+partly scanned accounts apart.
 
 Cells that a spreadsheet would run as a formula (first character `=`, `+`, `-`, `@`, tab or
 carriage return) get a leading apostrophe: account names, user paths and exception fields are
@@ -33,6 +37,8 @@ HEADER = (
     "exception_owner",
     "exception_expires",
     "exception_ticket",
+    "account_scan_status",
+    "error",
 )
 
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -56,7 +62,8 @@ class CsvRenderer(Renderer):
             account = accounts.get(user.account_id)
             finding = findings.get(user.arn)
             exception = finding and (finding.exception or finding.expired_exception)
-            row: tuple[str | int, ...] = (
+            error = user.error
+            row: tuple[str | int | None, ...] = (
                 user.account_id,
                 account.account.name if account else "",
                 account.account.ou_path if account else "",
@@ -64,10 +71,12 @@ class CsvRenderer(Renderer):
                 user.arn,
                 user.key_count,
                 user.active_key_count,
-                str(view.user_state(finding)),
+                str(view.user_state(finding, user)),
                 exception.owner if exception else "",
                 exception.expires.isoformat() if exception else "",
                 (exception.ticket or "") if exception else "",
+                str(account.scan_status) if account else "",
+                f"{error.code}: {error.message}" if error else "",
             )
             writer.writerow([neutralise(c) if isinstance(c, str) else c for c in row])
         return buffer.getvalue().encode("utf-8")

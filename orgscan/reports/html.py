@@ -47,7 +47,14 @@ _STRATEGIES = {
         "produce a finding."
     ),
 }
-_SCAN_ORDER = {ScanStatus.FAILED: 0, ScanStatus.SKIPPED: 1, ScanStatus.SCANNED: 2}
+_SCAN_ORDER = {
+    ScanStatus.FAILED: 0,
+    ScanStatus.PARTIAL: 1,
+    ScanStatus.SKIPPED: 2,
+    ScanStatus.SCANNED: 3,
+}
+# Unreadable users listed per account in the coverage table; the CSV and JSON list them all.
+UNREADABLE_SHOWN = 20
 _STATE_ORDER = {FindingState.OPEN: 0, FindingState.EXCEPTED: 1}
 
 
@@ -140,13 +147,19 @@ def _key_id(key: AccessKey) -> str:
     return key.id or "(no key id in the report)"
 
 
+def _last_used(key: AccessKey) -> str:
+    if key.last_used_error:
+        return f"last use unknown ({key.last_used_error.code})"
+    return day(key.last_used_at) if key.last_used_at else "never used"
+
+
 def _key_row(key: AccessKey, keep: AccessKey | None) -> KeyRow:
     service = ", ".join(x for x in (key.last_used_service, key.last_used_region) if x)
     return KeyRow(
         id=_key_id(key),
         status=key.status,
         created=day(key.created_at),
-        last_used=day(key.last_used_at) if key.last_used_at else "never used",
+        last_used=_last_used(key),
         service=service,
         keep=key is keep,
     )
@@ -184,8 +197,10 @@ def _ou_prefixes(paths: set[str]) -> list[str]:
 
 def _cards(result: ScanResult) -> list[Card]:
     scanned = len(result.accounts_with(ScanStatus.SCANNED))
+    partial = len(result.accounts_with(ScanStatus.PARTIAL))
     failed = len(result.accounts_with(ScanStatus.FAILED))
     skipped = len(result.accounts_with(ScanStatus.SKIPPED))
+    unreadable = sum(1 for user in result.users if user.error)
     open_ = len(result.findings_in(FindingState.OPEN))
     excepted = len(result.findings_in(FindingState.EXCEPTED))
     total = len(result.accounts)
@@ -198,6 +213,13 @@ def _cards(result: ScanResult) -> list[Card]:
             "neutral",
         ),
         Card(
+            "accounts_partial",
+            "Accounts partly scanned",
+            partial,
+            "some users could not be read" if partial else "none",
+            "bad" if partial else "good",
+        ),
+        Card(
             "accounts_failed",
             "Accounts failed",
             failed,
@@ -205,7 +227,13 @@ def _cards(result: ScanResult) -> list[Card]:
             "bad" if failed else "good",
         ),
         Card("accounts_skipped", "Accounts skipped", skipped, "by status or filter", "neutral"),
-        Card("users", "IAM users", len(result.users), "evaluated", "neutral"),
+        Card(
+            "users",
+            "IAM users",
+            len(result.users),
+            f"listed; {unreadable} could not be read" if unreadable else "evaluated",
+            "neutral",
+        ),
         Card(
             "findings_open",
             "Open findings",
@@ -272,6 +300,8 @@ def _context(result: ScanResult, style: str, script: str) -> dict[str, object]:
         "account_names": {a.account.id: a.account.name for a in result.accounts},
         "complete": run.complete,
         "failed": result.accounts_with(ScanStatus.FAILED),
+        "partial": result.accounts_with(ScanStatus.PARTIAL),
+        "unreadable_shown": UNREADABLE_SHOWN,
         "skipped": result.accounts_with(ScanStatus.SKIPPED),
         "cards": _cards(result),
         "controls": result.controls,
@@ -280,6 +310,7 @@ def _context(result: ScanResult, style: str, script: str) -> dict[str, object]:
         "excepted_count": len(result.findings_in(FindingState.EXCEPTED)),
         "user_count": len(result.users),
         "not_scanned": len(result.accounts_with(ScanStatus.FAILED)),
+        "partly_scanned": len(result.accounts_with(ScanStatus.PARTIAL)),
         "rows": rows,
         "filter_accounts": sorted({(r.account_id, r.account_name) for r in rows}),
         "filter_ous": _ou_prefixes({r.ou_path for r in rows}),

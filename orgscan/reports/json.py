@@ -36,7 +36,10 @@ from orgscan.model import (
 from orgscan.reports.files import write_atomic
 
 SCHEMA_VERSION = "1.1"
-# 1.1 only adds optional fields; a 1.0 file reads with each missing field's 1.0 meaning.
+# 1.1 adds, all optional on read: accounts scanned in part (scan_status "partial"), users that
+# could not be read (users[].error, with null counts), keys whose last use is unknown
+# (access_keys[].last_used_error) and when each account was scanned (accounts[].scanned_at).
+# A 1.0 file has none of them and means what it meant then.
 READABLE_VERSIONS = ("1.0", SCHEMA_VERSION)
 FILENAME = "findings.json"
 
@@ -74,11 +77,13 @@ def _key(key: AccessKey, detailed: bool) -> dict[str, Any]:
             "last_used_service": key.last_used_service,
             "last_used_region": key.last_used_region,
         }
+    if key.last_used_error:  # only where it happened: the last use is unknown, not "never"
+        data["last_used_error"] = _error(key.last_used_error)
     return data
 
 
 def _user(user: UserKeys, flagged: bool) -> dict[str, Any]:
-    return {
+    data: dict[str, Any] = {
         "account_id": user.account_id,
         "user_name": user.user_name,
         "arn": user.arn,
@@ -91,6 +96,9 @@ def _user(user: UserKeys, flagged: bool) -> dict[str, Any]:
             _key(k, flagged or user.source is KeySource.CREDENTIAL_REPORT) for k in user.access_keys
         ],
     }
+    if user.error:  # only for a user that could not be read; its counts are then null
+        data["error"] = _error(user.error)
+    return data
 
 
 def _delta(delta: Delta | None) -> dict[str, Any] | None:
@@ -180,9 +188,11 @@ def to_dict(result: ScanResult) -> dict[str, Any]:
         "summary": {
             "accounts": len(result.accounts),
             "accounts_scanned": counts[ScanStatus.SCANNED],
+            "accounts_partial": counts[ScanStatus.PARTIAL],
             "accounts_failed": counts[ScanStatus.FAILED],
             "accounts_skipped": counts[ScanStatus.SKIPPED],
             "users": len(result.users),
+            "users_unreadable": sum(1 for u in result.users if u.error),
             "findings": len(result.findings),
             "findings_open": len(result.findings_in(FindingState.OPEN)),
             "findings_excepted": len(result.findings_in(FindingState.EXCEPTED)),
@@ -272,6 +282,7 @@ def _read_key(data: dict[str, Any]) -> AccessKey:
         last_used_at=parse_iso(data.get("last_used_at")),
         last_used_service=data.get("last_used_service"),
         last_used_region=data.get("last_used_region"),
+        last_used_error=_read_error(data.get("last_used_error")),
     )
 
 
@@ -293,6 +304,7 @@ def from_dict(data: dict[str, Any]) -> ScanResult:
                 path=u["path"],
                 access_keys=tuple(_read_key(k) for k in u["access_keys"]),
                 source=KeySource(u["source"]),
+                error=_read_error(u.get("error")),
             )
         )
     accounts = [

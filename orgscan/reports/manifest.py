@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from orgscan import __version__
-from orgscan.model import ScanResult
+from orgscan.model import ScanResult, ScanStatus
 from orgscan.reports import json as findings_json
 
 FILENAME = "manifest.json"
@@ -51,6 +51,8 @@ def render(result: ScanResult, files: Mapping[str, bytes]) -> bytes:
         "run_id": run.id,
         "organization_id": run.organization_id,
         "complete": run.complete,
+        # Why a run is incomplete at a glance: partly scanned accounts are counted apart.
+        "accounts": {str(status): len(result.accounts_with(status)) for status in ScanStatus},
         "findings_sha256": sha256(files[findings_json.FILENAME]),
         "files": [{"name": e.name, "size": e.size, "sha256": e.sha256} for e in entries(files)],
     }

@@ -457,6 +457,30 @@ def _notifications(result: ScanResult) -> list[dict[str, Any]]:
                     errorCode=code,
                 )
             )
+        elif account.scan_status is ScanStatus.PARTIAL:
+            unreadable = account.unreadable_users
+            codes = sorted({u.error.code for u in unreadable if u.error})
+            text = f"Account {acc.id} ({acc.name}, {acc.ou_path}) was scanned only in part."
+            if unreadable:
+                text += (
+                    f" {len(unreadable)} of {len(account.users)} IAM users could not be read "
+                    f"({', '.join(codes)}); they are neither findings nor passes."
+                )
+            if account.notes:
+                text += " Notes: " + "; ".join(account.notes) + "."
+            notes.append(
+                _notification(
+                    "error",
+                    "account-partially-scanned",
+                    text,
+                    accountId=acc.id,
+                    unreadableUsers=[
+                        {"arn": u.arn, "errorCode": u.error.code, "errorMessage": u.error.message}
+                        for u in unreadable
+                        if u.error
+                    ],
+                )
+            )
         elif account.scan_status is ScanStatus.SKIPPED:
             notes.append(
                 _notification(
@@ -509,6 +533,11 @@ def build(result: ScanResult, *, suppressed: str = "include") -> dict[str, Any]:
     if run_info.interrupted:
         invocation["exitSignalName"] = run_info.interrupted
     invocation["toolExecutionNotifications"] = _notifications(result)
+    # Partly scanned accounts are counted apart: neither scanned in full nor failed.
+    invocation["properties"] = {
+        "accounts": {str(status): len(result.accounts_with(status)) for status in ScanStatus},
+        "unreadableUsers": sum(1 for user in result.users if user.error),
+    }
     run: dict[str, Any] = {
         "tool": {"driver": driver},
         "automationDetails": {"id": f"orgscan/{run_info.organization_id}/{run_info.id}"},

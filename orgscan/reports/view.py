@@ -23,6 +23,9 @@ class UserState(StrEnum):
     PASS = "pass"
     OPEN = "open"
     EXCEPTED = "excepted"
+    # The user's keys could not be read: neither a pass nor a finding, and its account is
+    # partial, so no control over it passes.
+    ERROR = "error"
 
 
 class ControlStatus(StrEnum):
@@ -68,7 +71,9 @@ def findings_by_arn(result: ScanResult) -> dict[str, Finding]:
     return {finding.arn: finding for finding in result.findings}
 
 
-def user_state(finding: Finding | None) -> UserState:
+def user_state(finding: Finding | None, user: UserKeys | None = None) -> UserState:
+    if user is not None and user.error is not None:
+        return UserState.ERROR
     if finding is None:
         return UserState.PASS
     return UserState.EXCEPTED if finding.state is FindingState.EXCEPTED else UserState.OPEN
