@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import yaml
 
 from orgscan.controls import builtin_controls, merge_controls
-from orgscan.model import ApprovedException, Control
+from orgscan.model import ACCOUNT_STATES, ApprovedException, Control
 
 T = TypeVar("T")
 
@@ -50,7 +50,8 @@ class OrganizationConfig:
     exclude_accounts: tuple[str, ...] = ()
     include_ous: tuple[str, ...] = ()
     exclude_ous: tuple[str, ...] = ()
-    include_suspended: bool = False
+    # Account lifecycle states that are scanned; accounts in any other state are skipped.
+    include_states: tuple[str, ...] = ("ACTIVE", "PENDING_CLOSURE")
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,12 +189,6 @@ def _choice(options: tuple[str, ...]) -> Callable[[object, str], str]:
     return check
 
 
-def _boolean(value: object, path: str) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(path, f"expected true or false, got {_describe(value)}")
-    return value
-
-
 def _integer(low: int, high: int) -> Callable[[object, str], int]:
     def check(value: object, path: str) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
@@ -269,8 +264,34 @@ def _ou_ref(value: object, path: str) -> str:
     return text
 
 
+def _states(value: object, path: str) -> tuple[str, ...]:
+    states = _list_of(_choice(ACCOUNT_STATES))(value, path)
+    if not states:
+        raise ConfigError(path, "expected at least one account state; empty would scan nothing")
+    return states
+
+
+def _replaced_include_suspended(value: object) -> ConfigError:
+    """include_suspended meant 'Status other than ACTIVE is skipped unless true'; include_states
+    says it per state, and scans PENDING_CLOSURE by default. Never translated silently."""
+    if value is True:
+        fix = "write include_states: [ACTIVE, PENDING_CLOSURE, SUSPENDED] instead"
+    else:
+        fix = (
+            "remove it; the default include_states: [ACTIVE, PENDING_CLOSURE] scans closing "
+            "accounts too (write include_states: [ACTIVE] to skip them as before)"
+        )
+    return ConfigError(
+        "organization.include_suspended",
+        "was replaced by organization.include_states, the list of account states to scan "
+        f"(one or more of {', '.join(ACCOUNT_STATES)}); {fix}",
+    )
+
+
 def _organization(data: object) -> OrganizationConfig:
     s = _Section(data, "organization")
+    if "include_suspended" in s.data:
+        raise _replaced_include_suspended(s.data["include_suspended"])
     s.reject_unknown(OrganizationConfig)
     d = OrganizationConfig()
     return OrganizationConfig(
@@ -281,7 +302,7 @@ def _organization(data: object) -> OrganizationConfig:
         exclude_accounts=s.get("exclude_accounts", (), _list_of(_account_id)),
         include_ous=s.get("include_ous", (), _list_of(_ou_ref)),
         exclude_ous=s.get("exclude_ous", (), _list_of(_ou_ref)),
-        include_suspended=s.get("include_suspended", False, _boolean),
+        include_states=s.get("include_states", d.include_states, _states),
     )
 
 

@@ -48,12 +48,19 @@ class KeySource(StrEnum):
     CREDENTIAL_REPORT = "credential-report"
 
 
+# Organizations' account lifecycle states (`Account.State`; the older `Status` is retired on
+# 2026-09-09). A PENDING_CLOSURE account still works, and so do its keys.
+ACCOUNT_STATES = ("PENDING_ACTIVATION", "ACTIVE", "SUSPENDED", "PENDING_CLOSURE", "CLOSED")
+# What an account is when Organizations gives neither `State` nor `Status`.
+UNKNOWN_STATE = "UNKNOWN"
+
+
 @dataclass(frozen=True, slots=True)
 class Account:
     id: str
     name: str
     email: str
-    status: str  # ACTIVE | SUSPENDED | PENDING_CLOSURE, as Organizations reports it
+    state: str  # one of ACCOUNT_STATES as Organizations gives it, else UNKNOWN_STATE
     ou_path: str  # e.g. "Root/Prod/Web"
     ou_ids: tuple[str, ...] = ()  # root id first, then each OU down to the parent
 

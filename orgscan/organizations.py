@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orgscan.config import OrganizationConfig
-from orgscan.model import Account
+from orgscan.model import ACCOUNT_STATES, UNKNOWN_STATE, Account
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +27,11 @@ async def describe_organization(org: Any) -> Organization:
     response = await org.describe_organization()
     data = response["Organization"]
     return Organization(id=data["Id"], management_account_id=data["MasterAccountId"])
+
+
+def account_state(item: dict[str, Any]) -> str:
+    """The lifecycle state: `State`, else the retired `Status` (older endpoints, moto)."""
+    return str(item.get("State") or item.get("Status") or UNKNOWN_STATE)
 
 
 async def _pages(
@@ -53,7 +58,7 @@ async def walk_accounts(org: Any, page_size: int | None = None) -> AsyncIterator
                 id=item["Id"],
                 name=item.get("Name", ""),
                 email=item.get("Email", ""),
-                status=item.get("Status", "ACTIVE"),
+                state=account_state(item),
                 ou_path="/".join(names),
                 ou_ids=ids,
             )
@@ -126,8 +131,13 @@ class AccountFilter:
         excluded = _under(account, c.exclude_ous)
         if excluded:
             return f"under {excluded}, listed in organization.exclude_ous"
-        if account.status != "ACTIVE" and not c.include_suspended:
-            return f"account status is {account.status}; organization.include_suspended is false"
+        # A state orgscan does not know is tried rather than skipped: a skip is silent on the
+        # completeness of the run, while a failed attempt is not.
+        if account.state in ACCOUNT_STATES and account.state not in c.include_states:
+            return (
+                f"account state is {account.state}; organization.include_states is "
+                f"{', '.join(c.include_states)}"
+            )
         if account.id == self._management_account_id and c.management_account == "skip":
             return "management account; organization.management_account is 'skip'"
         if (

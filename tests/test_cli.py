@@ -86,7 +86,7 @@ def test_findings_json_has_the_documented_fields(aws, tmp_path):
     seeded = seed(aws, DIRTY)
     _, out = scan_cli(tmp_path)
     data = json.loads((out / "findings.json").read_text())
-    assert data["schema_version"] == "1.0"
+    assert data["schema_version"] == "1.1"
     assert set(data["run"]) >= {
         "id",
         "started_at",
@@ -99,8 +99,8 @@ def test_findings_json_has_the_documented_fields(aws, tmp_path):
     }
     assert data["run"]["started_at"].endswith("Z")
     account = next(a for a in data["accounts"] if a["id"] == seeded.account_ids["a"])
-    assert set(account) >= {"id", "name", "ou_path", "status", "scan_status", "error", "user_count"}
-    assert (account["ou_path"], account["status"], account["user_count"]) == (
+    assert set(account) >= {"id", "name", "ou_path", "state", "scan_status", "error", "user_count"}
+    assert (account["ou_path"], account["state"], account["user_count"]) == (
         "Root/Prod",
         "ACTIVE",
         1,
@@ -184,7 +184,15 @@ def test_demo_runs_the_real_pipeline_and_exits_3(tmp_path):
     }
     accounts = {a["name"]: a for a in data["accounts"]}
     assert accounts["dev-beta"]["error"]["code"] == "AccessDenied"
-    assert accounts["sandbox-old"]["scan_status"] == "skipped"
+    # Organizations answers the demo as today's AWS does: `State` only, in every state.
+    assert (accounts["sandbox-old"]["state"], accounts["sandbox-old"]["scan_status"]) == (
+        "CLOSED",
+        "skipped",
+    )
+    assert (accounts["sandbox-frank"]["state"], accounts["sandbox-frank"]["scan_status"]) == (
+        "PENDING_CLOSURE",
+        "scanned",
+    )
     findings = {f["user_name"]: f for f in data["findings"]}
     assert findings["ci-deployer"]["state"] == "excepted"
     assert findings["etl-runner"]["expired_exception"]["ticket"] == "SEC-1187"

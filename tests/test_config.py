@@ -36,7 +36,7 @@ def test_example_config_is_valid_and_documents_every_key():
         "exclude_accounts",
         "include_ous",
         "exclude_ous",
-        "include_suspended",
+        "include_states",
         "name",
         "external_id",
         "session_name",
@@ -59,6 +59,7 @@ def test_empty_config_gives_the_documented_defaults():
         "live",
     )
     assert (cfg.scan.max_accounts_in_flight, cfg.scan.max_attempts) == (256, 8)
+    assert cfg.organization.include_states == ("ACTIVE", "PENDING_CLOSURE")
     assert {(c.version, c.id) for c in cfg.controls if c.framework.startswith("CIS")} >= {
         ("1.4.0", "1.13"),
         ("1.5.0", "1.13"),
@@ -102,8 +103,13 @@ def test_empty_config_gives_the_documented_defaults():
             "organization.include_ous[0]: expected an OU id (ou-...) or a path starting with",
         ),
         (
-            {"organization": {"include_suspended": "yes"}},
-            "organization.include_suspended: expected true or false, got 'yes'",
+            {"organization": {"include_states": ["ACTIVE", "Suspended"]}},
+            "organization.include_states[1]: expected one of 'PENDING_ACTIVATION', 'ACTIVE', "
+            "'SUSPENDED', 'PENDING_CLOSURE', 'CLOSED', got 'Suspended'",
+        ),
+        (
+            {"organization": {"include_states": []}},
+            "organization.include_states: expected at least one account state",
         ),
         (
             {"organization": {"management_account": "me"}},
@@ -189,6 +195,26 @@ def test_cli_reports_config_errors_with_exit_2_and_no_traceback(tmp_path, comman
     assert "scan.strategy: expected 'live' or 'credential-report', got 'fast'" in result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("value", "fix"),
+    [
+        ("true", "write include_states: [ACTIVE, PENDING_CLOSURE, SUSPENDED] instead"),
+        ("false", "write include_states: [ACTIVE] to skip them as before"),
+    ],
+)
+def test_the_retired_include_suspended_exits_2_naming_include_states(tmp_path, value, fix):
+    # Its meaning changed (Status retired; closing accounts now scanned): never translated.
+    path = tmp_path / "old.yaml"
+    path.write_text(f"organization:\n  include_suspended: {value}\n")
+    result = CliRunner().invoke(app, ["validate-config", str(path)])
+    assert result.exit_code == 2
+    assert (
+        "organization.include_suspended: was replaced by organization.include_states, the list "
+        "of account states to scan" in result.output
+    )
+    assert fix in result.output
 
 
 def test_a_key_given_twice_is_refused_not_silently_overridden(tmp_path):

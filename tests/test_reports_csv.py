@@ -42,6 +42,7 @@ def test_header_is_the_documented_one(data: bytes) -> None:
         "exception_owner",
         "exception_expires",
         "exception_ticket",
+        "account_state",
     )
 
 
@@ -66,6 +67,13 @@ def test_states_and_counts(rows: list[dict[str, str]]) -> None:
     )
     assert by_user["no-keys"]["key_count"] == "0"
     assert sum(r["state"] == "open" for r in rows) == 3
+
+
+def test_account_state_column(rows: list[dict[str, str]]) -> None:
+    # A closing account is scanned and its keys still work: its users say so.
+    states = {r["account_id"]: r["account_state"] for r in rows}
+    assert states[SANDBOX] == "PENDING_CLOSURE"
+    assert states[DEV] == "ACTIVE"
 
 
 def test_exception_columns(rows: list[dict[str, str]]) -> None:

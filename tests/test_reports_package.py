@@ -155,3 +155,31 @@ def test_rule_rejects_a_non_numeric_security_severity() -> None:
     data["security_severity"] = "medium"
     with pytest.raises(ValueError, match="security_severity"):
         parse_rule(data)
+
+
+def as_schema_1_0(result: ScanResult) -> dict:
+    """The same evidence as orgscan wrote it before schema 1.1: the lifecycle was `status`."""
+    data = json.loads(findings_json.dumps(result))
+    data["schema_version"] = "1.0"
+    for account in data["accounts"]:
+        account["status"] = account.pop("state")
+    return data
+
+
+def test_a_schema_1_0_package_is_still_read_and_its_status_becomes_state(
+    result: ScanResult, tmp_path: Path
+) -> None:
+    old = findings_json.from_dict(as_schema_1_0(result))
+    assert [a.account.state for a in old.accounts] == [a.account.state for a in result.accounts]
+    # Re-rendered, it is today's schema with the same evidence.
+    write_reports(old, tmp_path)
+    rebuilt = json.loads((tmp_path / "findings.json").read_text())
+    assert rebuilt["schema_version"] == findings_json.SCHEMA_VERSION == "1.1"
+    assert rebuilt == json.loads(findings_json.dumps(result))
+    assert "status" not in rebuilt["accounts"][0]
+
+
+def test_an_unknown_schema_names_both_readable_versions(result: ScanResult) -> None:
+    data = as_schema_1_0(result) | {"schema_version": "2.0"}
+    with pytest.raises(findings_json.EvidenceError, match=r"reads '1\.0' and '1\.1'"):
+        findings_json.from_dict(data)

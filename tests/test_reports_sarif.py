@@ -26,6 +26,7 @@ from .report_fixtures import (
     ORG,
     SANDBOX,
     STARTED,
+    SUSPENDED,
     scan_result,
     without_open_findings,
 )
@@ -189,6 +190,20 @@ def test_automation_details_and_invocation(result: ScanResult, log: dict[str, An
     errors = [n for n in invocation["toolExecutionNotifications"] if n["level"] == "error"]
     assert [n["properties"]["accountId"] for n in errors] == [FAILED]
     assert "AccessDenied" in errors[0]["message"]["text"]
+    # Every account notification names the account's lifecycle state.
+    notes = {
+        n["properties"]["accountId"]: n
+        for n in invocation["toolExecutionNotifications"]
+        if "accountId" in n.get("properties", {})
+    }
+    assert notes[FAILED]["properties"]["accountState"] == "ACTIVE"
+    skipped = notes[SUSPENDED]
+    assert skipped["descriptor"]["id"] == "account-skipped"
+    assert skipped["properties"]["accountState"] == "SUSPENDED"
+    assert "state SUSPENDED" in skipped["message"]["text"]
+    closing = notes[SANDBOX]
+    assert (closing["descriptor"]["id"], closing["level"]) == ("account-state", "note")
+    assert "state PENDING_CLOSURE" in closing["message"]["text"]
 
 
 def test_complete_run_is_successful() -> None:

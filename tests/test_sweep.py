@@ -230,7 +230,9 @@ def test_a_baseline_of_another_schema_is_rejected_clearly(aws, tmp_path):
     old.write_text(json.dumps({"schema_version": "0.9", "run": {}}))
     result, out = scan(tmp_path, "q1", "--baseline", str(old))
     assert result.exit_code == ExitCode.USAGE
-    assert "schema_version '0.9' is not supported; this orgscan reads '1.0'" in result.output
+    assert (
+        "schema_version '0.9' is not supported; this orgscan reads '1.0' and '1.1'" in result.output
+    )
     assert not (out / "findings.json").exists()
 
 

@@ -39,6 +39,12 @@ _CREDENTIAL = re.compile(r"Credential=([A-Z0-9]+)/")
 _ASSUMED_KEY = re.compile(rb"<AccessKeyId>([A-Z0-9]+)</AccessKeyId>")
 _ISSUED_SECRET = re.compile(rb"<(?:SecretAccessKey|SessionToken)>([^<]+)</")
 _ROLE_ACCOUNT = re.compile(r"^arn:[^:]+:iam::(\d{12}):")
+# Organizations' answers that carry accounts, and the key each carries them under.
+ACCOUNT_ANSWERS = {
+    "ListAccounts": "Accounts",
+    "ListAccountsForParent": "Accounts",
+    "DescribeAccount": "Account",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +63,10 @@ class Fault:
     first: int | None = None  # only the first N matching calls are hit
     delay: float = 0.0  # seconds before answering (or before the error)
     report: bytes | None = None  # GetCredentialReport answers this content instead
+    # Organizations' account answers (ACCOUNT_ANSWERS) in today's shape: `State` only, with
+    # no `Status` (retired by AWS, still sent by moto), and these (account id, state) pairs
+    # in place of moto's state. moto knows only ACTIVE and SUSPENDED.
+    states: tuple[tuple[str, str], ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +125,8 @@ class FaultInjector:
                     continue
                 if fault.account not in (None, request.account):
                     continue
+                if fault.states is not None and request.action not in ACCOUNT_ANSWERS:
+                    continue
                 seen = self._hits.get(index, 0)
                 self._hits[index] = seen + 1
                 if fault.first is not None and seen >= fault.first:
@@ -139,6 +151,8 @@ class FaultInjector:
                 return self._error(fault, request, start_response)
             if fault.report is not None:
                 return self._report(fault.report, start_response)
+            if fault.states is not None:
+                return self._account_states(environ, start_response, request, dict(fault.states))
         if request.action == "AssumeRole":
             return self._remember_keys(environ, start_response, request.account)
         if request.action == "ListUsers":
@@ -183,6 +197,42 @@ class FaultInjector:
         ).encode()
         start_response("200 OK", [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))])
         return [body]
+
+    def _passed_on(self, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
+        """moto's answer to the request: status line, headers, body."""
+        captured: dict[str, Any] = {}
+
+        def capture(status: str, headers: list[tuple[str, str]], *args: Any) -> None:
+            captured.update(status=status, headers=headers)
+
+        body = b"".join(self.app(environ, capture))
+        return captured["status"], captured["headers"], body
+
+    @staticmethod
+    def _replace_body(
+        status: str, headers: list[tuple[str, str]], body: bytes, start_response: StartResponse
+    ) -> list[bytes]:
+        kept = [(k, v) for k, v in headers if k.lower() != "content-length"]
+        start_response(status, [*kept, ("Content-Length", str(len(body)))])
+        return [body]
+
+    def _account_states(
+        self,
+        environ: dict[str, Any],
+        start_response: StartResponse,
+        request: Request,
+        states: dict[str, str],
+    ) -> list[bytes]:
+        status, headers, body = self._passed_on(environ)
+        if not status.startswith("200"):
+            start_response(status, headers)
+            return [body]
+        data = json.loads(body)
+        found = data.get(ACCOUNT_ANSWERS[request.action])
+        for account in found if isinstance(found, list) else [found] if found else []:
+            legacy = account.pop("Status", None)
+            account["State"] = states.get(account["Id"], account.get("State") or legacy)
+        return self._replace_body(status, headers, json.dumps(data).encode(), start_response)
 
     def _page_users(
         self, environ: dict[str, Any], start_response: StartResponse, form: dict[str, list[str]]

@@ -60,10 +60,14 @@ DEMO_ORG = OrgSpec(
 
 # dev-beta's audit role is missing a trust relationship: AssumeRole is denied there.
 DENIED_ACCOUNT = "dev-beta"
+# Lifecycle states as today's Organizations API gives them (`State` only): a closing account is
+# still scanned (its keys work until it is closed); a closed one is skipped.
+DEMO_STATES = {"sandbox-frank": "PENDING_CLOSURE", "sandbox-old": "CLOSED"}
 
 
 def demo_faults(seeded: SeededOrg) -> list[Fault]:
     return [
+        Fault(states=tuple((seeded.account_ids[n], s) for n, s in DEMO_STATES.items())),
         Fault(
             action="AssumeRole",
             account=seeded.account_ids[DENIED_ACCOUNT],
@@ -71,7 +75,7 @@ def demo_faults(seeded: SeededOrg) -> list[Fault]:
             message="User: arn:aws:sts::123456789012:assumed-role/OrgScanAudit/orgscan is not "
             "authorized to perform: sts:AssumeRole on resource: "
             f"arn:aws:iam::{seeded.account_ids[DENIED_ACCOUNT]}:role/OrgScanAudit",
-        )
+        ),
     ]
 
 

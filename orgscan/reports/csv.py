@@ -3,9 +3,11 @@
 UTF-8 without a byte-order mark, RFC 4180 quoting and CRLF line ends, rows sorted by account
 id, user name and ARN. The header is `HEADER`; columns are only ever added at the end.
 
-`state` is `pass`, `open` or `excepted`. The exception columns name the approval that excepts
-the user; for an `open` user whose approval expired they name that lapsed approval, so the
-state column is the one that says whether an exception applies.
+`state` is `pass`, `open` or `excepted`; `account_state` is the account's lifecycle state in
+the organization (ACTIVE, or PENDING_CLOSURE for a closing account whose keys still work).
+The exception columns name the approval that excepts the user; for an `open` user whose
+approval expired they name that lapsed approval, so the state column is the one that says
+whether an exception applies.
 
 Cells that a spreadsheet would run as a formula (first character `=`, `+`, `-`, `@`, tab or
 carriage return) get a leading apostrophe: account names, user paths and exception fields are
@@ -33,6 +35,7 @@ HEADER = (
     "exception_owner",
     "exception_expires",
     "exception_ticket",
+    "account_state",
 )
 
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -68,6 +71,7 @@ class CsvRenderer(Renderer):
                 exception.owner if exception else "",
                 exception.expires.isoformat() if exception else "",
                 (exception.ticket or "") if exception else "",
+                account.account.state if account else "",
             )
             writer.writerow([neutralise(c) if isinstance(c, str) else c for c in row])
         return buffer.getvalue().encode("utf-8")

@@ -34,7 +34,10 @@ from orgscan.model import (
 )
 from orgscan.reports.files import write_atomic
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
+# Versions the reader accepts. 1.0 named the account lifecycle `status` (Organizations'
+# retired `Status`); 1.1 calls it `state` and adds fields that are optional on read.
+READABLE_VERSIONS = ("1.0", SCHEMA_VERSION)
 FILENAME = "findings.json"
 
 
@@ -189,7 +192,7 @@ def to_dict(result: ScanResult) -> dict[str, Any]:
                 "email": r.account.email,
                 "ou_path": r.account.ou_path,
                 "ou_ids": list(r.account.ou_ids),
-                "status": r.account.status,
+                "state": r.account.state,
                 "scan_status": str(r.scan_status),
                 "error": _error(r.error),
                 "skip_reason": r.skip_reason,
@@ -271,9 +274,10 @@ def _read_key(data: dict[str, Any]) -> AccessKey:
 
 def from_dict(data: dict[str, Any]) -> ScanResult:
     version = data.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if version not in READABLE_VERSIONS:
+        readable = " and ".join(repr(v) for v in READABLE_VERSIONS)
         raise EvidenceError(
-            f"schema_version {version!r} is not supported; this orgscan reads {SCHEMA_VERSION!r}"
+            f"schema_version {version!r} is not supported; this orgscan reads {readable}"
         )
     run = data["run"]
     users_by_account: dict[str, list[UserKeys]] = {}
@@ -294,7 +298,7 @@ def from_dict(data: dict[str, Any]) -> ScanResult:
                 id=a["id"],
                 name=a["name"],
                 email=a["email"],
-                status=a["status"],
+                state=a["status"] if version == "1.0" else a["state"],
                 ou_path=a["ou_path"],
                 ou_ids=tuple(a["ou_ids"]),
             ),
