@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import yaml
 
 from orgscan.controls import builtin_controls, merge_controls
-from orgscan.model import ACCOUNT_STATES, ApprovedException, Control
+from orgscan.model import ACCOUNT_STATES, ApprovedException, Control, split_ou_path
 
 T = TypeVar("T")
 
@@ -257,7 +257,13 @@ def _ou_ref(value: object, path: str) -> str:
         return _matching(OU_ID, "an OU id like 'ou-ab12-cd34ef56' or a path like 'Root/Prod'")(
             text, path
         )
-    if not (text == "Root" or text.startswith("Root/")) or text.endswith("/"):
+    try:
+        names = split_ou_path(text)
+    except ValueError as exc:
+        raise ConfigError(
+            path, f"expected an OU path like 'Root/Prod' ('\\/' for a '/' in a name): {exc}"
+        ) from None
+    if names[0] != "Root":
         raise ConfigError(
             path, f"expected an OU id (ou-...) or a path starting with 'Root/', got {text!r}"
         )

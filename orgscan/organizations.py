@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orgscan.config import OrganizationConfig
-from orgscan.model import ACCOUNT_STATES, UNKNOWN_STATE, Account
+from orgscan.model import ACCOUNT_STATES, UNKNOWN_STATE, Account, join_ou_path, split_ou_path
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +59,7 @@ async def walk_accounts(org: Any, page_size: int | None = None) -> AsyncIterator
                 name=item.get("Name", ""),
                 email=item.get("Email", ""),
                 state=account_state(item),
-                ou_path="/".join(names),
+                ou_path=join_ou_path(names),
                 ou_ids=ids,
             )
         async for ou in _pages(
@@ -97,10 +97,19 @@ class Shard:
 
 
 def _under(account: Account, refs: Iterable[str]) -> str | None:
-    """The first OU reference (id or path) that contains the account, sub-OUs included."""
+    r"""The first OU reference (id or path) that contains the account, sub-OUs included.
+
+    Paths are compared name by name, so `Root/Legacy` contains `Root/Legacy/Old` but not the
+    OU named `Legacy/Old` (`Root/Legacy\/Old`).
+    """
+    names = split_ou_path(account.ou_path)
     for ref in refs:
-        if ref in account.ou_ids or account.ou_path == ref or account.ou_path.startswith(ref + "/"):
+        if ref in account.ou_ids:
             return ref
+        if not ref.startswith(("ou-", "r-")):
+            parts = split_ou_path(ref)
+            if names[: len(parts)] == parts:
+                return ref
     return None
 
 

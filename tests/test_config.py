@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from orgscan.cli import app
 from orgscan.config import ConfigError, load_config, parse_config
+from orgscan.model import join_ou_path, split_ou_path
 
 ROOT = Path(__file__).resolve().parent.parent
 EXCEPTION = {
@@ -305,3 +306,31 @@ def test_any_file_text_loads_or_fails_cleanly_through_the_cli(tmp_path_factory, 
     assert result.exit_code in (0, 2), result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert "Traceback" not in result.output
+
+
+@given(st.lists(st.text(min_size=1, max_size=8), min_size=1, max_size=4))
+def test_ou_paths_escape_slashes_and_backslashes_both_ways(names):
+    path = join_ou_path(names)
+    assert split_ou_path(path) == tuple(names)
+
+
+@pytest.mark.parametrize(
+    ("ref", "valid"),
+    [
+        (r"Root/Legacy\/Old", True),
+        (r"Root/Back\\slash", True),
+        (r"Root/Trailing\/", True),  # an OU named "Trailing/"
+        (r"Root/Bad\x", False),
+        ("Root/Dangling\\", False),
+        ("Root//Empty", False),
+        ("Root/", False),
+    ],
+)
+def test_ou_path_filters_take_escaped_names(ref, valid):
+    if valid:
+        assert parse_config({"organization": {"include_ous": [ref]}}).organization.include_ous == (
+            ref,
+        )
+    else:
+        with pytest.raises(ConfigError, match=r"organization\.include_ous\[0\]: expected an OU"):
+            parse_config({"organization": {"include_ous": [ref]}})

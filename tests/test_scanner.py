@@ -328,3 +328,31 @@ async def test_a_listing_that_breaks_off_leaves_the_run_incomplete(aws):
     assert [e.code for e in result.run.errors] == ["AccessDenied"]
     assert "listing the organization failed" in result.run.errors[0].message
     assert not result.run.complete
+
+
+SLASHED = OrgSpec(
+    accounts=(
+        # An OU *named* "Legacy/Old" under Root, and an OU "Old" inside an OU "Legacy".
+        AccountSpec("named-with-slash", r"Root/Legacy\/Old", (UserSpec("a"),)),
+        AccountSpec("nested", "Root/Legacy/Old", (UserSpec("b"),)),
+    )
+)
+
+
+async def test_an_ou_name_with_a_slash_gets_its_own_escaped_path(aws):
+    seeded = seed(aws, SLASHED)
+    result = await run_scan()
+    accounts = by_name(result, seeded)
+    assert accounts["named-with-slash"].account.ou_path == r"Root/Legacy\/Old"
+    assert accounts["nested"].account.ou_path == "Root/Legacy/Old"
+
+    async def scanned_under(ref: str) -> set[str]:
+        filtered = await run_scan(config(organization={"include_ous": [ref]}))
+        return {
+            n for n, r in by_name(filtered, seeded).items() if r.scan_status is ScanStatus.SCANNED
+        }
+
+    # Each path filter matches exactly one of the two; the parent OU holds only the nested one.
+    assert await scanned_under(r"Root/Legacy\/Old") == {"named-with-slash"}
+    assert await scanned_under("Root/Legacy/Old") == {"nested"}
+    assert await scanned_under("Root/Legacy") == {"nested"}
