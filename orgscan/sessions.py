@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from orgscan.clients import Credentials
+from botocore.exceptions import ClientError
+
+from orgscan.clients import Credentials, error_code, error_message
 from orgscan.config import Config
 from orgscan.model import AccountFailure
 
@@ -28,6 +30,19 @@ def role_arn(identity: Identity, account_id: str, role_name: str) -> str:
     return f"arn:{identity.partition}:iam::{account_id}:role/{role_name}"
 
 
+def region_disabled(sts: Any, account_id: str, aws_message: str) -> AccountFailure:
+    """AssumeRole goes to the regional STS endpoint of the configured region, which must be
+    active in the target account (opt-in regions are not, until someone activates them)."""
+    region, url = sts.meta.region_name, sts.meta.endpoint_url
+    return AccountFailure(
+        "RegionDisabledException",
+        f"AssumeRole was sent to STS in {region} ({url}), which is not active in account "
+        f"{account_id}. Activate {region} in that account (Account settings, AWS Regions), or "
+        f"run orgscan with AWS_REGION set to a region active in every account, such as "
+        f"us-east-1. AWS said: {aws_message}",
+    )
+
+
 class AccountCredentials:
     """Chooses and obtains the credentials for one account, as the config says."""
 
@@ -38,6 +53,12 @@ class AccountCredentials:
         self._identity = identity
         self._config = config
         self._management_account_id = management_account_id
+
+    def _explained(self, exc: ClientError, account_id: str) -> AccountFailure | None:
+        """An AssumeRole failure with what to do about it, where orgscan knows better."""
+        if error_code(exc) == "RegionDisabledException":
+            return region_disabled(self._sts, account_id, error_message(exc))
+        return None
 
     async def get(self, account_id: str) -> Credentials | None:
         """Credentials for the account; None means the caller's own credentials."""
@@ -61,7 +82,10 @@ class AccountCredentials:
         }
         if role.external_id:
             kwargs["ExternalId"] = role.external_id
-        response = await self._sts.assume_role(**kwargs)
+        try:
+            response = await self._sts.assume_role(**kwargs)
+        except ClientError as exc:
+            raise self._explained(exc, account_id) or exc
         data = response["Credentials"]
         return Credentials(
             access_key_id=data["AccessKeyId"],

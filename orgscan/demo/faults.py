@@ -33,6 +33,7 @@ STATUS = {
     "ServiceUnavailable": 503,
     "ReportInProgress": 404,
     "ReportNotPresent": 410,
+    "RegionDisabledException": 403,
 }
 IAM_NS = "https://iam.amazonaws.com/doc/2010-05-08/"
 _CREDENTIAL = re.compile(r"Credential=([A-Z0-9]+)/")
