@@ -31,7 +31,7 @@ ROLE_NAME = re.compile(r"[\w+=,.@-]{1,64}", re.ASCII)
 SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}", re.ASCII)
 EXTERNAL_ID = re.compile(r"[\w+=,.@:/-]{2,1224}", re.ASCII)
 
-MANAGEMENT_MODES = ("caller", "assume", "skip")
+MANAGEMENT_MODES = ("auto", "caller", "assume", "skip")
 STRATEGIES = ("live", "credential-report")
 
 
@@ -45,7 +45,9 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class OrganizationConfig:
-    management_account: str = "caller"
+    # auto: the caller's own credentials when the caller is in the management account, else
+    # (a delegated administrator) the audit role there, like in any member account.
+    management_account: str = "auto"
     include_accounts: tuple[str, ...] = ()
     exclude_accounts: tuple[str, ...] = ()
     include_ous: tuple[str, ...] = ()

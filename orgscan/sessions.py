@@ -56,24 +56,35 @@ class AccountCredentials:
 
     def _explained(self, exc: ClientError, account_id: str) -> AccountFailure | None:
         """An AssumeRole failure with what to do about it, where orgscan knows better."""
-        if error_code(exc) == "RegionDisabledException":
+        code = error_code(exc)
+        if code == "RegionDisabledException":
             return region_disabled(self._sts, account_id, error_message(exc))
+        if code == "AccessDenied" and account_id == self._management_account_id:
+            role = role_arn(self._identity, account_id, self._config.role.name)
+            # The usual cause: StackSets skip the management account, so the role is missing.
+            return AccountFailure(
+                code,
+                f"{error_message(exc)}. orgscan enters the management account {account_id} "
+                f"through {role}, which service-managed StackSets never deploy: deploy "
+                "deploy/cloudformation/orgscan-roles.yaml there as a plain stack, and allow "
+                f"{self._identity.arn} sts:AssumeRole on {role}",
+            )
         return None
 
     async def get(self, account_id: str) -> Credentials | None:
         """Credentials for the account; None means the caller's own credentials."""
-        if (
-            account_id == self._management_account_id
-            and self._config.organization.management_account == "caller"
-        ):
-            if self._identity.account_id != account_id:
+        mode = self._config.organization.management_account
+        if account_id == self._management_account_id and mode in ("auto", "caller"):
+            if self._identity.account_id == account_id:
+                return None
+            if mode == "caller":
                 raise AccountFailure(
                     "CallerNotInManagementAccount",
                     f"organization.management_account is 'caller', but the caller "
                     f"{self._identity.arn} is not in the management account {account_id}; "
-                    "set it to 'assume' or 'skip'",
+                    "set it to 'auto' or 'assume' (the audit role there) or 'skip'",
                 )
-            return None
+            # auto, and the caller is elsewhere (a delegated administrator): the role below.
         role = self._config.role
         kwargs: dict[str, Any] = {
             "RoleArn": role_arn(self._identity, account_id, role.name),
@@ -85,7 +96,10 @@ class AccountCredentials:
         try:
             response = await self._sts.assume_role(**kwargs)
         except ClientError as exc:
-            raise self._explained(exc, account_id) or exc
+            explained = self._explained(exc, account_id)
+            if explained is None:
+                raise
+            raise explained from exc
         data = response["Credentials"]
         return Credentials(
             access_key_id=data["AccessKeyId"],

@@ -55,7 +55,7 @@ def test_example_config_is_valid_and_documents_every_key():
 def test_empty_config_gives_the_documented_defaults():
     cfg = parse_config(None)
     assert (cfg.organization.management_account, cfg.role.name, cfg.scan.strategy) == (
-        "caller",
+        "auto",
         "OrgScanAudit",
         "live",
     )
@@ -114,7 +114,8 @@ def test_empty_config_gives_the_documented_defaults():
         ),
         (
             {"organization": {"management_account": "me"}},
-            "organization.management_account: expected one of 'caller', 'assume', 'skip', got 'me'",
+            "organization.management_account: expected one of 'auto', 'caller', 'assume', 'skip', "
+            "got 'me'",
         ),
         ({"role": {"external_id": "x"}}, "role.external_id: expected a string of 2-1224"),
         (

@@ -104,7 +104,7 @@ async def test_unknown_credentials_without_a_region_suggest_the_partition(aws, m
     seed(aws, ORG)
     monkeypatch.delenv("AWS_DEFAULT_REGION")
     aws.inject([Fault(action="GetCallerIdentity", error="InvalidClientTokenId")])
-    with pytest.raises(ScanAborted, match="set AWS_REGION, e.g. us-gov-west-1 or cn-north-1"):
+    with pytest.raises(ScanAborted, match=r"set AWS_REGION, e\.g\. us-gov-west-1 or cn-north-1"):
         await run_scan()
     monkeypatch.setenv("AWS_REGION", "us-east-1")  # a region was chosen: no guessing
     with pytest.raises(ScanAborted) as aborted:

@@ -25,6 +25,7 @@ StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 MANAGEMENT_ACCOUNT = "123456789012"  # moto's default account: the caller's own credentials
+DELEGATED_AS = "AKIAORGSCANDELEGATED"  # a key moto does not know: its default account's
 # HTTP status AWS uses for each error code; anything else is a 400 client error.
 STATUS = {
     "AccessDenied": 403,
@@ -68,6 +69,9 @@ class Fault:
     # no `Status` (retired by AWS, still sent by moto), and these (account id, state) pairs
     # in place of moto's state. moto knows only ACTIVE and SUSPENDED.
     states: tuple[tuple[str, str], ...] | None = None
+    # Organizations answers the account's calls as it answers a delegated administrator's: with
+    # the organization's data (moto answers a member account as if it had no organization).
+    delegated_admin: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,9 +89,12 @@ class FaultInjector:
         self.injected: dict[str, int] = {}
         self._hits: dict[int, int] = {}
         self._key_accounts: dict[str, str] = {}
-        # Secrets and session tokens handed out by AssumeRole, so tests can prove none leak.
+        # Secrets and session tokens handed out (AssumeRole, CreateAccessKey), so tests can
+        # prove none leak.
         self.issued_secrets: list[str] = []
         self.assumed_roles: list[str] = []  # every RoleArn asked for, in order
+        # Actions signed with a key the layer never saw issued: the caller's own credentials.
+        self.caller_calls: dict[str, int] = {}
         self._random = random.Random(seed)  # noqa: S311 - reproducible fault draws, not crypto
         self._lock = threading.Lock()
 
@@ -97,6 +104,7 @@ class FaultInjector:
             self.calls.clear()
             self.injected.clear()
             self.assumed_roles.clear()
+            self.caller_calls.clear()
             self._hits.clear()
 
     def _identify(self, environ: dict[str, Any], body: bytes) -> Request:
@@ -105,10 +113,13 @@ class FaultInjector:
         match = _CREDENTIAL.search(authorization)
         signer = self._key_accounts.get(match.group(1), MANAGEMENT_ACCOUNT) if match else ""
         service = authorization.split("/")[3] if authorization.count("/") >= 3 else ""
+        form = parse_qs(body.decode("utf-8", "replace")) if not target else {}
+        action = target.rsplit(".", 1)[-1] if target else form.get("Action", [""])[0]
+        if match and match.group(1) not in self._key_accounts:
+            with self._lock:
+                self.caller_calls[action] = self.caller_calls.get(action, 0) + 1
         if target:
-            return Request(target.rsplit(".", 1)[-1], signer, service)
-        form = parse_qs(body.decode("utf-8", "replace"))
-        action = form.get("Action", [""])[0]
+            return Request(action, signer, service)
         if action == "AssumeRole":
             with self._lock:
                 self.assumed_roles.append(form.get("RoleArn", [""])[0])
@@ -128,6 +139,8 @@ class FaultInjector:
                     continue
                 if fault.states is not None and request.action not in ACCOUNT_ANSWERS:
                     continue
+                if fault.delegated_admin and request.service != "organizations":
+                    continue
                 seen = self._hits.get(index, 0)
                 self._hits[index] = seen + 1
                 if fault.first is not None and seen >= fault.first:
@@ -145,6 +158,12 @@ class FaultInjector:
         environ["wsgi.input"] = io.BytesIO(body)
         request = self._identify(environ, body)
         fault = self._choose(request)
+        if fault and fault.delegated_admin:
+            # moto reads the caller's account from the signing key: sign as the management
+            # account's caller (an unknown key is moto's default account) and let it answer.
+            environ["HTTP_AUTHORIZATION"] = _CREDENTIAL.sub(
+                f"Credential={DELEGATED_AS}/", environ.get("HTTP_AUTHORIZATION", ""), count=1
+            )
         if fault:
             if fault.delay:
                 time.sleep(fault.delay)
@@ -154,7 +173,8 @@ class FaultInjector:
                 return self._report(fault.report, start_response)
             if fault.states is not None:
                 return self._account_states(environ, start_response, request, dict(fault.states))
-        if request.action == "AssumeRole":
+        if request.action in ("AssumeRole", "CreateAccessKey"):
+            # A new user key belongs to the account that created it, as a role's to the role's.
             return self._remember_keys(environ, start_response, request.account)
         if request.action == "ListUsers":
             return self._page_users(environ, start_response, parse_qs(body.decode()))
@@ -275,7 +295,7 @@ class FaultInjector:
     def _remember_keys(
         self, environ: dict[str, Any], start_response: StartResponse, account: str
     ) -> Iterable[bytes]:
-        # Learn which account each assumed-role key belongs to, to target later faults.
+        # Learn which account each assumed-role or new user key belongs to, to target faults.
         body = b"".join(self.app(environ, start_response))
         with self._lock:
             for key in _ASSUMED_KEY.findall(body):

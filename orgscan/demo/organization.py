@@ -82,7 +82,7 @@ def demo_faults(seeded: SeededOrg) -> list[Fault]:
 def demo_config(seeded: SeededOrg) -> dict[str, Any]:
     """The demo's config, as a user would write it; account ids are only known after seeding."""
     return {
-        "organization": {"management_account": "caller"},
+        "organization": {"management_account": "auto"},
         "role": {"name": "OrgScanAudit", "session_name": "orgscan-demo"},
         "scan": {"strategy": "live", "max_accounts_in_flight": 8},
         "exceptions": [
