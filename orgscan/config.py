@@ -10,7 +10,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -90,6 +90,16 @@ class Config:
     exceptions: tuple[ApprovedException, ...] = ()
     controls: tuple[Control, ...] = field(default_factory=builtin_controls)
     remediation: RemediationConfig = field(default_factory=RemediationConfig)
+
+    def for_remediation(self) -> Config:
+        """What `orgscan remediate` enters accounts with: the remediation role, in the
+        management account too, never the caller's own credentials (the role is the one
+        principal meant to change keys)."""
+        return replace(
+            self,
+            role=replace(self.role, name=self.remediation.role_name),
+            organization=replace(self.organization, management_account="assume"),
+        )
 
     def digest(self) -> str:
         """SHA-256 of the effective configuration, so evidence names the exact settings used."""

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import boto3
 import pytest
 
 from orgscan.demo.faults import MANAGEMENT_ACCOUNT, Fault
-from orgscan.demo.seed import ACTIVE, AccountSpec, OrgSpec, UserSpec, member_iam
+from orgscan.demo.seed import ACTIVE, AccountSpec, OrgSpec, UserSpec
 from orgscan.model import ScanStatus
 from orgscan.remediation.apply import Outcome, apply_plan
 from orgscan.remediation.plan import build_plan
 
-from .conftest import config, run_scan, seed
+from .conftest import config, run_as_user_of, run_scan, seed
 
 ORG = OrgSpec(
     management_users=(UserSpec("break-glass", (ACTIVE, ACTIVE)),),
@@ -28,11 +27,7 @@ def delegated(aws, monkeypatch):
     administrator: Organizations answers it with the organization's data."""
     seeded = seed(aws, ORG)
     security = seeded.account_ids["security"]
-    iam = member_iam(boto3.client("sts"), security)
-    iam.create_user(UserName="orgscan-runner")
-    key = iam.create_access_key(UserName="orgscan-runner")["AccessKey"]
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+    run_as_user_of(monkeypatch, security)
     aws.inject([Fault(account=security, delegated_admin=True)])
     return seeded
 
