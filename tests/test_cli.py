@@ -267,6 +267,8 @@ def test_demo_serve_keeps_the_organization_up_for_other_commands(tmp_path):
                 break
         env = dict(item.split("=", 1) for item in line.split()[1:])
         env["PATH"] = os.environ["PATH"]
+        # The same orgscan as the demo's, wherever PYTHONPATH points it (a worktree, say).
+        env.update({k: v for k, v in os.environ.items() if k == "PYTHONPATH"})
         plan = subprocess.run(
             [
                 sys.executable,
