@@ -102,11 +102,12 @@ def _under(account: Account, refs: Iterable[str]) -> str | None:
     Paths are compared name by name, so `Root/Legacy` contains `Root/Legacy/Old` but not the
     OU named `Legacy/Old` (`Root/Legacy\/Old`).
     """
-    names = split_ou_path(account.ou_path)
+    names: tuple[str, ...] | None = None  # split only when a path filter is given
     for ref in refs:
         if ref in account.ou_ids:
             return ref
         if not ref.startswith(("ou-", "r-")):
+            names = names or split_ou_path(account.ou_path)
             parts = split_ou_path(ref)
             if names[: len(parts)] == parts:
                 return ref
