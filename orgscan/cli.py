@@ -28,6 +28,7 @@ from orgscan.merge import DEFAULT_WINDOW, MergeError, merge
 from orgscan.model import Change, Delta, FindingState, ScanResult, ScanStatus
 from orgscan.organizations import Shard
 from orgscan.outdir import OutputError, prepare_output, previous_run_path
+from orgscan.preflight import preflight as run_preflight
 from orgscan.progress import Progress, progress_for
 from orgscan.remediation.apply import (
     Journal,
@@ -409,6 +410,32 @@ def validate_config(
         f"{config}: valid ({settings.scan.strategy} strategy, role {settings.role.name}, "
         f"{len(settings.exceptions)} exception(s))"
     )
+
+
+@app.command()
+def preflight(
+    config: Annotated[Path, typer.Option("--config", "-c", help="YAML configuration file.")],
+    sample: Annotated[
+        int | None,
+        typer.Option(min=1, help="Check only N of the accounts to scan, spread over the org."),
+    ] = None,
+    remediation: Annotated[
+        bool,
+        typer.Option("--remediation", help="Also check that remediation.role_name can be assumed."),
+    ] = False,
+    verbose: VerboseOption = False,
+) -> None:
+    """Check, without scanning, what a scan would meet: caller, Organizations access, STS
+    region, and the audit role in every account. Exit 0 only when a scan would be complete."""
+    setup_logging(verbose)
+    settings = _load(config)
+    try:
+        found = asyncio.run(run_preflight(settings, size=sample, remediation=remediation))
+    except (NoCredentialsError, NoRegionError) as exc:
+        raise _fail(_NO_SETUP[type(exc)], ExitCode.USAGE) from None
+    for line in found.lines():
+        typer.echo(line)
+    raise typer.Exit(int(ExitCode.CLEAN if found.complete else ExitCode.INCOMPLETE))
 
 
 @app.command()

@@ -57,6 +57,14 @@ REFRESH_RETRY = 30.0
 MAX_RENEWALS = 3
 
 
+def configured_region(session: aioboto3.Session) -> str | None:
+    """The region the AWS CLI and SDKs would use: AWS_REGION, then botocore's own chain
+    (AWS_DEFAULT_REGION, the profile). botocore 1.40 reads only AWS_DEFAULT_REGION, and a
+    GovCloud or China caller with only AWS_REGION set would otherwise be sent to the `aws`
+    partition's endpoints."""
+    return os.environ.get("AWS_REGION") or session.region_name or None
+
+
 class RateLimiter(Throttler):  # type: ignore[misc]
     """A token bucket like AWS's own (a burst of one second's calls, then the rate), in which
     each caller reserves its own slot and sleeps once, until exactly then.
@@ -500,7 +508,10 @@ class ClientFactory:
 
     def __init__(self, scan: ScanConfig, *, wire: bool = True) -> None:
         self.session = aioboto3.Session()
-        self.region = self.session.region_name or DEFAULT_REGION
+        # The region picks the partition of every endpoint (IAM, Organizations, STS) and the
+        # regional STS endpoint that every AssumeRole goes to.
+        self.region_configured = configured_region(self.session) is not None
+        self.region = configured_region(self.session) or DEFAULT_REGION
         self._scan = scan
         self._use_wire = wire
         self._session_parser().set_parser_defaults(timestamp_parser=_timestamp)
@@ -599,6 +610,13 @@ class ClientFactory:
                     )
                 self._wires[service] = wire
         return client, self._wires[service]
+
+    async def endpoint_url(self, service: str) -> str:
+        """The URL botocore's endpoint rules choose for `service` in this region (partition,
+        AWS_ENDPOINT_URL_<SERVICE>...): what the STS region of an error message or a
+        preflight means. Needs the factory open; nothing is sent."""
+        client, _ = await self._shared_client(service)
+        return str(client.meta.endpoint_url)
 
     @asynccontextmanager
     async def client(

@@ -10,7 +10,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import yaml
 
 from orgscan.controls import builtin_controls, merge_controls
-from orgscan.model import ApprovedException, Control
+from orgscan.model import ACCOUNT_STATES, ApprovedException, Control, split_ou_path
 
 T = TypeVar("T")
 
@@ -31,7 +31,7 @@ ROLE_NAME = re.compile(r"[\w+=,.@-]{1,64}", re.ASCII)
 SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}", re.ASCII)
 EXTERNAL_ID = re.compile(r"[\w+=,.@:/-]{2,1224}", re.ASCII)
 
-MANAGEMENT_MODES = ("caller", "assume", "skip")
+MANAGEMENT_MODES = ("auto", "caller", "assume", "skip")
 STRATEGIES = ("live", "credential-report")
 
 
@@ -45,12 +45,15 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class OrganizationConfig:
-    management_account: str = "caller"
+    # auto: the caller's own credentials when the caller is in the management account, else
+    # (a delegated administrator) the audit role there, like in any member account.
+    management_account: str = "auto"
     include_accounts: tuple[str, ...] = ()
     exclude_accounts: tuple[str, ...] = ()
     include_ous: tuple[str, ...] = ()
     exclude_ous: tuple[str, ...] = ()
-    include_suspended: bool = False
+    # Account lifecycle states that are scanned; accounts in any other state are skipped.
+    include_states: tuple[str, ...] = ("ACTIVE", "PENDING_CLOSURE")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +90,16 @@ class Config:
     exceptions: tuple[ApprovedException, ...] = ()
     controls: tuple[Control, ...] = field(default_factory=builtin_controls)
     remediation: RemediationConfig = field(default_factory=RemediationConfig)
+
+    def for_remediation(self) -> Config:
+        """What `orgscan remediate` enters accounts with: the remediation role, in the
+        management account too, never the caller's own credentials (the role is the one
+        principal meant to change keys)."""
+        return replace(
+            self,
+            role=replace(self.role, name=self.remediation.role_name),
+            organization=replace(self.organization, management_account="assume"),
+        )
 
     def digest(self) -> str:
         """SHA-256 of the effective configuration, so evidence names the exact settings used."""
@@ -188,12 +201,6 @@ def _choice(options: tuple[str, ...]) -> Callable[[object, str], str]:
     return check
 
 
-def _boolean(value: object, path: str) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(path, f"expected true or false, got {_describe(value)}")
-    return value
-
-
 def _integer(low: int, high: int) -> Callable[[object, str], int]:
     def check(value: object, path: str) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
@@ -262,15 +269,47 @@ def _ou_ref(value: object, path: str) -> str:
         return _matching(OU_ID, "an OU id like 'ou-ab12-cd34ef56' or a path like 'Root/Prod'")(
             text, path
         )
-    if not (text == "Root" or text.startswith("Root/")) or text.endswith("/"):
+    try:
+        names = split_ou_path(text)
+    except ValueError as exc:
+        raise ConfigError(
+            path, f"expected an OU path like 'Root/Prod' ('\\/' for a '/' in a name): {exc}"
+        ) from None
+    if names[0] != "Root":
         raise ConfigError(
             path, f"expected an OU id (ou-...) or a path starting with 'Root/', got {text!r}"
         )
     return text
 
 
+def _states(value: object, path: str) -> tuple[str, ...]:
+    states = _list_of(_choice(ACCOUNT_STATES))(value, path)
+    if not states:
+        raise ConfigError(path, "expected at least one account state; empty would scan nothing")
+    return states
+
+
+def _replaced_include_suspended(value: object) -> ConfigError:
+    """include_suspended meant 'Status other than ACTIVE is skipped unless true'; include_states
+    says it per state, and scans PENDING_CLOSURE by default. Never translated silently."""
+    if value is True:
+        fix = "write include_states: [ACTIVE, PENDING_CLOSURE, SUSPENDED] instead"
+    else:
+        fix = (
+            "remove it; the default include_states: [ACTIVE, PENDING_CLOSURE] scans closing "
+            "accounts too (write include_states: [ACTIVE] to skip them as before)"
+        )
+    return ConfigError(
+        "organization.include_suspended",
+        "was replaced by organization.include_states, the list of account states to scan "
+        f"(one or more of {', '.join(ACCOUNT_STATES)}); {fix}",
+    )
+
+
 def _organization(data: object) -> OrganizationConfig:
     s = _Section(data, "organization")
+    if "include_suspended" in s.data:
+        raise _replaced_include_suspended(s.data["include_suspended"])
     s.reject_unknown(OrganizationConfig)
     d = OrganizationConfig()
     return OrganizationConfig(
@@ -281,7 +320,7 @@ def _organization(data: object) -> OrganizationConfig:
         exclude_accounts=s.get("exclude_accounts", (), _list_of(_account_id)),
         include_ous=s.get("include_ous", (), _list_of(_ou_ref)),
         exclude_ous=s.get("exclude_ous", (), _list_of(_ou_ref)),
-        include_suspended=s.get("include_suspended", False, _boolean),
+        include_states=s.get("include_states", d.include_states, _states),
     )
 
 

@@ -6,6 +6,7 @@ rendered from it, so the model must hold all the evidence and nothing that is no
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -48,13 +49,55 @@ class KeySource(StrEnum):
     CREDENTIAL_REPORT = "credential-report"
 
 
+# Organizations' account lifecycle states (`Account.State`; the older `Status` is retired on
+# 2026-09-09). A PENDING_CLOSURE account still works, and so do its keys.
+ACCOUNT_STATES = ("PENDING_ACTIVATION", "ACTIVE", "SUSPENDED", "PENDING_CLOSURE", "CLOSED")
+# What an account is when Organizations gives neither `State` nor `Status`.
+UNKNOWN_STATE = "UNKNOWN"
+
+
+def join_ou_path(names: Iterable[str]) -> str:
+    r"""OU names as one path, `Root/Prod/Web`. An OU name may contain `/` (its pattern is
+    `[\s\S]*`), so `\` and `/` inside a name are escaped with a backslash: an OU named
+    `Legacy/Old` under Root is `Root/Legacy\/Old`, an OU `Old` inside `Legacy` is
+    `Root/Legacy/Old`."""
+    return "/".join(name.replace("\\", "\\\\").replace("/", "\\/") for name in names)
+
+
+def split_ou_path(path: str) -> tuple[str, ...]:
+    r"""The OU names of a path written by `join_ou_path`. ValueError for an empty name or a
+    backslash that escapes anything but `/` or `\`."""
+    names: list[str] = []
+    name: list[str] = []
+    escaped = False
+    for char in path:
+        if escaped:
+            if char not in "/\\":
+                raise ValueError(f"'\\{char}' is not an escape; write '\\/' or '\\\\'")
+            name.append(char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == "/":
+            names.append("".join(name))
+            name = []
+        else:
+            name.append(char)
+    if escaped:
+        raise ValueError("a path cannot end in a single '\\'")
+    names.append("".join(name))
+    if "" in names:
+        raise ValueError("an OU name cannot be empty ('//', or '/' at either end)")
+    return tuple(names)
+
+
 @dataclass(frozen=True, slots=True)
 class Account:
     id: str
     name: str
     email: str
-    status: str  # ACTIVE | SUSPENDED | PENDING_CLOSURE, as Organizations reports it
-    ou_path: str  # e.g. "Root/Prod/Web"
+    state: str  # one of ACCOUNT_STATES as Organizations gives it, else UNKNOWN_STATE
+    ou_path: str  # e.g. "Root/Prod/Web"; see join_ou_path for names with a slash
     ou_ids: tuple[str, ...] = ()  # root id first, then each OU down to the parent
 
 

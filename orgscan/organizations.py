@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orgscan.config import OrganizationConfig
-from orgscan.model import Account
+from orgscan.model import ACCOUNT_STATES, UNKNOWN_STATE, Account, join_ou_path, split_ou_path
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +27,11 @@ async def describe_organization(org: Any) -> Organization:
     response = await org.describe_organization()
     data = response["Organization"]
     return Organization(id=data["Id"], management_account_id=data["MasterAccountId"])
+
+
+def account_state(item: dict[str, Any]) -> str:
+    """The lifecycle state: `State`, else the retired `Status` (older endpoints, moto)."""
+    return str(item.get("State") or item.get("Status") or UNKNOWN_STATE)
 
 
 async def _pages(
@@ -53,8 +58,8 @@ async def walk_accounts(org: Any, page_size: int | None = None) -> AsyncIterator
                 id=item["Id"],
                 name=item.get("Name", ""),
                 email=item.get("Email", ""),
-                status=item.get("Status", "ACTIVE"),
-                ou_path="/".join(names),
+                state=account_state(item),
+                ou_path=join_ou_path(names),
                 ou_ids=ids,
             )
         async for ou in _pages(
@@ -92,10 +97,20 @@ class Shard:
 
 
 def _under(account: Account, refs: Iterable[str]) -> str | None:
-    """The first OU reference (id or path) that contains the account, sub-OUs included."""
+    r"""The first OU reference (id or path) that contains the account, sub-OUs included.
+
+    Paths are compared name by name, so `Root/Legacy` contains `Root/Legacy/Old` but not the
+    OU named `Legacy/Old` (`Root/Legacy\/Old`).
+    """
+    names: tuple[str, ...] | None = None  # split only when a path filter is given
     for ref in refs:
-        if ref in account.ou_ids or account.ou_path == ref or account.ou_path.startswith(ref + "/"):
+        if ref in account.ou_ids:
             return ref
+        if not ref.startswith(("ou-", "r-")):
+            names = names or split_ou_path(account.ou_path)
+            parts = split_ou_path(ref)
+            if names[: len(parts)] == parts:
+                return ref
     return None
 
 
@@ -126,8 +141,13 @@ class AccountFilter:
         excluded = _under(account, c.exclude_ous)
         if excluded:
             return f"under {excluded}, listed in organization.exclude_ous"
-        if account.status != "ACTIVE" and not c.include_suspended:
-            return f"account status is {account.status}; organization.include_suspended is false"
+        # A state orgscan does not know is tried rather than skipped: a skip is silent on the
+        # completeness of the run, while a failed attempt is not.
+        if account.state in ACCOUNT_STATES and account.state not in c.include_states:
+            return (
+                f"account state is {account.state}; organization.include_states is "
+                f"{', '.join(c.include_states)}"
+            )
         if account.id == self._management_account_id and c.management_account == "skip":
             return "management account; organization.management_account is 'skip'"
         if (

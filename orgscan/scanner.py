@@ -46,6 +46,17 @@ class ScanAborted(Exception):
     """The scan could not start: no caller identity or no organization to walk."""
 
 
+def region_hint(factory: ClientFactory, exc: BaseException) -> str:
+    """GovCloud and China credentials are unknown to the `aws` partition's endpoints, where a
+    caller without any configured region is sent."""
+    if factory.region_configured or error_code(exc) != "InvalidClientTokenId":
+        return ""
+    return (
+        f"; no AWS region is configured, so orgscan used {factory.region} (partition aws): for "
+        "GovCloud or China credentials set AWS_REGION, e.g. us-gov-west-1 or cn-north-1"
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class ScanOptions:
     """Knobs that are not configuration: paging and polling, which tests and the bench tune."""
@@ -262,7 +273,9 @@ async def scan(
             identity = await caller_identity(sts)
             organization = await describe_organization(org)
         except Exception as exc:
-            raise ScanAborted(f"{error_code(exc)}: {error_message(exc)}") from exc
+            raise ScanAborted(
+                f"{error_code(exc)}: {error_message(exc)}{region_hint(factory, exc)}"
+            ) from exc
         if previous and previous.run.organization_id != organization.id:
             raise ResumeMismatch(
                 f"the previous run {previous.run.id} scanned organization "

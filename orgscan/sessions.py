@@ -45,6 +45,19 @@ def _chaining_refused(exc: ClientError) -> bool:
     return error_code(exc) == "ValidationError" and ROLE_CHAINING in error_message(exc)
 
 
+def region_disabled(sts: Any, account_id: str, aws_message: str) -> AccountFailure:
+    """AssumeRole goes to the regional STS endpoint of the configured region, which must be
+    active in the target account (opt-in regions are not, until someone activates them)."""
+    region, url = sts.meta.region_name, sts.meta.endpoint_url
+    return AccountFailure(
+        "RegionDisabledException",
+        f"AssumeRole was sent to STS in {region} ({url}), which is not active in account "
+        f"{account_id}. Activate {region} in that account (Account settings, AWS Regions), or "
+        f"run orgscan with AWS_REGION set to a region active in every account, such as "
+        f"us-east-1. AWS said: {aws_message}",
+    )
+
+
 class AccountCredentials:
     """Chooses and obtains the credentials for one account, as the config says.
 
@@ -73,7 +86,24 @@ class AccountCredentials:
         )
         self.duration = CHAINED_MAX_SECONDS
 
-    async def _assume(self, sts: Any, arn: str) -> Credentials:
+    def _explained(self, exc: ClientError, account_id: str) -> AccountFailure | None:
+        """An AssumeRole failure with what to do about it, where orgscan knows better."""
+        code = error_code(exc)
+        if code == "RegionDisabledException":
+            return region_disabled(self._sts, account_id, error_message(exc))
+        if code == "AccessDenied" and account_id == self._management_account_id:
+            role = role_arn(self._identity, account_id, self._config.role.name)
+            # The usual cause: StackSets skip the management account, so the role is missing.
+            return AccountFailure(
+                code,
+                f"{error_message(exc)}. orgscan enters the management account {account_id} "
+                f"through {role}, which service-managed StackSets never deploy: deploy "
+                "deploy/cloudformation/orgscan-roles.yaml there as a plain stack, and allow "
+                f"{self._identity.arn} sts:AssumeRole on {role}",
+            )
+        return None
+
+    async def _assume(self, sts: Any, arn: str, account_id: str) -> Credentials:
         role = self._config.role
         kwargs: dict[str, Any] = {
             "RoleArn": arn,
@@ -87,7 +117,10 @@ class AccountCredentials:
         except ClientError as exc:
             # A caller whose ARN does not show the chaining (e.g. GetSessionToken credentials).
             if kwargs["DurationSeconds"] <= CHAINED_MAX_SECONDS or not _chaining_refused(exc):
-                raise
+                explained = self._explained(exc, account_id)
+                if explained is None:
+                    raise
+                raise explained from exc
             if self.duration > CHAINED_MAX_SECONDS:  # once, however many accounts were refused
                 self._shorten(f"AWS refused {self.duration} s for {arn}")
             kwargs["DurationSeconds"] = CHAINED_MAX_SECONDS
@@ -103,18 +136,18 @@ class AccountCredentials:
     async def get(self, account_id: str) -> RefreshableCredentials | None:
         """The account's session, renewed as it nears expiry; None means the caller's own
         credentials (which botocore's credential chain renews)."""
-        if (
-            account_id == self._management_account_id
-            and self._config.organization.management_account == "caller"
-        ):
-            if self._identity.account_id != account_id:
+        mode = self._config.organization.management_account
+        if account_id == self._management_account_id and mode in ("auto", "caller"):
+            if self._identity.account_id == account_id:
+                return None
+            if mode == "caller":
                 raise AccountFailure(
                     "CallerNotInManagementAccount",
                     f"organization.management_account is 'caller', but the caller "
                     f"{self._identity.arn} is not in the management account {account_id}; "
-                    "set it to 'assume' or 'skip'",
+                    "set it to 'auto' or 'assume' (the audit role there) or 'skip'",
                 )
-            return None
+            # auto, and the caller is elsewhere (a delegated administrator): the role below.
         arn = role_arn(self._identity, account_id, self._config.role.name)
         # The account's own retry budget for its AssumeRole calls: STS faults elsewhere in the
         # organization must not stop this account's retries.
@@ -122,7 +155,9 @@ class AccountCredentials:
 
         async def renew() -> Credentials:
             try:
-                return await self._assume(sts, arn)
+                return await self._assume(sts, arn, account_id)
+            except AccountFailure:
+                raise
             except Exception as exc:
                 # An account-wide failure, never mistaken for an error of the user whose call
                 # happened to need the new session.
@@ -130,4 +165,4 @@ class AccountCredentials:
                     error_code(exc), f"renewing the session of {arn}: {error_message(exc)}"
                 ) from exc
 
-        return RefreshableCredentials(await self._assume(sts, arn), renew)
+        return RefreshableCredentials(await self._assume(sts, arn, account_id), renew)

@@ -9,10 +9,14 @@ every other user of every other account is reported with its true active-key cou
 from __future__ import annotations
 
 import asyncio
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+
+import boto3
 
 from orgscan.collect.credential_report import ReportPolling
 from orgscan.config import parse_config
@@ -24,6 +28,7 @@ from orgscan.demo.seed import (
     OrgSpec,
     SeededOrg,
     UserSpec,
+    member_iam,
     seed_organization,
 )
 from orgscan.demo.server import MotoServer, isolate_from_aws
@@ -60,6 +65,10 @@ class Scenario:
     scan: dict[str, Any] = field(default_factory=dict)
     role: dict[str, Any] = field(default_factory=dict)
     polling: ReportPolling = FAST_POLL
+    # Faults that need more of the organization than the victim, added to `faults`.
+    org_faults: Callable[[SeededOrg], list[Fault]] = lambda seeded: []
+    expect_skipped: tuple[str, ...] = ()  # account names skipped on purpose
+    caller: str | None = None  # the scan runs as an IAM user of this account, not management's
 
 
 REPORT = {"strategy": "credential-report"}
@@ -68,6 +77,19 @@ SCP = (
     "not authorized to perform: iam:ListAccessKeys on resource: user solo-2 with an explicit "
     "deny in a service control policy"
 )
+# Today's Organizations: `State` only; accounts that cannot be entered are skipped, not failed.
+GONE = {"acct-1": "SUSPENDED", "acct-3": "CLOSED", "acct-4": "PENDING_ACTIVATION"}
+
+
+def lifecycle(seeded: SeededOrg) -> list[Fault]:
+    ids = seeded.account_ids
+    states = {**GONE, "acct-5": "PENDING_CLOSURE"}
+    return [
+        Fault(states=tuple((ids[name], state) for name, state in states.items())),
+        *(Fault(action="AssumeRole", account=ids[name], error="AccessDenied") for name in GONE),
+    ]
+
+
 SCENARIOS = (
     Scenario("fault-free"),
     Scenario(
@@ -115,6 +137,21 @@ SCENARIOS = (
         expect_failed="CredentialReportTimeout",
         scan=REPORT,
         polling=ReportPolling(first_delay=0.02, max_delay=0.1, timeout=0.4),
+    ),
+    Scenario(
+        "Organizations: State only, every state",
+        org_faults=lifecycle,
+        expect_skipped=tuple(GONE),
+    ),
+    Scenario(
+        "AssumeRole: RegionDisabledException",
+        lambda v: [Fault(action="AssumeRole", account=v, error="RegionDisabledException")],
+        expect_failed="RegionDisabledException",
+    ),
+    Scenario(
+        "caller is a delegated administrator",
+        lambda v: [Fault(account=v, delegated_admin=True)],
+        caller=VICTIM,
     ),
     Scenario(
         "garbled credential report",
@@ -221,7 +258,7 @@ async def run_scenario(server: MotoServer, scenario: Scenario) -> Row:
     server.reset()
     seeded = seed_organization(ORG, server.url)
     victim = seeded.account_ids[VICTIM]
-    server.inject(scenario.faults(victim))
+    server.inject([*scenario.faults(victim), *scenario.org_faults(seeded)])
     config = parse_config(
         {
             "scan": {"management_rate_limit": 1000, "account_rate_limit": 1000, **scenario.scan},
@@ -229,7 +266,8 @@ async def run_scenario(server: MotoServer, scenario: Scenario) -> Row:
         }
     )
     started = time.monotonic()
-    result = await scan(config, options=ScanOptions(report_polling=scenario.polling))
+    with running_as(scenario.caller and seeded.account_ids[scenario.caller]):
+        result = await scan(config, options=ScanOptions(report_polling=scenario.polling))
     wall = time.monotonic() - started
 
     expected = truth(seeded)
@@ -247,24 +285,46 @@ async def run_scenario(server: MotoServer, scenario: Scenario) -> Row:
         for u in a.users
         if u.name in scenario.expect_unreadable
     }
+    skipped = {r.account.id for r in result.accounts if r.scan_status is ScanStatus.SKIPPED}
+    unscanned = {seeded.account_ids[name] for name in scenario.expect_skipped}
     found = {u.arn: u.active_key_count for u in result.users}
     lost = sum(
         1
         for account, users in expected.items()
-        if account not in wanted
+        if account not in wanted and account not in unscanned
         for arn, active in users.items()
         if arn not in unreadable and found.get(arn) != active
     )
     return Row(
         scenario=scenario.name,
-        accounts_expected=len(expected) - len(wanted) - len(wanted_partial),
+        accounts_expected=len(expected) - len(wanted) - len(wanted_partial) - len(unscanned),
         accounts_scanned=sum(r.scan_status is ScanStatus.SCANNED for r in result.accounts),
         failed_as_expected=failed == wanted
         and partial == wanted_partial
+        and skipped == unscanned
         and result.run.complete == (not wanted and not wanted_partial),
         users_lost=lost,
         wall_seconds=wall,
     )
+
+
+@contextmanager
+def running_as(account_id: str | None) -> Iterator[None]:
+    """With an account id: the ambient credentials are a new IAM user's of that account."""
+    if account_id is None:
+        yield
+        return
+    iam = member_iam(boto3.client("sts"), account_id)
+    iam.create_user(UserName="orgscan-runner")
+    key = iam.create_access_key(UserName="orgscan-runner")["AccessKey"]
+    saved = {k: os.environ[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    os.environ.update(
+        AWS_ACCESS_KEY_ID=key["AccessKeyId"], AWS_SECRET_ACCESS_KEY=key["SecretAccessKey"]
+    )
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
 
 
 async def main() -> int:

@@ -48,6 +48,9 @@ SCP_DENIAL = ScanError(
     "service control policy",
 )
 
+# Lifecycle states other than ACTIVE: a closing account is scanned, a suspended one skipped.
+STATES = {SANDBOX: "PENDING_CLOSURE", SUSPENDED: "SUSPENDED"}
+
 # Key ids the tests name. The deployer's older key is the one in use: it must be kept even
 # though the other is newer. Carol's keys were never used: the newer one is kept.
 DEPLOYER_IN_USE = "AKIADEPLOYER00INUSE1"
@@ -127,7 +130,7 @@ def _account(
             id=account_id,
             name=name,
             email=f"aws+{account_id}@example.com",
-            status="SUSPENDED" if account_id == SUSPENDED else "ACTIVE",
+            state=STATES.get(account_id, "ACTIVE"),
             ou_path=ou_path,
             ou_ids=("r-ab12",),
         ),
@@ -211,7 +214,8 @@ def _accounts(complete: bool) -> list[AccountResult]:
             "old-sandbox",
             "Root/Sandbox",
             ScanStatus.SKIPPED,
-            skip_reason="account status is SUSPENDED",
+            skip_reason="account state is SUSPENDED; organization.include_states is ACTIVE, "
+            "PENDING_CLOSURE",
         ),
     ]
     if not complete:

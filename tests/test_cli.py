@@ -103,13 +103,13 @@ def test_findings_json_has_the_documented_fields(aws, tmp_path):
         "id",
         "name",
         "ou_path",
-        "status",
+        "state",
         "scan_status",
         "error",
         "user_count",
         "scanned_at",
     }
-    assert (account["ou_path"], account["status"], account["user_count"]) == (
+    assert (account["ou_path"], account["state"], account["user_count"]) == (
         "Root/Prod",
         "ACTIVE",
         1,
@@ -197,6 +197,15 @@ def test_demo_runs_the_real_pipeline_and_exits_3(tmp_path):
     assert accounts["dev-beta"]["error"]["code"] == "AccessDenied"
     assert accounts["shared-network"]["scan_status"] == "partial"
     assert accounts["sandbox-old"]["scan_status"] == "skipped"
+    # Organizations answers the demo as today's AWS does: `State` only, in every state.
+    assert (accounts["sandbox-old"]["state"], accounts["sandbox-old"]["scan_status"]) == (
+        "CLOSED",
+        "skipped",
+    )
+    assert (accounts["sandbox-frank"]["state"], accounts["sandbox-frank"]["scan_status"]) == (
+        "PENDING_CLOSURE",
+        "scanned",
+    )
     findings = {f["user_name"]: f for f in data["findings"]}
     assert findings["ci-deployer"]["state"] == "excepted"
     assert findings["etl-runner"]["expired_exception"]["ticket"] == "SEC-1187"

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from orgscan.cli import app
 from orgscan.config import ConfigError, load_config, parse_config
+from orgscan.model import join_ou_path, split_ou_path
 
 ROOT = Path(__file__).resolve().parent.parent
 EXCEPTION = {
@@ -36,7 +37,7 @@ def test_example_config_is_valid_and_documents_every_key():
         "exclude_accounts",
         "include_ous",
         "exclude_ous",
-        "include_suspended",
+        "include_states",
         "name",
         "external_id",
         "session_name",
@@ -54,11 +55,12 @@ def test_example_config_is_valid_and_documents_every_key():
 def test_empty_config_gives_the_documented_defaults():
     cfg = parse_config(None)
     assert (cfg.organization.management_account, cfg.role.name, cfg.scan.strategy) == (
-        "caller",
+        "auto",
         "OrgScanAudit",
         "live",
     )
     assert (cfg.scan.max_accounts_in_flight, cfg.scan.max_attempts) == (256, 8)
+    assert cfg.organization.include_states == ("ACTIVE", "PENDING_CLOSURE")
     assert {(c.version, c.id) for c in cfg.controls if c.framework.startswith("CIS")} >= {
         ("1.4.0", "1.13"),
         ("1.5.0", "1.13"),
@@ -102,12 +104,18 @@ def test_empty_config_gives_the_documented_defaults():
             "organization.include_ous[0]: expected an OU id (ou-...) or a path starting with",
         ),
         (
-            {"organization": {"include_suspended": "yes"}},
-            "organization.include_suspended: expected true or false, got 'yes'",
+            {"organization": {"include_states": ["ACTIVE", "Suspended"]}},
+            "organization.include_states[1]: expected one of 'PENDING_ACTIVATION', 'ACTIVE', "
+            "'SUSPENDED', 'PENDING_CLOSURE', 'CLOSED', got 'Suspended'",
+        ),
+        (
+            {"organization": {"include_states": []}},
+            "organization.include_states: expected at least one account state",
         ),
         (
             {"organization": {"management_account": "me"}},
-            "organization.management_account: expected one of 'caller', 'assume', 'skip', got 'me'",
+            "organization.management_account: expected one of 'auto', 'caller', 'assume', 'skip', "
+            "got 'me'",
         ),
         ({"role": {"external_id": "x"}}, "role.external_id: expected a string of 2-1224"),
         (
@@ -189,6 +197,26 @@ def test_cli_reports_config_errors_with_exit_2_and_no_traceback(tmp_path, comman
     assert "scan.strategy: expected 'live' or 'credential-report', got 'fast'" in result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("value", "fix"),
+    [
+        ("true", "write include_states: [ACTIVE, PENDING_CLOSURE, SUSPENDED] instead"),
+        ("false", "write include_states: [ACTIVE] to skip them as before"),
+    ],
+)
+def test_the_retired_include_suspended_exits_2_naming_include_states(tmp_path, value, fix):
+    # Its meaning changed (Status retired; closing accounts now scanned): never translated.
+    path = tmp_path / "old.yaml"
+    path.write_text(f"organization:\n  include_suspended: {value}\n")
+    result = CliRunner().invoke(app, ["validate-config", str(path)])
+    assert result.exit_code == 2
+    assert (
+        "organization.include_suspended: was replaced by organization.include_states, the list "
+        "of account states to scan" in result.output
+    )
+    assert fix in result.output
 
 
 def test_a_key_given_twice_is_refused_not_silently_overridden(tmp_path):
@@ -279,3 +307,31 @@ def test_any_file_text_loads_or_fails_cleanly_through_the_cli(tmp_path_factory, 
     assert result.exit_code in (0, 2), result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert "Traceback" not in result.output
+
+
+@given(st.lists(st.text(min_size=1, max_size=8), min_size=1, max_size=4))
+def test_ou_paths_escape_slashes_and_backslashes_both_ways(names):
+    path = join_ou_path(names)
+    assert split_ou_path(path) == tuple(names)
+
+
+@pytest.mark.parametrize(
+    ("ref", "valid"),
+    [
+        (r"Root/Legacy\/Old", True),
+        (r"Root/Back\\slash", True),
+        (r"Root/Trailing\/", True),  # an OU named "Trailing/"
+        (r"Root/Bad\x", False),
+        ("Root/Dangling\\", False),
+        ("Root//Empty", False),
+        ("Root/", False),
+    ],
+)
+def test_ou_path_filters_take_escaped_names(ref, valid):
+    if valid:
+        assert parse_config({"organization": {"include_ous": [ref]}}).organization.include_ous == (
+            ref,
+        )
+    else:
+        with pytest.raises(ConfigError, match=r"organization\.include_ous\[0\]: expected an OU"):
+            parse_config({"organization": {"include_ous": [ref]}})

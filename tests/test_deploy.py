@@ -32,6 +32,7 @@ DEPLOY = ROOT / "deploy"
 TEMPLATE = DEPLOY / "cloudformation" / "orgscan-roles.yaml"
 TERRAFORM = DEPLOY / "terraform"
 MANAGEMENT_POLICY = DEPLOY / "management-policy.json"
+DELEGATION_POLICY = DEPLOY / "organizations-delegation-policy.json"
 WORKFLOW = ROOT / ".github" / "workflows" / "orgscan-sweep.yml"
 PERMISSIONS: dict[str, Any] = json.loads((DEPLOY / "permissions.json").read_text())
 
@@ -268,6 +269,26 @@ def test_management_policy_grants_exactly_permissions_json():
     assert statements == expected("scanning_principal")
 
 
+def test_delegation_policy_grants_exactly_permissions_json_to_the_delegated_account():
+    document = json.loads(DELEGATION_POLICY.read_text())
+    assert document["Version"] == "2012-10-17"
+    statements: Statements = {}
+    for statement in document["Statement"]:
+        assert set(statement) == {"Sid", "Effect", "Principal", "Action", "Resource"}, statement
+        assert statement["Effect"] == "Allow"
+        assert statement["Principal"] == {
+            "AWS": "arn:${Partition}:iam::${DelegatedAdminAccountId}:root"
+        }
+        statements[statement["Sid"]] = (
+            frozenset(listify(statement["Action"])),
+            frozenset(listify(statement["Resource"])),
+        )
+    assert statements == expected("delegation_policy")
+    # A delegated administrator walks the organization with exactly the calls the caller in
+    # the management account makes.
+    assert granted("delegation_policy") == granted("scanning_principal", "ReadOrganization")
+
+
 def test_management_policy_placeholders_render_to_a_complete_policy():
     rendered = MANAGEMENT_POLICY.read_text()
     for placeholder, value in {
@@ -305,7 +326,13 @@ def test_audit_role_is_read_only_and_remediation_never_deletes():
 
 
 def test_no_partition_is_hard_coded():
-    for path in (TEMPLATE, MANAGEMENT_POLICY, DEPLOY / "permissions.json", *TERRAFORM.glob("*.tf")):
+    for path in (
+        TEMPLATE,
+        MANAGEMENT_POLICY,
+        DELEGATION_POLICY,
+        DEPLOY / "permissions.json",
+        *TERRAFORM.glob("*.tf"),
+    ):
         assert "arn:aws:" not in path.read_text(), path
     text = TEMPLATE.read_text()
     assert "${AWS::Partition}" in text
@@ -439,7 +466,7 @@ def _observed_actions(calls: dict[tuple[str, str], int]) -> dict[str, set[str]]:
         if not action.startswith("iam:"):
             observed["scanning_principal"].add(action)  # Organizations and AssumeRole
         elif account == MANAGEMENT_ACCOUNT:
-            observed["scanning_principal"].add(action)  # management_account: caller
+            observed["scanning_principal"].add(action)  # auto: the caller is in it
         else:
             observed["audit_role"].add(action)
     return observed
@@ -645,7 +672,7 @@ async def test_remediation_sends_only_what_the_remediation_role_grants(aws, tmp_
     from orgscan.remediation.plan import build_plan
 
     seed(aws, ORG)
-    settings = config(organization={"management_account": "assume"})
+    settings = config()  # management_account: auto, the caller in the management account
     scanned = await run_scan(settings)
     aws.inject([])  # count only what remediation sends
     journal = await apply_plan(build_plan(scanned), settings, tmp_path / "journal.json")
@@ -662,3 +689,8 @@ async def test_remediation_sends_only_what_the_remediation_role_grants(aws, tmp_
         "scanning_principal", "EnterRemediationRoles"
     )
     assert all(r.endswith(":role/OrgScanRemediation") for r in aws.faults.assumed_roles)
+    # The management account's keys too are changed through the remediation role: the caller's
+    # own credentials send no IAM call, as management-policy.json grants it none to change keys.
+    assert f"arn:aws:iam::{MANAGEMENT_ACCOUNT}:role/OrgScanRemediation" in aws.faults.assumed_roles
+    assert not {a for a in aws.faults.caller_calls if IAM_ACTIONS[a].startswith("iam:")}
+    assert "iam:UpdateAccessKey" not in granted("scanning_principal")

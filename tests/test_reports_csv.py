@@ -52,6 +52,7 @@ def test_header_is_the_documented_one(data: bytes) -> None:
         "exception_ticket",
         "account_scan_status",
         "error",
+        "account_state",
     )
 
 
@@ -90,6 +91,13 @@ def test_an_unreadable_user_is_an_error_row_never_a_pass(rows: list[dict[str, st
     builder = next(r for r in rows if r["user_name"] == "builder")
     assert (builder["state"], builder["active_key_count"], builder["error"]) == ("pass", "1", "")
     assert builder["account_scan_status"] == "partial"
+
+
+def test_account_state_column(rows: list[dict[str, str]]) -> None:
+    # A closing account is scanned and its keys still work: its users say so.
+    states = {r["account_id"]: r["account_state"] for r in rows}
+    assert states[SANDBOX] == "PENDING_CLOSURE"
+    assert states[DEV] == "ACTIVE"
 
 
 def test_exception_columns(rows: list[dict[str, str]]) -> None:

@@ -211,12 +211,19 @@ def test_recommended_keys_shown(html: bytes) -> None:
     assert f'<span class="keep-id">{CAROL_NEWER}</span>' in carol.group(0)
 
 
-def test_coverage_lists_every_account_with_its_reason(result: ScanResult, page: Page) -> None:
+def test_coverage_lists_every_account_with_its_reason(
+    result: ScanResult, page: Page, html: bytes
+) -> None:
     rows = [a for t, a in page.tags if t == "tr" and "data-scan" in a]
     assert sorted(r["data-account"] for r in rows) == sorted(a.account.id for a in result.accounts)
     assert rows[0]["data-scan"] == "failed"  # failed accounts first
     assert "AccessDenied" in page.all_text
-    assert "account status is SUSPENDED" in page.all_text
+    assert "account state is SUSPENDED" in page.all_text
+    # The lifecycle state has its own column, a closing account's included.
+    text = html.decode()
+    sandbox = re.search(r'<tr data-account="444444444444" data-scan.*?</tr>', text, re.S)
+    assert sandbox and "<td>PENDING_CLOSURE</td>" in sandbox.group(0)
+    assert "<th>Account state</th>" in text
 
 
 def test_a_partly_scanned_account_is_counted_apart_and_names_its_unreadable_users(

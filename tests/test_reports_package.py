@@ -91,6 +91,9 @@ def test_a_findings_json_of_schema_1_0_is_still_read_and_rendered(
     data["users"] = [u for u in data["users"] if not u["arn"].startswith(f"arn:aws:iam::{PARTIAL}")]
     for key in ("accounts_partial", "users_unreadable"):
         del data["summary"][key]
+    for account in data["accounts"]:
+        account["status"] = account.pop("state")
+        del account["scanned_at"]
     old = tmp_path / "old.json"
     old.write_text(json.dumps(data))
     result = findings_json.read(old)
@@ -274,6 +277,7 @@ def as_schema_1_0(package: Path) -> None:
     data["schema_version"] = "1.0"
     for account in data["accounts"]:
         del account["scanned_at"]
+        account["status"] = account.pop("state")
     forge(package, "findings.json", dump(data))
 
 
@@ -324,9 +328,9 @@ def test_verify_always_says_whether_the_sweep_was_complete(package: Path) -> Non
     verified = CliRunner().invoke(app, ["verify", str(package)])
     assert verified.exit_code == 0, verified.output
     assert (
-        "sweep:   INCOMPLETE (4 scanned, 1 skipped, of 7 accounts; 777777777777: partial; 555555555555: failed)"
-        in (verified.output)
-    )
+        "sweep:   INCOMPLETE (4 scanned, 1 skipped, of 7 accounts; "
+        "777777777777: partial; 555555555555: failed)"
+    ) in verified.output
     assert "555555555555: failed" in verified.output
     assert "every report re-renders from findings.json" in verified.output
     (package / "report.html").write_text("forged")
@@ -334,3 +338,31 @@ def test_verify_always_says_whether_the_sweep_was_complete(package: Path) -> Non
     assert failed.exit_code == 1
     assert "sweep:   INCOMPLETE (" in failed.output
     assert "NOT verified" in failed.output
+
+
+def as_schema_1_0_data(result: ScanResult) -> dict:
+    """The same evidence as orgscan wrote it before schema 1.1: the lifecycle was `status`."""
+    data = json.loads(findings_json.dumps(result))
+    data["schema_version"] = "1.0"
+    for account in data["accounts"]:
+        account["status"] = account.pop("state")
+    return data
+
+
+def test_a_schema_1_0_package_is_still_read_and_its_status_becomes_state(
+    result: ScanResult, tmp_path: Path
+) -> None:
+    old = findings_json.from_dict(as_schema_1_0_data(result))
+    assert [a.account.state for a in old.accounts] == [a.account.state for a in result.accounts]
+    # Re-rendered, it is today's schema with the same evidence.
+    write_reports(old, tmp_path)
+    rebuilt = json.loads((tmp_path / "findings.json").read_text())
+    assert rebuilt["schema_version"] == findings_json.SCHEMA_VERSION == "1.1"
+    assert rebuilt == json.loads(findings_json.dumps(result))
+    assert "status" not in rebuilt["accounts"][0]
+
+
+def test_an_unknown_schema_names_both_readable_versions(result: ScanResult) -> None:
+    data = as_schema_1_0_data(result) | {"schema_version": "2.0"}
+    with pytest.raises(findings_json.EvidenceError, match=r"reads '1\.0' or '1\.1'"):
+        findings_json.from_dict(data)

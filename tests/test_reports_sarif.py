@@ -28,6 +28,7 @@ from .report_fixtures import (
     SANDBOX,
     SCP_DENIAL,
     STARTED,
+    SUSPENDED,
     UNREADABLE_ARN,
     scan_result,
     without_open_findings,
@@ -199,6 +200,20 @@ def test_automation_details_and_invocation(result: ScanResult, log: dict[str, An
         "skipped": 1,
     }
     assert invocation["properties"]["unreadableUsers"] == 1
+    # Every account notification names the account's lifecycle state.
+    notes = {
+        n["properties"]["accountId"]: n
+        for n in invocation["toolExecutionNotifications"]
+        if "accountId" in n.get("properties", {})
+    }
+    assert notes[FAILED]["properties"]["accountState"] == "ACTIVE"
+    skipped = notes[SUSPENDED]
+    assert skipped["descriptor"]["id"] == "account-skipped"
+    assert skipped["properties"]["accountState"] == "SUSPENDED"
+    assert "state SUSPENDED" in skipped["message"]["text"]
+    closing = notes[SANDBOX]
+    assert (closing["descriptor"]["id"], closing["level"]) == ("account-state", "note")
+    assert "state PENDING_CLOSURE" in closing["message"]["text"]
 
 
 def test_a_partly_scanned_account_is_a_notification_naming_its_unreadable_users(

@@ -89,11 +89,62 @@ async def test_suspended_accounts_are_skipped_and_said_so(aws):
     result = await run_scan()
     gone = by_name(result, seeded)["gone"]
     assert gone.scan_status is ScanStatus.SKIPPED
-    assert gone.account.status == "SUSPENDED"
-    assert "SUSPENDED" in gone.skip_reason
+    assert gone.account.state == "SUSPENDED"
+    assert gone.skip_reason == (
+        "account state is SUSPENDED; organization.include_states is ACTIVE, PENDING_CLOSURE"
+    )
 
-    included = await run_scan(config(organization={"include_suspended": True}))
+    included = await run_scan(
+        config(organization={"include_states": ["ACTIVE", "PENDING_CLOSURE", "SUSPENDED"]})
+    )
     assert by_name(included, seeded)["gone"].scan_status is ScanStatus.SCANNED
+
+
+LIFECYCLE = OrgSpec(
+    accounts=tuple(
+        AccountSpec(state.lower(), "Root", (UserSpec("pair", (ACTIVE, ACTIVE)),))
+        for state in ("ACTIVE", "PENDING_ACTIVATION", "SUSPENDED", "PENDING_CLOSURE", "CLOSED")
+    )
+)
+
+
+async def test_today_s_organizations_api_state_only_and_every_lifecycle_state(aws):
+    """Organizations as it answers today: `State`, no `Status`. Suspended, closed and
+    not-yet-active accounts cannot be entered (AWS refuses their roles), so a scan that read
+    them as ACTIVE would end incomplete forever; they are skipped, and the run is complete."""
+    seeded = seed(aws, LIFECYCLE)
+    ids = {name.upper(): seeded.account_ids[name] for name in seeded.account_ids}
+    aws.inject(
+        [
+            Fault(
+                states=tuple(
+                    (ids[s], s)
+                    for s in ("PENDING_ACTIVATION", "SUSPENDED", "PENDING_CLOSURE", "CLOSED")
+                )
+            ),
+            *(
+                Fault(action="AssumeRole", account=ids[s], error="AccessDenied")
+                for s in ("PENDING_ACTIVATION", "SUSPENDED", "CLOSED")
+            ),
+        ]
+    )
+    result = await run_scan(page_size=2)
+
+    accounts = {r.account.id: r for r in result.accounts}
+    for state in ("ACTIVE", "PENDING_CLOSURE"):
+        assert (accounts[ids[state]].account.state, accounts[ids[state]].scan_status) == (
+            state,
+            ScanStatus.SCANNED,
+        )
+    for state in ("PENDING_ACTIVATION", "SUSPENDED", "CLOSED"):
+        skipped = accounts[ids[state]]
+        assert (skipped.account.state, skipped.scan_status) == (state, ScanStatus.SKIPPED)
+        assert skipped.skip_reason.startswith(f"account state is {state};")
+    assert accounts[seeded.management_account_id].account.state == "ACTIVE"
+    assert result.run.complete
+    # A closing account's keys still work: its two-key user is a finding.
+    assert {f.account_id for f in result.findings} == {ids["ACTIVE"], ids["PENDING_CLOSURE"]}
+    assert aws.faults.injected == {}  # no closed account's role was even tried
 
 
 async def test_ou_filters_include_sub_ous_and_accept_ids(aws):
@@ -319,3 +370,31 @@ async def test_a_listing_that_breaks_off_leaves_the_run_incomplete(aws):
     assert [e.code for e in result.run.errors] == ["AccessDenied"]
     assert "listing the organization failed" in result.run.errors[0].message
     assert not result.run.complete
+
+
+SLASHED = OrgSpec(
+    accounts=(
+        # An OU *named* "Legacy/Old" under Root, and an OU "Old" inside an OU "Legacy".
+        AccountSpec("named-with-slash", r"Root/Legacy\/Old", (UserSpec("a"),)),
+        AccountSpec("nested", "Root/Legacy/Old", (UserSpec("b"),)),
+    )
+)
+
+
+async def test_an_ou_name_with_a_slash_gets_its_own_escaped_path(aws):
+    seeded = seed(aws, SLASHED)
+    result = await run_scan()
+    accounts = by_name(result, seeded)
+    assert accounts["named-with-slash"].account.ou_path == r"Root/Legacy\/Old"
+    assert accounts["nested"].account.ou_path == "Root/Legacy/Old"
+
+    async def scanned_under(ref: str) -> set[str]:
+        filtered = await run_scan(config(organization={"include_ous": [ref]}))
+        return {
+            n for n, r in by_name(filtered, seeded).items() if r.scan_status is ScanStatus.SCANNED
+        }
+
+    # Each path filter matches exactly one of the two; the parent OU holds only the nested one.
+    assert await scanned_under(r"Root/Legacy\/Old") == {"named-with-slash"}
+    assert await scanned_under("Root/Legacy/Old") == {"nested"}
+    assert await scanned_under("Root/Legacy") == {"nested"}

@@ -25,6 +25,7 @@ StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 MANAGEMENT_ACCOUNT = "123456789012"  # moto's default account: the caller's own credentials
+DELEGATED_AS = "AKIAORGSCANDELEGATED"  # a key moto does not know: its default account's
 # HTTP status AWS uses for each error code; anything else is a 400 client error.
 STATUS = {
     "AccessDenied": 403,
@@ -34,6 +35,7 @@ STATUS = {
     "ReportInProgress": 404,
     "ReportNotPresent": 410,
     "ExpiredToken": 403,
+    "RegionDisabledException": 403,
 }
 # What AWS says when a session token has expired, and when a chained role asks for too long.
 EXPIRED_TOKEN_MESSAGE = "The security token included in the request is expired"
@@ -47,6 +49,12 @@ _CREDENTIAL = re.compile(r"Credential=([A-Z0-9]+)/")
 _ASSUMED_KEY = re.compile(rb"<AccessKeyId>([A-Z0-9]+)</AccessKeyId>")
 _ISSUED_SECRET = re.compile(rb"<(?:SecretAccessKey|SessionToken)>([^<]+)</")
 _ROLE_ACCOUNT = re.compile(r"^arn:[^:]+:iam::(\d{12}):")
+# Organizations' answers that carry accounts, and the key each carries them under.
+ACCOUNT_ANSWERS = {
+    "ListAccounts": "Accounts",
+    "ListAccountsForParent": "Accounts",
+    "DescribeAccount": "Account",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +85,13 @@ class Fault:
     max_duration: int | None = None
     # GetCallerIdentity answers this ARN (e.g. an assumed role: SSO, CI OIDC) instead of moto's.
     caller_arn: str | None = None
+    # Organizations' account answers (ACCOUNT_ANSWERS) in today's shape: `State` only, with
+    # no `Status` (retired by AWS, still sent by moto), and these (account id, state) pairs
+    # in place of moto's state. moto knows only ACTIVE and SUSPENDED.
+    states: tuple[tuple[str, str], ...] | None = None
+    # Organizations answers the account's calls as it answers a delegated administrator's: with
+    # the organization's data (moto answers a member account as if it had no organization).
+    delegated_admin: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,9 +113,12 @@ class FaultInjector:
         self._hits: dict[int, int] = {}
         self._key_accounts: dict[str, str] = {}
         self._key_uses: dict[str, int] = {}  # calls signed with each assumed-role key
-        # Secrets and session tokens handed out by AssumeRole, so tests can prove none leak.
+        # Secrets and session tokens handed out (AssumeRole, CreateAccessKey), so tests can
+        # prove none leak.
         self.issued_secrets: list[str] = []
         self.assumed_roles: list[str] = []  # every RoleArn asked for, in order
+        # Actions signed with a key the layer never saw issued: the caller's own credentials.
+        self.caller_calls: dict[str, int] = {}
         self._random = random.Random(seed)  # noqa: S311 - reproducible fault draws, not crypto
         self._lock = threading.Lock()
 
@@ -110,6 +128,7 @@ class FaultInjector:
             self.calls.clear()
             self.injected.clear()
             self.assumed_roles.clear()
+            self.caller_calls.clear()
             self._hits.clear()
             self._key_uses.clear()
 
@@ -120,10 +139,13 @@ class FaultInjector:
         key = match.group(1) if match else ""
         signer = self._key_accounts.get(key, MANAGEMENT_ACCOUNT) if match else ""
         service = authorization.split("/")[3] if authorization.count("/") >= 3 else ""
+        form = parse_qs(body.decode("utf-8", "replace")) if not target else {}
+        action = target.rsplit(".", 1)[-1] if target else form.get("Action", [""])[0]
+        if match and key not in self._key_accounts:
+            with self._lock:
+                self.caller_calls[action] = self.caller_calls.get(action, 0) + 1
         if target:
-            return Request(target.rsplit(".", 1)[-1], signer, service, key=key)
-        form = parse_qs(body.decode("utf-8", "replace"))
-        action = form.get("Action", [""])[0]
+            return Request(action, signer, service, key=key)
         user = form.get("UserName", [""])[0]
         if action == "AssumeRole":
             with self._lock:
@@ -156,6 +178,10 @@ class FaultInjector:
                     request.duration is None or request.duration <= fault.max_duration
                 ):
                     continue
+                if fault.states is not None and request.action not in ACCOUNT_ANSWERS:
+                    continue
+                if fault.delegated_admin and request.service != "organizations":
+                    continue
                 seen = self._hits.get(index, 0)
                 self._hits[index] = seen + 1
                 if fault.first is not None and seen >= fault.first:
@@ -173,6 +199,12 @@ class FaultInjector:
         environ["wsgi.input"] = io.BytesIO(body)
         request = self._identify(environ, body)
         fault = self._choose(request)
+        if fault and fault.delegated_admin:
+            # moto reads the caller's account from the signing key: sign as the management
+            # account's caller (an unknown key is moto's default account) and let it answer.
+            environ["HTTP_AUTHORIZATION"] = _CREDENTIAL.sub(
+                f"Credential={DELEGATED_AS}/", environ.get("HTTP_AUTHORIZATION", ""), count=1
+            )
         if fault:
             if fault.delay:
                 time.sleep(fault.delay)
@@ -182,7 +214,10 @@ class FaultInjector:
                 return self._report(fault.report, fault.report_generated_at, start_response)
             if fault.caller_arn is not None and request.action == "GetCallerIdentity":
                 return self._caller(fault.caller_arn, start_response)
-        if request.action == "AssumeRole":
+            if fault.states is not None:
+                return self._account_states(environ, start_response, request, dict(fault.states))
+        if request.action in ("AssumeRole", "CreateAccessKey"):
+            # A new user key belongs to the account that created it, as a role's to the role's.
             return self._remember_keys(environ, start_response, request.account)
         if request.action == "ListUsers":
             return self._page_users(environ, start_response, parse_qs(body.decode()))
@@ -241,6 +276,42 @@ class FaultInjector:
         start_response("200 OK", [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))])
         return [body]
 
+    def _passed_on(self, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
+        """moto's answer to the request: status line, headers, body."""
+        captured: dict[str, Any] = {}
+
+        def capture(status: str, headers: list[tuple[str, str]], *args: Any) -> None:
+            captured.update(status=status, headers=headers)
+
+        body = b"".join(self.app(environ, capture))
+        return captured["status"], captured["headers"], body
+
+    @staticmethod
+    def _replace_body(
+        status: str, headers: list[tuple[str, str]], body: bytes, start_response: StartResponse
+    ) -> list[bytes]:
+        kept = [(k, v) for k, v in headers if k.lower() != "content-length"]
+        start_response(status, [*kept, ("Content-Length", str(len(body)))])
+        return [body]
+
+    def _account_states(
+        self,
+        environ: dict[str, Any],
+        start_response: StartResponse,
+        request: Request,
+        states: dict[str, str],
+    ) -> list[bytes]:
+        status, headers, body = self._passed_on(environ)
+        if not status.startswith("200"):
+            start_response(status, headers)
+            return [body]
+        data = json.loads(body)
+        found = data.get(ACCOUNT_ANSWERS[request.action])
+        for account in found if isinstance(found, list) else [found] if found else []:
+            legacy = account.pop("Status", None)
+            account["State"] = states.get(account["Id"], account.get("State") or legacy)
+        return self._replace_body(status, headers, json.dumps(data).encode(), start_response)
+
     def _page_users(
         self, environ: dict[str, Any], start_response: StartResponse, form: dict[str, list[str]]
     ) -> Iterable[bytes]:
@@ -281,7 +352,7 @@ class FaultInjector:
     def _remember_keys(
         self, environ: dict[str, Any], start_response: StartResponse, account: str
     ) -> Iterable[bytes]:
-        # Learn which account each assumed-role key belongs to, to target later faults.
+        # Learn which account each assumed-role or new user key belongs to, to target faults.
         body = b"".join(self.app(environ, start_response))
         with self._lock:
             for key in _ASSUMED_KEY.findall(body):

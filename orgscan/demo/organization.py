@@ -69,10 +69,14 @@ DEMO_ORG = OrgSpec(
 DENIED_ACCOUNT = "dev-beta"
 # An SCP on /contractors/ in shared-network denies reading that user's keys: a partial account.
 HIDDEN_USER = ("shared-network", "vendor-sync")
+# Lifecycle states as today's Organizations API gives them (`State` only): a closing account is
+# still scanned (its keys work until it is closed); a closed one is skipped.
+DEMO_STATES = {"sandbox-frank": "PENDING_CLOSURE", "sandbox-old": "CLOSED"}
 
 
 def demo_faults(seeded: SeededOrg) -> list[Fault]:
     return [
+        Fault(states=tuple((seeded.account_ids[n], s) for n, s in DEMO_STATES.items())),
         Fault(
             action="AssumeRole",
             account=seeded.account_ids[DENIED_ACCOUNT],
@@ -96,7 +100,7 @@ def demo_faults(seeded: SeededOrg) -> list[Fault]:
 def demo_config(seeded: SeededOrg) -> dict[str, Any]:
     """The demo's config, as a user would write it; account ids are only known after seeding."""
     return {
-        "organization": {"management_account": "caller"},
+        "organization": {"management_account": "auto"},
         "role": {"name": "OrgScanAudit", "session_name": "orgscan-demo"},
         "scan": {"strategy": "live", "max_accounts_in_flight": 8},
         "exceptions": [

@@ -12,6 +12,8 @@ from typing import Any
 
 import boto3
 
+from orgscan.model import join_ou_path, split_ou_path
+
 ACTIVE = "Active"
 INACTIVE = "Inactive"
 
@@ -26,7 +28,7 @@ class UserSpec:
 @dataclass(frozen=True, slots=True)
 class AccountSpec:
     name: str
-    ou: str = "Root"  # a path like "Root/Prod/Web"; missing OUs are created
+    ou: str = "Root"  # a path like "Root/Prod/Web" (see join_ou_path); missing OUs are created
     users: tuple[UserSpec, ...] = ()
     suspended: bool = False
 
@@ -54,9 +56,9 @@ class SeededOrg:
 def _ensure_ou(org: Any, seeded: SeededOrg, path: str) -> str:
     if path in seeded.ou_ids:
         return seeded.ou_ids[path]
-    parent_path, _, name = path.rpartition("/")
-    parent = _ensure_ou(org, seeded, parent_path)
-    ou = org.create_organizational_unit(ParentId=parent, Name=name)["OrganizationalUnit"]
+    names = split_ou_path(path)
+    parent = _ensure_ou(org, seeded, join_ou_path(names[:-1]))
+    ou = org.create_organizational_unit(ParentId=parent, Name=names[-1])["OrganizationalUnit"]
     seeded.ou_ids[path] = ou["Id"]
     return str(ou["Id"])
 

@@ -310,8 +310,7 @@ async def _per_account(
 
     Whatever stops an account (no role, a network error) fails its unfinished items only.
     """
-    role = dataclasses.replace(config.role, name=config.remediation.role_name)
-    config = dataclasses.replace(config, role=role)
+    config = config.for_remediation()
     factory = ClientFactory(config.scan)
     management, calls = RateLimiter(config.scan.management_rate_limit), CallCounter()
     cap = asyncio.Semaphore(config.scan.max_accounts_in_flight)

@@ -3,9 +3,11 @@
 UTF-8 without a byte-order mark, RFC 4180 quoting and CRLF line ends, rows sorted by account
 id, user name and ARN. The header is `HEADER`; columns are only ever added at the end.
 
-`state` is `pass`, `open`, `excepted` or `error`. The exception columns name the approval that
-excepts the user; for an `open` user whose approval expired they name that lapsed approval, so
-the state column is the one that says whether an exception applies.
+`state` is `pass`, `open`, `excepted` or `error`; `account_state` is the account's lifecycle
+state in the organization (ACTIVE, or PENDING_CLOSURE for a closing account whose keys still
+work). The exception columns name the approval that excepts the user; for an `open` user whose
+approval expired they name that lapsed approval, so the state column is the one that says
+whether an exception applies.
 
 A user whose keys could not be read has the state `error`, empty counts and its AWS error in
 `error`; `account_scan_status` (`scanned` or `partial`) lets a spreadsheet count the users of
@@ -39,6 +41,7 @@ HEADER = (
     "exception_ticket",
     "account_scan_status",
     "error",
+    "account_state",
 )
 
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -77,6 +80,7 @@ class CsvRenderer(Renderer):
                 (exception.ticket or "") if exception else "",
                 str(account.scan_status) if account else "",
                 f"{error.code}: {error.message}" if error else "",
+                account.account.state if account else "",
             )
             writer.writerow([neutralise(c) if isinstance(c, str) else c for c in row])
         return buffer.getvalue().encode("utf-8")

@@ -36,10 +36,11 @@ from orgscan.model import (
 from orgscan.reports.files import write_atomic
 
 SCHEMA_VERSION = "1.1"
-# 1.1 adds, all optional on read: accounts scanned in part (scan_status "partial"), users that
-# could not be read (users[].error, with null counts), keys whose last use is unknown
-# (access_keys[].last_used_error) and when each account was scanned (accounts[].scanned_at).
-# A 1.0 file has none of them and means what it meant then.
+# Versions the reader accepts. 1.0 named the account lifecycle `status` (Organizations'
+# retired `Status`); 1.1 calls it `state` and adds, all optional on read: accounts scanned in
+# part (scan_status "partial"), users that could not be read (users[].error, with null
+# counts), keys whose last use is unknown (access_keys[].last_used_error) and when each
+# account was scanned (accounts[].scanned_at). A 1.0 file means what it meant then.
 READABLE_VERSIONS = ("1.0", SCHEMA_VERSION)
 FILENAME = "findings.json"
 
@@ -204,7 +205,7 @@ def to_dict(result: ScanResult) -> dict[str, Any]:
                 "email": r.account.email,
                 "ou_path": r.account.ou_path,
                 "ou_ids": list(r.account.ou_ids),
-                "status": r.account.status,
+                "state": r.account.state,
                 "scan_status": str(r.scan_status),
                 "error": _error(r.error),
                 "skip_reason": r.skip_reason,
@@ -286,6 +287,18 @@ def _read_key(data: dict[str, Any]) -> AccessKey:
     )
 
 
+def upgraded(data: dict[str, Any]) -> dict[str, Any]:
+    """An evidence document in the current shape: 1.0's renamed field under its 1.1 name (the
+    fields 1.1 added are optional, and their absence keeps its 1.0 meaning)."""
+    if data.get("schema_version") != "1.0":
+        return data
+    accounts = [
+        {("state" if key == "status" else key): value for key, value in account.items()}
+        for account in data.get("accounts", [])
+    ]
+    return {**data, "accounts": accounts}
+
+
 def from_dict(data: dict[str, Any]) -> ScanResult:
     version = data.get("schema_version")
     if version not in READABLE_VERSIONS:
@@ -293,6 +306,7 @@ def from_dict(data: dict[str, Any]) -> ScanResult:
             f"schema_version {version!r} is not supported; this orgscan reads "
             + " or ".join(map(repr, READABLE_VERSIONS))
         )
+    data = upgraded(data)
     run = data["run"]
     users_by_account: dict[str, list[UserKeys]] = {}
     for u in data["users"]:
@@ -313,7 +327,7 @@ def from_dict(data: dict[str, Any]) -> ScanResult:
                 id=a["id"],
                 name=a["name"],
                 email=a["email"],
-                status=a["status"],
+                state=a["state"],
                 ou_path=a["ou_path"],
                 ou_ids=tuple(a["ou_ids"]),
             ),

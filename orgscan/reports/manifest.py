@@ -141,7 +141,9 @@ def _check_evidence(
         return problems
     differences = [
         d
-        for d in _differences(data, json.loads(rendered), "", added_since=not current_schema)
+        for d in _differences(
+            findings_json.upgraded(data), json.loads(rendered), "", added_since=not current_schema
+        )
         if not d.startswith(("run.complete ", "schema_version "))
     ]
     if current_schema and not differences and not problems:

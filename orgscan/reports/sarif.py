@@ -389,6 +389,7 @@ def _result(
         "accountId": finding.account_id,
         "accountName": account.account.name if account else None,
         "ouPath": account.account.ou_path if account else None,
+        "accountState": account.account.state if account else None,
         "userName": finding.user_name,
         "userPath": path,
         "state": str(finding.state),
@@ -444,6 +445,7 @@ def _notifications(result: ScanResult) -> list[dict[str, Any]]:
     notes = []
     for account in sorted(result.accounts, key=lambda a: a.account.id):
         acc = account.account
+        where = f"Account {acc.id} ({acc.name}, {acc.ou_path}, state {acc.state})"
         if account.scan_status is ScanStatus.FAILED:
             code = account.error.code if account.error else "Unknown"
             message = account.error.message if account.error else "no error recorded"
@@ -451,9 +453,9 @@ def _notifications(result: ScanResult) -> list[dict[str, Any]]:
                 _notification(
                     "error",
                     "account-not-scanned",
-                    f"Account {acc.id} ({acc.name}, {acc.ou_path}) could not be scanned: "
-                    f"{code}: {message}",
+                    f"{where} could not be scanned: {code}: {message}",
                     accountId=acc.id,
+                    accountState=acc.state,
                     errorCode=code,
                 )
             )
@@ -486,9 +488,20 @@ def _notifications(result: ScanResult) -> list[dict[str, Any]]:
                 _notification(
                     "note",
                     "account-skipped",
-                    f"Account {acc.id} ({acc.name}, {acc.ou_path}) was skipped: "
-                    f"{account.skip_reason or 'no reason recorded'}",
+                    f"{where} was skipped: {account.skip_reason or 'no reason recorded'}",
                     accountId=acc.id,
+                    accountState=acc.state,
+                )
+            )
+        elif acc.state != "ACTIVE":
+            # Scanned, but on its way out (PENDING_CLOSURE): its keys still work until closed.
+            notes.append(
+                _notification(
+                    "note",
+                    "account-state",
+                    f"{where} was scanned; it is not ACTIVE",
+                    accountId=acc.id,
+                    accountState=acc.state,
                 )
             )
     notes += [
