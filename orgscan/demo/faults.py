@@ -1,7 +1,8 @@
 """A WSGI fault layer in front of moto's server, driven by scenarios declared as data.
 
 It reads the action (the `Action=` form field for IAM/STS, `X-Amz-Target` for Organizations)
-and the target account, and can answer an AWS error, delay, or substitute a credential report.
+and the target account, and can answer an AWS error, delay, or substitute a credential report;
+it can also let a request take effect in moto and then lose or replace its answer.
 moto itself has no error or latency injection, and going through HTTP exercises the real
 aiohttp and botocore retry paths.
 """
@@ -57,6 +58,11 @@ class Fault:
     first: int | None = None  # only the first N matching calls are hit
     delay: float = 0.0  # seconds before answering (or before the error)
     report: bytes | None = None  # GetCredentialReport answers this content instead
+    user: str | None = None  # only requests naming this IAM user (UserName=); None matches any
+    # The request reaches moto first and takes effect; only then come the delay and the error.
+    # A change that went through but whose answer was lost (a timeout) or replaced (a throttle
+    # from a retry layer in between): the client cannot tell it from one that never landed.
+    land_first: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +70,7 @@ class Request:
     action: str
     account: str
     service: str
+    user: str | None = None
 
 
 class FaultInjector:
@@ -103,7 +110,7 @@ class FaultInjector:
                 self.assumed_roles.append(form.get("RoleArn", [""])[0])
             role = _ROLE_ACCOUNT.match(form.get("RoleArn", [""])[0])
             return Request(action, role.group(1) if role else "", service)
-        return Request(action, signer, service)
+        return Request(action, signer, service, form.get("UserName", [None])[0])
 
     def _choose(self, request: Request) -> Fault | None:
         with self._lock:
@@ -114,6 +121,8 @@ class FaultInjector:
                 if fault.action not in (None, request.action):
                     continue
                 if fault.account not in (None, request.account):
+                    continue
+                if fault.user not in (None, request.user):
                     continue
                 seen = self._hits.get(index, 0)
                 self._hits[index] = seen + 1
@@ -132,6 +141,8 @@ class FaultInjector:
         environ["wsgi.input"] = io.BytesIO(body)
         request = self._identify(environ, body)
         fault = self._choose(request)
+        if fault and fault.land_first:
+            return self._after_landing(fault, request, environ, body, start_response)
         if fault:
             if fault.delay:
                 time.sleep(fault.delay)
@@ -139,11 +150,37 @@ class FaultInjector:
                 return self._error(fault, request, start_response)
             if fault.report is not None:
                 return self._report(fault.report, start_response)
+        return self._forward(request, environ, body, start_response)
+
+    def _forward(
+        self, request: Request, environ: dict[str, Any], body: bytes, start_response: StartResponse
+    ) -> Iterable[bytes]:
         if request.action == "AssumeRole":
             return self._remember_keys(environ, start_response, request.account)
         if request.action == "ListUsers":
             return self._page_users(environ, start_response, parse_qs(body.decode()))
         return self.app(environ, start_response)
+
+    def _after_landing(
+        self,
+        fault: Fault,
+        request: Request,
+        environ: dict[str, Any],
+        body: bytes,
+        start_response: StartResponse,
+    ) -> Iterable[bytes]:
+        captured: dict[str, Any] = {}
+
+        def capture(status: str, headers: list[tuple[str, str]], *args: Any) -> None:
+            captured.update(status=status, headers=headers)
+
+        answer = b"".join(self._forward(request, environ, body, capture))  # moto applies it
+        if fault.delay:
+            time.sleep(fault.delay)
+        if fault.error:
+            return self._error(fault, request, start_response)
+        start_response(captured["status"], captured["headers"])
+        return [answer]
 
     def _count(self, code: str) -> None:
         with self._lock:
