@@ -112,23 +112,24 @@ def test_rollback_handles_each_key_alone_a_deleted_user_or_a_throttle_stops_noth
     a = seeded.account_ids["a"]
     config = write_config(tmp_path, scan={"max_attempts": 1})
     plan_path, actions = planned(aws, tmp_path, config)
-    assert apply(plan_path, config).exit_code == ExitCode.CLEAN
+    applied, undone = tmp_path / "applied.journal", tmp_path / "undone.journal"
+    assert apply(plan_path, config, "--journal", str(applied)).exit_code == ExitCode.CLEAN
     iam = member_iam(a)
     for key_id in keys(iam, "alice"):
         iam.delete_access_key(UserName="alice", AccessKeyId=key_id)
     iam.delete_user(UserName="alice")
     aws.inject([Fault(action="ListAccessKeys", account=a, user="bob", error="Throttling")])
 
-    rolled = rollback(tmp_path / "remediation-journal.jsonl", config)
+    rolled = rollback(applied, config, "--journal", str(undone))
     assert rolled.exit_code == ExitCode.INCOMPLETE, rolled.output  # bob's key failed
-    entries = journal_of(tmp_path / "rollback-journal.jsonl")
+    entries = {e.access_key_id: e for e in read_journal(undone).entries}
     alice, bob, carol = (entries[doomed(actions[u])] for u in ("alice", "bob", "carol"))
-    assert (alice["outcome"], alice["reason"]) == (
-        "skipped",
+    assert (alice.outcome, alice.reason) == (
+        Outcome.SKIPPED,
         "the key or its user no longer exists",
     )
-    assert (bob["outcome"], bob["reason"].split(":")[0]) == ("failed", "Throttling")
-    assert carol["outcome"] == "reactivated"
+    assert (bob.outcome, bob.reason.split(":")[0]) == (Outcome.FAILED, "Throttling")
+    assert carol.outcome is Outcome.REACTIVATED
     aws.inject([])
     assert set(keys(iam, "carol").values()) == {"Active"}
     assert keys(iam, "bob")[doomed(actions["bob"])] == "Inactive"
