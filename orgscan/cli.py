@@ -18,9 +18,10 @@ from typing import Annotated, Any
 
 import typer
 import yaml
-from botocore.exceptions import NoCredentialsError, NoRegionError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
 from orgscan import __version__
+from orgscan.clients import error_code, error_message
 from orgscan.config import STRATEGIES, Config, ConfigError, load_config
 from orgscan.delta import BaselineMismatch, compare
 from orgscan.logs import setup_logging
@@ -556,6 +557,12 @@ def _remediate(
         raise _fail(str(exc), ExitCode.USAGE) from None
     except (NoCredentialsError, NoRegionError) as exc:
         raise _fail(_NO_SETUP[type(exc)], ExitCode.USAGE) from None
+    except (ClientError, BotoCoreError) as exc:
+        # Organizations or STS refused before any key was touched; no journal is left.
+        raise _fail(
+            f"could not start: {error_code(exc)}: {error_message(exc)}; nothing was changed",
+            ExitCode.INCOMPLETE,
+        ) from None
     _journal_exit(journal, done, path)
 
 

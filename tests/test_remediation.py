@@ -197,6 +197,14 @@ def test_apply_rechecks_the_current_config_exceptions_and_account_filters(aws, t
             {**exception, "user": "twin", "expires": "2020-01-01"},
         ],
     )
+    # Organizations refusing before any key is touched: exit 3, and no journal left behind.
+    aws.inject([Fault(action="DescribeOrganization", error="AccessDenied")])
+    denied = apply(plan_path, later)
+    assert denied.exit_code == ExitCode.INCOMPLETE, denied.output
+    assert "could not start: AccessDenied" in denied.output
+    assert not (tmp_path / "remediation-journal.jsonl").exists()
+    aws.inject([])
+
     applied = apply(plan_path, later)
     assert applied.exit_code == ExitCode.FINDINGS, applied.output
     entries = journal_of(tmp_path / "remediation-journal.jsonl")

@@ -379,7 +379,9 @@ async def _change(
     when its answer was lost or a retry was refused, and a change that may still arrive stays
     pending. Only a change AWS refused on every attempt, with the key unchanged, is failed.
     """
-    await record(dataclasses.replace(base, outcome=Outcome.PENDING, reason=f"{target} sent"))
+    await record(
+        dataclasses.replace(base, outcome=Outcome.PENDING, reason=f"{target} sent", at=utcnow())
+    )
     attempts: list[BaseException | None] = []
     token = _ATTEMPTS.set(attempts)
     try:
@@ -565,16 +567,16 @@ async def _journaled(
         yield record
     except asyncio.CancelledError:
         if stop.signal is None:
+            record.file.close()  # cancelled from outside: ended as a crash would end it
             raise
-        journal.interrupted = stop.signal
     except Exception:
         if not journal.entries:
             record.file.discard()  # it failed before touching any key: nothing to record
             raise
-        journal.interrupted = journal.interrupted or stop.signal
+        journal.interrupted = stop.signal
         _finish(record, planned(), "the run stopped on an error")
         raise
-    journal.interrupted = journal.interrupted or stop.signal
+    journal.interrupted = stop.signal
     _finish(record, planned(), f"interrupted by {stop.signal}" if stop.signal else "not reached")
 
 
