@@ -143,14 +143,14 @@ ONE = OrgSpec(accounts=(AccountSpec("a", "Root", (UserSpec("pair", PAIR),)),))
 def test_a_change_that_landed_is_journaled_as_made_although_its_answer_was_lost(aws, tmp_path):
     seeded = seed(aws, ONE)
     a = seeded.account_ids["a"]
-    config = write_config(tmp_path, scan={"call_timeout": 0.5, "max_attempts": 2})
+    config = write_config(tmp_path, scan={"call_timeout": 0.3, "max_attempts": 2})
     plan_path, actions = planned(aws, tmp_path, config)
     key_id = doomed(actions["pair"])
     # The first UpdateAccessKey takes effect, but its answer comes too late; the retry is
     # throttled. The client sees only errors.
     aws.inject(
         [
-            Fault(action="UpdateAccessKey", account=a, land_first=True, delay=1.0, first=1),
+            Fault(action="UpdateAccessKey", account=a, land_first=True, delay=0.6, first=1),
             Fault(action="UpdateAccessKey", account=a, error="Throttling"),
         ]
     )
@@ -197,14 +197,6 @@ def test_apply_rechecks_the_current_config_exceptions_and_account_filters(aws, t
             {**exception, "user": "twin", "expires": "2020-01-01"},
         ],
     )
-    # Organizations refusing before any key is touched: exit 3, and no journal left behind.
-    aws.inject([Fault(action="DescribeOrganization", error="AccessDenied")])
-    denied = apply(plan_path, later)
-    assert denied.exit_code == ExitCode.INCOMPLETE, denied.output
-    assert "could not start: AccessDenied" in denied.output
-    assert not (tmp_path / "remediation-journal.jsonl").exists()
-    aws.inject([])
-
     applied = apply(plan_path, later)
     assert applied.exit_code == ExitCode.FINDINGS, applied.output
     entries = journal_of(tmp_path / "remediation-journal.jsonl")
@@ -218,6 +210,13 @@ def test_apply_rechecks_the_current_config_exceptions_and_account_filters(aws, t
     assert "listed in organization.exclude_accounts" in solo["reason"]
     assert set(keys(member_iam(a), "pair").values()) == {"Active"}
     assert set(keys(member_iam(b), "solo").values()) == {"Active"}
+
+    # Organizations refusing before any key is touched: exit 3, and no journal left behind.
+    aws.inject([Fault(action="DescribeOrganization", error="AccessDenied")])
+    denied = apply(plan_path, later, "--journal", str(tmp_path / "denied.jsonl"))
+    assert denied.exit_code == ExitCode.INCOMPLETE, denied.output
+    assert "could not start: AccessDenied" in denied.output
+    assert not (tmp_path / "denied.jsonl").exists()
 
 
 # Defect 4 ------------------------------------------------------------------------------------
