@@ -10,7 +10,8 @@ import shlex
 import signal
 import sys
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from enum import IntEnum, StrEnum
 from pathlib import Path
@@ -18,9 +19,10 @@ from typing import Annotated, Any
 
 import typer
 import yaml
-from botocore.exceptions import NoCredentialsError, NoRegionError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
 from orgscan import __version__
+from orgscan.clients import error_code, error_message
 from orgscan.config import STRATEGIES, Config, ConfigError, load_config
 from orgscan.delta import BaselineMismatch, compare
 from orgscan.logs import setup_logging
@@ -34,11 +36,14 @@ from orgscan.remediation.apply import (
     Journal,
     Outcome,
     RemediationError,
+    Stop,
     apply_plan,
     read_journal,
     rollback,
+    to_undo,
 )
-from orgscan.remediation.plan import PlanError, build_plan
+from orgscan.remediation.plan import PlanError, build_plan, load_evidence
+from orgscan.remediation.plan import check as check_plan
 from orgscan.remediation.plan import read as read_plan
 from orgscan.remediation.plan import write as write_plan
 from orgscan.reports import json as findings_json
@@ -484,7 +489,7 @@ def demo(
                 f"\nIn another shell:\n  export {exports}"
                 f"\n  orgscan remediate plan {output}/findings.json --output plan.json"
                 f"\n  orgscan remediate apply plan.json --config {config_path} --yes"
-                "\n  orgscan remediate rollback remediation-journal.json "
+                "\n  orgscan remediate rollback remediation-journal.jsonl "
                 f"--config {config_path} --yes"
             )
             _wait_for_signal()
@@ -606,28 +611,81 @@ app.add_typer(remediate, name="remediate")
 YesOption = Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")]
 
 
-def _confirm(question: str, yes: bool) -> None:
-    if yes:
-        return
+@contextmanager
+def _interruptible() -> Iterator[None]:
+    """Ctrl-C outside the run itself (at the question, say) changed nothing: exit 130 saying so,
+    whatever typer would make of it (typer 0.12 exits 1, which reads as "keys skipped")."""
+    try:
+        yield
+    except (KeyboardInterrupt, typer.Abort):
+        raise _fail("interrupted; nothing was changed", ExitCode.INTERRUPTED) from None
+
+
+def _ask(question: str) -> bool:
     if not sys.stdin.isatty():
         raise _fail("no terminal to confirm on; pass --yes to proceed", ExitCode.USAGE)
-    if not typer.confirm(question, default=False):
+    return typer.confirm(question, default=False)
+
+
+def _confirm(question: str, yes: bool) -> None:
+    if not yes and not _ask(question):
         raise _fail("nothing changed", ExitCode.USAGE)
 
 
-def _remediate(run: Callable[[], Coroutine[Any, Any, Journal]], path: Path, done: Outcome) -> None:
-    """Run apply or rollback into a new journal at `path`, then report and exit on it."""
-    # An earlier journal records keys only it can roll back; never overwrite one.
+def _new_journal(path: Path) -> None:
+    # Checked here to refuse before the question; the run itself creates the journal with
+    # O_EXCL, which is what keeps two runs from ever sharing one.
     if path.exists():
         raise _fail(
             f"{path} already exists and records earlier changes; move it away or pass "
             "--journal with a new file",
             ExitCode.USAGE,
         )
+
+
+async def _until_signalled(run: Callable[[Stop], Coroutine[Any, Any, Journal]]) -> Journal:
+    """The first SIGINT/SIGTERM stops starting keys and lets the changes in flight finish and
+    be re-read; a second aborts those, which then stay pending in the journal."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    stop = Stop()
+
+    def on_signal(signum: int) -> None:
+        if stop.signal is None:
+            stop.signal = signal.Signals(signum).name
+            log.warning(
+                "%s: starting no more keys; finishing the changes in flight "
+                "(signal again to abort them; they then stay pending in the journal)",
+                stop.signal,
+            )
+        elif task is not None:
+            task.cancel()
+
+    for signum in HANDLED_SIGNALS:
+        loop.add_signal_handler(signum, on_signal, signum)
     try:
-        journal = asyncio.run(run())
+        return await run(stop)
+    finally:
+        for signum in HANDLED_SIGNALS:
+            loop.remove_signal_handler(signum)
+
+
+def _remediate(
+    run: Callable[[Stop], Coroutine[Any, Any, Journal]], path: Path, done: Outcome
+) -> None:
+    """Run apply or rollback into a new journal at `path`, then report and exit on it."""
+    try:
+        journal = asyncio.run(_until_signalled(run))
     except RemediationError as exc:
         raise _fail(str(exc), ExitCode.USAGE) from None
+    except (NoCredentialsError, NoRegionError) as exc:
+        raise _fail(_NO_SETUP[type(exc)], ExitCode.USAGE) from None
+    except (ClientError, BotoCoreError) as exc:
+        # Organizations or STS refused before any key was touched; no journal is left.
+        raise _fail(
+            f"could not start: {error_code(exc)}: {error_message(exc)}; nothing was changed",
+            ExitCode.INCOMPLETE,
+        ) from None
     _journal_exit(journal, done, path)
 
 
@@ -640,6 +698,12 @@ def _journal_exit(journal: Journal, done: Outcome, path: Path) -> None:
     for entry in journal.entries:
         if entry.outcome is not done:
             typer.echo(f"  {entry.outcome:<8} {entry.arn} {entry.access_key_id}: {entry.reason}")
+    if journal.interrupted:
+        typer.echo(
+            f"interrupted by {journal.interrupted}: no key was started after it; every change "
+            "sent was finished and re-read, or is listed as pending"
+        )
+        raise typer.Exit(128 + signal.Signals[journal.interrupted])
     # A pending change has an unknown result: as much in need of attention as a failure.
     if journal.count(Outcome.FAILED) or journal.count(Outcome.PENDING):
         raise typer.Exit(int(ExitCode.INCOMPLETE))
@@ -653,8 +717,8 @@ def remediate_plan(
 ) -> None:
     """Choose the key to keep per open finding and list the keys to deactivate; changes nothing."""
     try:
-        plan = build_plan(findings_json.read(findings))
-    except findings_json.EvidenceError as exc:
+        plan = build_plan(*load_evidence(findings))
+    except PlanError as exc:
         raise _fail(str(exc), ExitCode.USAGE) from None
     paths = write_plan(plan, output)
     keys = sum(plan.per_account().values())
@@ -671,6 +735,13 @@ def remediate_plan(
 def remediate_apply(
     plan_path: Annotated[Path, typer.Argument(metavar="PLAN", help="A plan from 'plan'.")],
     config: Annotated[Path, typer.Option("--config", "-c", help="YAML configuration file.")],
+    findings: Annotated[
+        Path | None,
+        typer.Option(
+            help="The findings.json the plan was made from (default: the path the plan "
+            "records); it must be byte for byte the same file."
+        ),
+    ] = None,
     journal: Annotated[
         Path | None, typer.Option(help="Journal file (default: beside the plan).")
     ] = None,
@@ -679,48 +750,98 @@ def remediate_apply(
 ) -> None:
     """Deactivate the planned keys, re-checking each live first; writes a journal."""
     setup_logging(verbose)
-    settings = _load(config)
-    try:
-        plan = read_plan(plan_path)
-    except PlanError as exc:
-        raise _fail(str(exc), ExitCode.USAGE) from None
-    per_account = plan.per_account()
-    for account_id, count in sorted(per_account.items()):
-        typer.echo(f"  {account_id}: {count} key(s) to deactivate")
-    _confirm(
-        f"Deactivate {sum(per_account.values())} key(s) in {len(per_account)} account(s) "
-        f"with role {settings.remediation.role_name}?",
-        yes,
-    )
-    path = journal or plan_path.with_name("remediation-journal.json")
-    _remediate(lambda: apply_plan(plan, settings, path), path, Outcome.DEACTIVATED)
+    with _interruptible():
+        settings = _load(config)
+        try:
+            plan = read_plan(plan_path)
+            check_plan(plan, findings or Path(plan.evidence.path))
+        except PlanError as exc:
+            raise _fail(str(exc), ExitCode.USAGE) from None
+        path = journal or plan_path.with_name("remediation-journal.jsonl")
+        _new_journal(path)
+        per_account = plan.per_account()
+        for account_id, count in sorted(per_account.items()):
+            typer.echo(f"  {account_id}: {count} key(s) to deactivate")
+        _confirm(
+            f"Deactivate {sum(per_account.values())} key(s) in {len(per_account)} account(s) "
+            f"with role {settings.remediation.role_name}?",
+            yes,
+        )
+    _remediate(lambda stop: apply_plan(plan, settings, path, stop), path, Outcome.DEACTIVATED)
 
 
 @remediate.command("rollback")
 def remediate_rollback(
     journal_path: Annotated[Path, typer.Argument(metavar="JOURNAL", help="An apply journal.")],
     config: Annotated[Path, typer.Option("--config", "-c", help="YAML configuration file.")],
+    account: Annotated[
+        list[str] | None,
+        typer.Option(help="Undo only this account's changes (repeatable; with --key, either)."),
+    ] = None,
+    key: Annotated[
+        list[str] | None,
+        typer.Option(help="Undo only this key's change (repeatable; with --account, either)."),
+    ] = None,
+    include_pending: Annotated[
+        bool,
+        typer.Option(
+            help="Also re-activate keys the apply left pending (sent, never confirmed) that are "
+            "Inactive now; orgscan cannot show it made them Inactive."
+        ),
+    ] = False,
     journal: Annotated[
         Path | None, typer.Option(help="Rollback journal file (default: beside JOURNAL).")
     ] = None,
     yes: YesOption = False,
     verbose: VerboseOption = False,
 ) -> None:
-    """Re-activate exactly the keys an apply journal deactivated."""
+    """Re-activate the keys an apply journal deactivated, or only those of --account/--key."""
     setup_logging(verbose)
-    settings = _load(config)
-    try:
-        applied = read_journal(journal_path)
-    except RemediationError as exc:
-        raise _fail(str(exc), ExitCode.USAGE) from None
-    if applied.action != "apply":
-        raise _fail(
-            f"{journal_path} is a {applied.action} journal, not an apply journal", ExitCode.USAGE
-        )
-    count = applied.count(Outcome.DEACTIVATED)
-    _confirm(f"Re-activate the {count} key(s) this journal deactivated?", yes)
-    path = journal or journal_path.with_name("rollback-journal.json")
-    _remediate(lambda: rollback(applied, settings, path), path, Outcome.REACTIVATED)
+    with _interruptible():
+        settings = _load(config)
+        try:
+            applied = read_journal(journal_path)
+            if applied.action != "apply":
+                raise RemediationError(
+                    f"{journal_path} is a {applied.action} journal, not an apply journal"
+                )
+            undo = to_undo(applied, account or (), key or ())
+        except RemediationError as exc:
+            raise _fail(str(exc), ExitCode.USAGE) from None
+        if applied.torn:
+            typer.echo(f"warning: {applied.torn}", err=True)
+        if not (undo.deactivated or undo.pending):
+            typer.echo(f"{journal_path}: it records no change to undo; nothing to do")
+            raise typer.Exit(int(ExitCode.CLEAN))
+        path = journal or journal_path.with_name("rollback-journal.jsonl")
+        _new_journal(path)
+        typer.echo(f"  {len(undo.deactivated)} key(s) deactivated by this apply")
+        for entry in undo.pending:
+            typer.echo(f"  pending  {entry.arn} {entry.access_key_id}: {entry.reason}")
+        if undo.deactivated:
+            _confirm(f"Re-activate the {len(undo.deactivated)} key(s) it deactivated?", yes)
+        if undo.pending and not include_pending:
+            if yes:
+                typer.echo("  pending keys stay as they are (--include-pending re-activates them)")
+            else:
+                include_pending = _ask(
+                    f"Also re-activate the {len(undo.pending)} pending key(s) above where they "
+                    "are Inactive? orgscan sent their change but never saw it confirmed, so it "
+                    "cannot show that it made them Inactive (someone may have, by hand)"
+                )
+    _remediate(
+        lambda stop: rollback(
+            applied,
+            undo,
+            settings,
+            path,
+            stop,
+            applied_path=journal_path,
+            include_pending=include_pending,
+        ),
+        path,
+        Outcome.REACTIVATED,
+    )
 
 
 def version_callback(value: bool) -> None:

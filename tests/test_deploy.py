@@ -668,15 +668,23 @@ def test_workflow_carries_the_scan_exit_code_and_fails_the_job_at_the_end(workfl
 
 
 async def test_remediation_sends_only_what_the_remediation_role_grants(aws, tmp_path):
-    from orgscan.remediation.apply import apply_plan, rollback
-    from orgscan.remediation.plan import build_plan
+    from orgscan.remediation.apply import apply_plan, rollback, to_undo
+    from orgscan.remediation.plan import Evidence, build_plan
 
     seed(aws, ORG)
     settings = config()  # management_account: auto, the caller in the management account
     scanned = await run_scan(settings)
     aws.inject([])  # count only what remediation sends
-    journal = await apply_plan(build_plan(scanned), settings, tmp_path / "journal.json")
-    await rollback(journal, settings, tmp_path / "rollback.json")
+    plan = build_plan(scanned, Evidence(str(tmp_path / "findings.json"), "0" * 64))
+    journal = await apply_plan(plan, settings, tmp_path / "journal.jsonl")
+    undo = to_undo(journal)
+    await rollback(
+        journal,
+        undo,
+        settings,
+        tmp_path / "rollback.jsonl",
+        applied_path=tmp_path / "journal.jsonl",
+    )
     assert journal.entries and all(e.outcome == "deactivated" for e in journal.entries)
 
     calls = dict(aws.faults.calls)

@@ -8,7 +8,7 @@ from orgscan.demo.faults import MANAGEMENT_ACCOUNT, Fault
 from orgscan.demo.seed import ACTIVE, AccountSpec, OrgSpec, UserSpec
 from orgscan.model import ScanStatus
 from orgscan.remediation.apply import Outcome, apply_plan
-from orgscan.remediation.plan import build_plan
+from orgscan.remediation.plan import Evidence, build_plan
 
 from .conftest import config, run_as_user_of, run_scan, seed
 
@@ -30,6 +30,10 @@ def delegated(aws, monkeypatch):
     run_as_user_of(monkeypatch, security)
     aws.inject([Fault(account=security, delegated_admin=True)])
     return seeded
+
+
+# apply_plan is given the plan itself here; the CLI is what checks a plan against its evidence.
+EVIDENCE = Evidence("findings.json", "0" * 64)
 
 
 def by_name(result, seeded):
@@ -92,7 +96,7 @@ async def test_remediation_in_the_management_account_assumes_the_remediation_rol
     seeded = seed(aws, ORG)
     management = seeded.management_account_id
     settings = config()  # management_account: auto, and the caller is in the management account
-    plan = build_plan(await run_scan(settings))
+    plan = build_plan(await run_scan(settings), EVIDENCE)
     aws.inject([])
     journal = await apply_plan(plan, settings, tmp_path / "journal.json")
 
@@ -100,9 +104,16 @@ async def test_remediation_in_the_management_account_assumes_the_remediation_rol
     assert (management, Outcome.DEACTIVATED) in outcomes
     assert f"arn:aws:iam::{management}:role/OrgScanRemediation" in aws.faults.assumed_roles
     # Not one key was changed, nor read, with the caller's own credentials.
+    assert not {"ListAccessKeys", "UpdateAccessKey", "GetAccessKeyLastUsed"} & set(
+        aws.faults.caller_calls
+    )
+    # What the caller's own credentials did: who it is, the organization, and the roles.
     assert set(aws.faults.caller_calls) <= {
         "GetCallerIdentity",
         "DescribeOrganization",
+        "ListRoots",
+        "ListOrganizationalUnitsForParent",
+        "ListAccountsForParent",
         "AssumeRole",
     }
 
@@ -111,7 +122,7 @@ async def test_remediation_refuses_the_management_account_without_its_role(aws, 
     seeded = seed(aws, ORG)
     management = seeded.management_account_id
     settings = config()
-    plan = build_plan(await run_scan(settings))
+    plan = build_plan(await run_scan(settings), EVIDENCE)
     aws.inject([Fault(action="AssumeRole", account=management, error="AccessDenied")])
     journal = await apply_plan(plan, settings, tmp_path / "journal.json")
 
@@ -121,5 +132,23 @@ async def test_remediation_refuses_the_management_account_without_its_role(aws, 
     assert f"sts:AssumeRole on {role}" in entries[0].reason
     assert "UpdateAccessKey" not in aws.faults.caller_calls
     # The member account's key was still deactivated through its own remediation role.
+    prod = seeded.account_ids["prod"]
+    assert {e.outcome for e in journal.entries if e.account_id == prod} == {Outcome.DEACTIVATED}
+
+
+async def test_remediation_honours_a_config_that_skips_the_management_account(aws, tmp_path):
+    """The remediation role is how orgscan enters the management account, not a reason to
+    enter it: a config that skips that account keeps its keys out of an apply."""
+    seeded = seed(aws, ORG)
+    management = seeded.management_account_id
+    plan = build_plan(await run_scan(config()), EVIDENCE)
+    aws.inject([])
+    skipping = config(organization={"management_account": "skip"})
+    journal = await apply_plan(plan, skipping, tmp_path / "journal.jsonl")
+
+    (entry,) = [e for e in journal.entries if e.account_id == management]
+    assert entry.outcome is Outcome.SKIPPED
+    assert "organization.management_account is 'skip'" in (entry.reason or "")
+    assert f"arn:aws:iam::{management}:role/OrgScanRemediation" not in aws.faults.assumed_roles
     prod = seeded.account_ids["prod"]
     assert {e.outcome for e in journal.entries if e.account_id == prod} == {Outcome.DEACTIVATED}

@@ -91,8 +91,7 @@ def test_plan_apply_rescan_rollback_rescan(aws, tmp_path):
     # The separate remediation role did the work; the audit role was never used for it.
     assert aws.faults.assumed_roles
     assert all(r.endswith(":role/OrgScanRemediation") for r in aws.faults.assumed_roles)
-    journal = json.loads((tmp_path / "remediation-journal.json").read_text())
-    entry = next(e for e in journal["entries"] if e["access_key_id"] == first)
+    entry = journal_of(tmp_path / "remediation-journal.jsonl")[first]
     assert (entry["outcome"], entry["before"]["status"], entry["after"]["status"]) == (
         "deactivated",
         "Active",
@@ -105,7 +104,7 @@ def test_plan_apply_rescan_rollback_rescan(aws, tmp_path):
     rolled = cli(
         "remediate",
         "rollback",
-        str(tmp_path / "remediation-journal.json"),
+        str(tmp_path / "remediation-journal.jsonl"),
         "--config",
         config,
         "--yes",
@@ -147,10 +146,7 @@ def test_apply_skips_keys_that_changed_since_the_plan(aws, tmp_path):
     assert applied.exit_code == ExitCode.FINDINGS, applied.output  # some keys were skipped
     assert keys(member_iam(a), "pair")[doomed] == "Active"
     assert set(keys(iam_b, "twin").values()) == {"Active", "Inactive"}  # untouched
-    entries = {
-        e["access_key_id"]: e
-        for e in json.loads((tmp_path / "remediation-journal.json").read_text())["entries"]
-    }
+    entries = journal_of(tmp_path / "remediation-journal.jsonl")
     assert entries[doomed]["outcome"] == "skipped"
     assert "after the plan was made (the plan saw never used)" in entries[doomed]["reason"]
     (twin_entry,) = [e for e in entries.values() if e["account_id"] == b]
@@ -304,7 +300,13 @@ def plan_for(aws, tmp_path, seeded=None):
 
 
 def journal_of(path: Path) -> dict[str, dict]:
-    return {e["access_key_id"]: e for e in json.loads(path.read_text())["entries"]}
+    """Each key's latest entry, read straight from the JSON Lines file."""
+    latest = {}
+    for line in path.read_text().splitlines()[1:]:
+        record = json.loads(line)
+        if record["record"] == "entry":
+            latest[record["access_key_id"]] = record
+    return latest
 
 
 def test_a_key_already_in_use_and_used_again_after_the_plan_is_skipped(aws, tmp_path):
@@ -327,7 +329,7 @@ def test_a_key_already_in_use_and_used_again_after_the_plan_is_skipped(aws, tmp_
         "remediate", "apply", str(plan_path), "-c", str(tmp_path / "config.yaml"), "--yes"
     )
     assert applied.exit_code == ExitCode.FINDINGS
-    entry = journal_of(tmp_path / "remediation-journal.json")[older]
+    entry = journal_of(tmp_path / "remediation-journal.jsonl")[older]
     assert entry["outcome"] == "skipped"
     assert f"(the plan saw {planned['last_used_at']})" in entry["reason"]
     assert keys(member_iam(a), "pair")[older] == "Active"
@@ -345,7 +347,7 @@ def test_rollback_touches_only_what_apply_deactivated_and_journals_are_never_ove
     )
     config = str(tmp_path / "config.yaml")
     assert cli("remediate", "apply", str(plan_path), "-c", config, "--yes").exit_code == 1
-    journal = tmp_path / "remediation-journal.json"
+    journal = tmp_path / "remediation-journal.jsonl"
     assert journal_of(journal)[disabled_by_hand]["reason"] == "already Inactive"
     before = journal.read_text()
 
@@ -360,26 +362,43 @@ def test_rollback_touches_only_what_apply_deactivated_and_journals_are_never_ove
     assert set(keys(member_iam(a), "pair").values()) == {"Active"}
 
 
-def test_a_lost_answer_is_journaled_as_pending_and_rolled_back(aws, tmp_path):
+def test_a_lost_answer_stays_pending_and_is_rolled_back_only_on_request(aws, tmp_path):
     seeded = seed(aws, ORG)
     a = seeded.account_ids["a"]
     cfg = tmp_path / "config.yaml"
     cfg.write_text(yaml.safe_dump({"scan": {"call_timeout": 0.5, "max_attempts": 1}}))
     plan_path, actions = plan_for(aws, tmp_path)
     (doomed,) = [k["access_key_id"] for k in actions[a]["deactivate"]]
-    # AWS makes the change, but the answer never arrives in time.
+    # AWS makes the change, but only after the answer has timed out.
     aws.inject([Fault(action="UpdateAccessKey", account=a, delay=1.5)])
     applied = cli("remediate", "apply", str(plan_path), "-c", str(cfg), "--yes")
     assert applied.exit_code == ExitCode.INCOMPLETE, applied.output
-    journal = tmp_path / "remediation-journal.json"
+    journal = tmp_path / "remediation-journal.jsonl"
     assert journal_of(journal)[doomed]["outcome"] == "pending"
+    assert "the request may yet arrive" in journal_of(journal)[doomed]["reason"]
     import time
 
     time.sleep(1.2)  # let the delayed change land
     assert keys(member_iam(a), "pair")[doomed] == "Inactive"
 
     aws.inject([])
-    rolled = cli("remediate", "rollback", str(journal), "-c", str(cfg), "--yes")
+    # Nothing shows that orgscan, not someone else, made it Inactive: only on request.
+    kept = cli("remediate", "rollback", str(journal), "-c", str(cfg), "--yes")
+    assert kept.exit_code == ExitCode.FINDINGS, kept.output
+    assert keys(member_iam(a), "pair")[doomed] == "Inactive"
+    rolled = cli(
+        "remediate",
+        "rollback",
+        str(journal),
+        "-c",
+        str(cfg),
+        "--yes",
+        "--include-pending",
+        "--key",
+        doomed,
+        "--journal",
+        str(tmp_path / "rollback-2.jsonl"),
+    )
     assert rolled.exit_code == ExitCode.CLEAN, rolled.output
     assert keys(member_iam(a), "pair")[doomed] == "Active"
 
@@ -398,6 +417,7 @@ def test_a_tampered_plan_never_deactivates_the_key_to_keep(aws, tmp_path):
     applied = cli(
         "remediate", "apply", str(plan_path), "-c", str(tmp_path / "config.yaml"), "--yes"
     )
-    assert applied.exit_code == ExitCode.FINDINGS
-    assert "the plan both keeps and deactivates" in applied.output
+    assert applied.exit_code == ExitCode.USAGE
+    assert "both kept and deactivated" in applied.output
+    assert "UpdateAccessKey" not in {action for action, _ in aws.faults.calls}
     assert set(keys(member_iam(a), "pair").values()) == {"Active"}

@@ -1,7 +1,8 @@
 """A WSGI fault layer in front of moto's server, driven by scenarios declared as data.
 
 It reads the action (the `Action=` form field for IAM/STS, `X-Amz-Target` for Organizations)
-and the target account, and can answer an AWS error, delay, or substitute a credential report.
+and the target account, and can answer an AWS error, delay, or substitute a credential report;
+it can also let a request take effect in moto and then lose or replace its answer.
 moto itself has no error or latency injection, and going through HTTP exercises the real
 aiohttp and botocore retry paths.
 """
@@ -92,6 +93,10 @@ class Fault:
     # Organizations answers the account's calls as it answers a delegated administrator's: with
     # the organization's data (moto answers a member account as if it had no organization).
     delegated_admin: bool = False
+    # The request reaches moto first and takes effect; only then come the delay and the error.
+    # A change that went through but whose answer was lost (a timeout) or replaced (a throttle
+    # from a retry layer in between): the client cannot tell it from one that never landed.
+    land_first: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +210,8 @@ class FaultInjector:
             environ["HTTP_AUTHORIZATION"] = _CREDENTIAL.sub(
                 f"Credential={DELEGATED_AS}/", environ.get("HTTP_AUTHORIZATION", ""), count=1
             )
+        if fault and fault.land_first:
+            return self._after_landing(fault, request, environ, body, start_response)
         if fault:
             if fault.delay:
                 time.sleep(fault.delay)
@@ -216,12 +223,38 @@ class FaultInjector:
                 return self._caller(fault.caller_arn, start_response)
             if fault.states is not None:
                 return self._account_states(environ, start_response, request, dict(fault.states))
+        return self._forward(request, environ, body, start_response)
+
+    def _forward(
+        self, request: Request, environ: dict[str, Any], body: bytes, start_response: StartResponse
+    ) -> Iterable[bytes]:
         if request.action in ("AssumeRole", "CreateAccessKey"):
             # A new user key belongs to the account that created it, as a role's to the role's.
             return self._remember_keys(environ, start_response, request.account)
         if request.action == "ListUsers":
             return self._page_users(environ, start_response, parse_qs(body.decode()))
         return self.app(environ, start_response)
+
+    def _after_landing(
+        self,
+        fault: Fault,
+        request: Request,
+        environ: dict[str, Any],
+        body: bytes,
+        start_response: StartResponse,
+    ) -> Iterable[bytes]:
+        captured: dict[str, Any] = {}
+
+        def capture(status: str, headers: list[tuple[str, str]], *args: Any) -> None:
+            captured.update(status=status, headers=headers)
+
+        answer = b"".join(self._forward(request, environ, body, capture))  # moto applies it
+        if fault.delay:
+            time.sleep(fault.delay)
+        if fault.error:
+            return self._error(fault, request, start_response)
+        start_response(captured["status"], captured["headers"])
+        return [answer]
 
     def _count(self, code: str) -> None:
         with self._lock:

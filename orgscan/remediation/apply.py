@@ -1,7 +1,13 @@
-"""`orgscan remediate apply` and `rollback`: re-check each key live, change status only.
+"""`orgscan remediate apply` and `rollback`: re-check each key live, change its status only.
 
-Both assume the separate remediation role, so the audit role stays read-only. The journal is
-rewritten after each account, so even a crash leaves a record of every key already changed.
+Both assume the separate remediation role, so the audit role stays read-only.
+
+The journal is append-only JSON Lines, created exclusively (O_EXCL) before the first AWS call:
+a header, one line per event, and an end line. Every change is journaled `pending`, and that
+line fsynced, before its request can be sent; what became of it follows in a later line. A
+crash therefore leaves every complete line readable and no change unrecorded, and a torn last
+line is ignored and reported. Lines are written by one thread of their own, so the event loop
+never waits on the disk.
 """
 
 from __future__ import annotations
@@ -9,9 +15,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from collections.abc import Awaitable, Callable, Sequence
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,10 +31,18 @@ from botocore.exceptions import ClientError
 from orgscan.clients import CallCounter, ClientFactory, RateLimiter, error_code, error_message
 from orgscan.collect.live import list_keys, with_last_used
 from orgscan.config import Config
-from orgscan.model import AccessKey, AccountFailure, iso, parse_iso, utcnow
-from orgscan.organizations import describe_organization
+from orgscan.evaluate import exception_matches
+from orgscan.model import (
+    AccessKey,
+    AccountFailure,
+    ApprovedException,
+    UserKeys,
+    iso,
+    parse_iso,
+    utcnow,
+)
+from orgscan.organizations import AccountFilter, Organization, describe_organization, walk_accounts
 from orgscan.remediation.plan import KeyAction, Plan, UserAction
-from orgscan.reports.files import write_atomic
 from orgscan.sessions import AccountCredentials, caller_identity
 
 KIND = "orgscan-remediation-journal"
@@ -35,14 +53,22 @@ class Outcome(StrEnum):
     DEACTIVATED = "deactivated"
     REACTIVATED = "reactivated"
     SKIPPED = "skipped"  # left alone on purpose; `reason` says why
-    FAILED = "failed"  # could not be changed; `reason` has the AWS error
-    # The change was sent but its answer never came (crash, lost response): rollback treats
-    # it as made, and re-checks the key's live status first.
+    FAILED = "failed"  # AWS answered with an error and the key is unchanged; `reason` has it
+    # The change may have been sent, and nothing has shown its outcome yet (a lost answer, a
+    # crash, an abort): it may still take effect. Rollback lists these apart.
     PENDING = "pending"
 
 
 class RemediationError(Exception):
-    """Remediation cannot start: wrong organization, unreadable journal."""
+    """Remediation cannot start: wrong organization, a journal that exists or is unreadable."""
+
+
+@dataclass(slots=True)
+class Stop:
+    """Set on the first SIGINT/SIGTERM: no key is started after it, and every change already
+    sent is finished, re-read and journaled."""
+
+    signal: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,262 +84,457 @@ class Entry:
     after_status: str | None = None
     at: datetime = field(default_factory=utcnow)
 
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.account_id, self.access_key_id)
+
 
 @dataclass(slots=True)
 class Journal:
     action: str  # "apply" or "rollback"
-    source: str  # the plan's source run id, or the journal rolled back
+    source: str  # the plan's source run id
     organization_id: str
     started_at: datetime
-    entries: list[Entry] = field(default_factory=list)
+    entries: list[Entry] = field(default_factory=list)  # each key's latest, in first-seen order
     finished_at: datetime | None = None
+    interrupted: str | None = None  # the signal that stopped the run, e.g. "SIGINT"
+    evidence_sha256: str | None = None  # apply: the findings.json the plan was checked against
+    rolls_back: str | None = None  # rollback: the apply journal it undoes
+    torn: str | None = None  # on reading: a last line cut off by a crash, ignored
+    _index: dict[tuple[str, str], int] = field(default_factory=dict, repr=False)
+
+    def record(self, entry: Entry) -> None:
+        """The entry becomes its key's current state; earlier ones stay in the file."""
+        index = self._index.get(entry.key)
+        if index is None:
+            self._index[entry.key] = len(self.entries)
+            self.entries.append(entry)
+        else:
+            self.entries[index] = entry
+
+    def latest(self, entry_key: tuple[str, str]) -> Entry | None:
+        index = self._index.get(entry_key)
+        return None if index is None else self.entries[index]
 
     def count(self, outcome: Outcome) -> int:
         return sum(1 for e in self.entries if e.outcome is outcome)
 
 
-def journal_dict(journal: Journal) -> dict[str, Any]:
+def _header(journal: Journal) -> dict[str, Any]:
     return {
         "kind": KIND,
+        "record": "header",
         "action": journal.action,
         "source": journal.source,
         "organization_id": journal.organization_id,
         "started_at": iso(journal.started_at),
-        "finished_at": iso(journal.finished_at),
-        "entries": [
-            {
-                "account_id": e.account_id,
-                "user_name": e.user_name,
-                "arn": e.arn,
-                "access_key_id": e.access_key_id,
-                "outcome": str(e.outcome),
-                "reason": e.reason,
-                "before": {"status": e.before_status, "last_used_at": iso(e.before_last_used_at)},
-                "after": {"status": e.after_status},
-                "at": iso(e.at),
-            }
-            for e in journal.entries
-        ],
+        "evidence_sha256": journal.evidence_sha256,
+        "rolls_back": journal.rolls_back,
     }
 
 
-def write_journal(journal: Journal, path: Path) -> None:
-    write_atomic(path, (json.dumps(journal_dict(journal), indent=2) + "\n").encode())
+def _entry_record(e: Entry) -> dict[str, Any]:
+    return {
+        "record": "entry",
+        "account_id": e.account_id,
+        "user_name": e.user_name,
+        "arn": e.arn,
+        "access_key_id": e.access_key_id,
+        "outcome": str(e.outcome),
+        "reason": e.reason,
+        "before": {"status": e.before_status, "last_used_at": iso(e.before_last_used_at)},
+        "after": {"status": e.after_status},
+        "at": iso(e.at),
+    }
+
+
+def _read_entry(e: dict[str, Any]) -> Entry:
+    return Entry(
+        account_id=e["account_id"],
+        user_name=e["user_name"],
+        arn=e["arn"],
+        access_key_id=e["access_key_id"],
+        outcome=Outcome(e["outcome"]),
+        reason=e["reason"],
+        before_status=e["before"]["status"],
+        before_last_used_at=parse_iso(e["before"]["last_used_at"]),
+        after_status=e["after"]["status"],
+        at=parse_iso(e["at"]),  # type: ignore[arg-type]
+    )
+
+
+class JournalFile:
+    """The journal on disk: append-only, one fsync per line, written by one thread of its own.
+
+    Writes are shielded from cancellation, so every entry the run recorded reaches the disk,
+    in order, even when the run is aborted.
+    """
+
+    def __init__(self, fd: int, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = fd
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="orgscan-journal")
+
+    @classmethod
+    def create(cls, path: Path, header: dict[str, Any]) -> JournalFile:
+        """Create the file, failing if it exists: two runs can never share a journal."""
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o666)
+        except FileExistsError:
+            raise RemediationError(
+                f"{path} already exists: it records earlier changes, or another apply or "
+                "rollback is writing it; move it away or pass --journal with a new file"
+            ) from None
+        except OSError as exc:
+            raise RemediationError(f"{path}: cannot create the journal: {exc.strerror}") from None
+        journal = cls(fd, path)
+        journal._write([header])
+        # The file's name must survive a crash as well as its content.
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+        return journal
+
+    def _write(self, records: Sequence[dict[str, Any]]) -> None:
+        assert self._fd is not None
+        data = b"".join(json.dumps(r, separators=(",", ":")).encode() + b"\n" for r in records)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view) :]
+        os.fsync(self._fd)
+
+    async def append(self, record: dict[str, Any]) -> None:
+        await asyncio.shield(asyncio.wrap_future(self._writer.submit(self._write, [record])))
+
+    def append_now(self, records: Sequence[dict[str, Any]]) -> None:
+        """Blocking, after every line already queued: for the end of a run."""
+        if records:
+            self._writer.submit(self._write, records).result()
+
+    def close(self) -> None:
+        self._writer.shutdown(wait=True)
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def discard(self) -> None:
+        """Remove a journal that records nothing: the run failed before touching any key."""
+        self.close()
+        self.path.unlink(missing_ok=True)
 
 
 def read_journal(path: Path) -> Journal:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if data.get("kind") != KIND:
-            raise ValueError("not an orgscan remediation journal")
-        return Journal(
-            action=data["action"],
-            source=data["source"],
-            organization_id=data["organization_id"],
-            started_at=parse_iso(data["started_at"]),  # type: ignore[arg-type]
-            finished_at=parse_iso(data["finished_at"]),
-            entries=[
-                Entry(
-                    account_id=e["account_id"],
-                    user_name=e["user_name"],
-                    arn=e["arn"],
-                    access_key_id=e["access_key_id"],
-                    outcome=Outcome(e["outcome"]),
-                    reason=e["reason"],
-                    before_status=e["before"]["status"],
-                    before_last_used_at=parse_iso(e["before"]["last_used_at"]),
-                    after_status=e["after"]["status"],
-                    at=parse_iso(e["at"]),  # type: ignore[arg-type]
-                )
-                for e in data["entries"]
-            ],
-        )
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise RemediationError(f"{path}: cannot read the journal: {exc}") from None
+        data = path.read_bytes()
+    except OSError as exc:
+        raise RemediationError(f"{path}: cannot read the journal: {exc.strerror}") from None
+    return parse_journal(data, str(path))
 
 
-def _used_since(planned: datetime | None, live: datetime | None) -> bool:
-    return live is not None and (planned is None or live > planned)
-
-
-def _entry(action: UserAction, key_id: str, outcome: Outcome, reason: str, **kw: Any) -> Entry:
-    return Entry(action.account_id, action.user_name, action.arn, key_id, outcome, reason, **kw)
-
-
-Record = Callable[[Entry], None]
-
-
-async def _deactivate(
-    iam: Any, action: UserAction, planned: KeyAction, live: AccessKey, record: Record
-) -> None:
-    if not live.active:
-        record(_entry(action, planned.access_key_id, Outcome.SKIPPED, "already Inactive"))
-        return
-    now = await with_last_used(iam, live)
-    before = {"before_status": live.status, "before_last_used_at": now.last_used_at}
-    if _used_since(planned.last_used_at, now.last_used_at):
-        record(
-            _entry(
-                action,
-                planned.access_key_id,
-                Outcome.SKIPPED,
-                f"used at {iso(now.last_used_at)} ({now.last_used_service or 'unknown service'}), "
-                "after the plan was made "
-                f"(the plan saw {iso(planned.last_used_at) or 'never used'})",
-                **before,
-            )
-        )
-        return
-    record(_entry(action, planned.access_key_id, Outcome.PENDING, "deactivation sent", **before))
-    await iam.update_access_key(
-        UserName=action.user_name, AccessKeyId=planned.access_key_id, Status="Inactive"
-    )
-    record(
-        _entry(
-            action,
-            planned.access_key_id,
-            Outcome.DEACTIVATED,
-            f"keeping {action.keep} ({action.keep_reason})",
-            after_status="Inactive",
-            **before,
-        )
-    )
-
-
-def _inconsistent(action: UserAction) -> str | None:
-    ids = [k.access_key_id for k in action.deactivate]
-    if action.keep in ids:
-        return f"the plan both keeps and deactivates {action.keep}"
-    if len(set(ids)) != len(ids):
-        return "the plan lists a key twice"
-    return None
-
-
-async def _apply_user(iam: Any, action: UserAction, record: Record) -> None:
-    def skip_all(reason: str) -> None:
-        for key in action.deactivate:
-            record(_entry(action, key.access_key_id, Outcome.SKIPPED, reason))
-
-    problem = _inconsistent(action)
-    if problem:
-        skip_all(f"{problem}; it was edited or corrupted, so nothing is done for this user")
-        return
+def parse_journal(data: bytes, source: str) -> Journal:
+    """A journal as far as it was written. Every complete line counts; a last line cut off by a
+    crash is ignored and reported in `torn`. Reads the JSON journals of orgscan 0.1 as well."""
     try:
-        keys = {key.id: key for key in await list_keys(iam, action.user_name)}
-    except ClientError as exc:
-        if error_code(exc) == "NoSuchEntity":
-            skip_all("the user no longer exists")
-            return
-        raise
-    keep = keys.get(action.keep)
-    if keep is None or not keep.active:
-        skip_all(
-            f"the key to keep, {action.keep}, is no longer active; deactivating the others "
-            "could lock the user out"
+        whole = json.loads(data)
+    except ValueError:
+        whole = None
+    try:
+        if isinstance(whole, dict) and "entries" in whole:
+            return _read_json_journal(whole)
+        return _read_lines(data, source)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise RemediationError(f"{source}: cannot read the journal: {exc}") from None
+
+
+def _read_lines(data: bytes, source: str) -> Journal:
+    *lines, tail = data.split(b"\n")
+    if not lines:
+        raise ValueError(
+            "it has no complete header line; its run stopped before any AWS call, so it "
+            "changed nothing"
         )
-        return
-    for planned in action.deactivate:
-        live = keys.get(planned.access_key_id)
-        if live is None:
-            record(
-                _entry(action, planned.access_key_id, Outcome.SKIPPED, "the key no longer exists")
-            )
-            continue
+    records = []
+    for number, line in enumerate(lines, 1):
         try:
-            await _deactivate(iam, action, planned, live, record)
-        except ClientError as exc:
-            record(
-                _entry(
-                    action,
-                    planned.access_key_id,
-                    Outcome.FAILED,
-                    f"{error_code(exc)}: {error_message(exc)}",
-                )
-            )
+            records.append(json.loads(line))
+        except ValueError:
+            # Only the line being written when a crash struck can be incomplete, and that one
+            # has no newline yet: anything else is damage, not a crash.
+            raise ValueError(f"line {number} is not JSON, so the journal is damaged") from None
+    header = records[0]
+    if header.get("kind") != KIND or header.get("record") != "header":
+        raise ValueError("not an orgscan remediation journal")
+    journal = Journal(
+        action=header["action"],
+        source=header["source"],
+        organization_id=header["organization_id"],
+        started_at=parse_iso(header["started_at"]),  # type: ignore[arg-type]
+        evidence_sha256=header.get("evidence_sha256"),
+        rolls_back=header.get("rolls_back"),
+    )
+    for record in records[1:]:
+        if record["record"] == "entry":
+            journal.record(_read_entry(record))
+        elif record["record"] == "end":
+            journal.finished_at = parse_iso(record["finished_at"])
+            journal.interrupted = record.get("interrupted")
+        else:
+            raise ValueError(f"unknown record {record['record']!r}")
+    if tail:
+        journal.torn = (
+            f"{source}: its last line ({len(tail)} bytes) was cut off while it was written, "
+            "by a crash; it is ignored (a change is sent only after its pending line is "
+            "complete on disk)"
+        )
+    return journal
 
 
-async def _reactivate(iam: Any, entry: Entry, record: Record) -> None:
-    keys = {key.id: key for key in await list_keys(iam, entry.user_name)}
-    key = keys.get(entry.access_key_id)
-    base = dataclasses.replace(entry, at=utcnow(), before_last_used_at=None, after_status=None)
-    if key is None:
-        record(
-            dataclasses.replace(
-                base, outcome=Outcome.SKIPPED, reason="the key no longer exists", before_status=None
-            )
-        )
-        return
-    if key.active:
-        record(
-            dataclasses.replace(
-                base, outcome=Outcome.SKIPPED, reason="already Active", before_status=key.status
-            )
-        )
-        return
-    record(
-        dataclasses.replace(
-            base, outcome=Outcome.PENDING, reason="re-activation sent", before_status=key.status
-        )
+def _read_json_journal(data: dict[str, Any]) -> Journal:
+    """orgscan 0.1 rewrote one JSON document per change, with each key's latest entry only."""
+    if data.get("kind") != KIND:
+        raise ValueError("not an orgscan remediation journal")
+    journal = Journal(
+        action=data["action"],
+        source=data["source"],
+        organization_id=data["organization_id"],
+        started_at=parse_iso(data["started_at"]),  # type: ignore[arg-type]
+        finished_at=parse_iso(data["finished_at"]),
     )
-    await iam.update_access_key(
-        UserName=entry.user_name, AccessKeyId=entry.access_key_id, Status="Active"
-    )
-    record(
-        dataclasses.replace(
-            base,
-            outcome=Outcome.REACTIVATED,
-            reason="rolled back",
-            before_status=key.status,
-            after_status="Active",
-            at=utcnow(),
-        )
-    )
+    for e in data["entries"]:
+        journal.record(_read_entry({"record": "entry", **e}))
+    return journal
+
+
+Record = Callable[[Entry], Awaitable[None]]
 
 
 class _Recorder:
-    """Keeps the journal on disk current after every key, so no change is ever unrecorded."""
+    """Journals an entry: in memory at once, on disk (fsynced) before the await returns."""
 
-    def __init__(self, journal: Journal, path: Path) -> None:
+    def __init__(self, journal: Journal, file: JournalFile) -> None:
         self.journal = journal
-        self.path = path
+        self.file = file
 
-    def __call__(self, entry: Entry) -> None:
-        key = (entry.arn, entry.access_key_id)
-        entries = self.journal.entries
-        pending = next(
-            (
-                i
-                for i, e in enumerate(entries)
-                if e.outcome is Outcome.PENDING and (e.arn, e.access_key_id) == key
-            ),
-            None,
-        )
-        if pending is None:
-            entries.append(entry)
-        else:
-            entries[pending] = entry
-        write_journal(self.journal, self.path)
+    async def __call__(self, entry: Entry) -> None:
+        self.journal.record(entry)
+        await self.file.append(_entry_record(entry))
 
-    def recorded(self) -> set[tuple[str, str]]:
-        return {(e.arn, e.access_key_id) for e in self.journal.entries}
+    def finish(self, unattempted: Sequence[Entry]) -> None:
+        """Journal the keys never reached, then the end line: nothing is silently dropped."""
+        self.journal.finished_at = utcnow()
+        for entry in unattempted:
+            self.journal.record(entry)
+        end = {
+            "record": "end",
+            "finished_at": iso(self.journal.finished_at),
+            "interrupted": self.journal.interrupted,
+        }
+        self.file.append_now([*map(_entry_record, unattempted), end])
+        self.file.close()
 
 
-async def _per_account(
-    config: Config,
-    organization_id: str,
-    groups: dict[str, list[T]],
-    work: Callable[[Any, T, Record], Awaitable[None]],
-    failed: Callable[[T, str], list[Entry]],
-    record: _Recorder,
+# UpdateAccessKey attempts of the change in progress: None for each one AWS answered, the
+# exception for each one that got no answer (and so may still take effect).
+_ATTEMPTS: ContextVar[list[BaseException | None] | None] = ContextVar(
+    "orgscan_update_attempts", default=None
+)
+
+
+def _attempt_seen(exception: BaseException | None = None, **_: Any) -> None:
+    attempts = _ATTEMPTS.get()
+    if attempts is not None:
+        attempts.append(exception)
+
+
+def _watch_attempts(iam: Any) -> None:
+    # botocore retries inside one call; this sees every attempt, not only the last.
+    iam.meta.events.register(
+        "response-received.iam.UpdateAccessKey", _attempt_seen, unique_id="orgscan-attempts"
+    )
+
+
+async def _live_status(iam: Any, user_name: str, key_id: str) -> str | None:
+    """The key's status now; None when the key or its user no longer exists."""
+    try:
+        keys = await list_keys(iam, user_name)
+    except ClientError as exc:
+        if error_code(exc) == "NoSuchEntity":
+            return None
+        raise
+    return next((k.status for k in keys if k.id == key_id), None)
+
+
+def _failure(exc: BaseException) -> str:
+    return f"{error_code(exc)}: {error_message(exc)}"
+
+
+async def _change(
+    iam: Any, record: Record, base: Entry, target: str, done: Outcome, reason: str
 ) -> None:
-    """Run `work` for each item, account by account, under the remediation role.
+    """Journal the change as pending, send it, and journal what is known of its outcome.
 
-    Whatever stops an account (no role, a network error) fails its unfinished items only.
+    After an error the key is re-read: a change that went through is recorded as made even
+    when its answer was lost or a retry was refused, and a change that may still arrive stays
+    pending. Only a change AWS refused on every attempt, with the key unchanged, is failed.
     """
-    config = config.for_remediation()
+    await record(
+        dataclasses.replace(base, outcome=Outcome.PENDING, reason=f"{target} sent", at=utcnow())
+    )
+    attempts: list[BaseException | None] = []
+    token = _ATTEMPTS.set(attempts)
+    try:
+        await iam.update_access_key(
+            UserName=base.user_name, AccessKeyId=base.access_key_id, Status=target
+        )
+        error = None
+    except Exception as exc:
+        error = exc
+    finally:
+        _ATTEMPTS.reset(token)
+    if error is None:
+        await record(
+            dataclasses.replace(base, outcome=done, reason=reason, after_status=target, at=utcnow())
+        )
+        return
+    answered = isinstance(error, ClientError) and bool(attempts) and not any(attempts)
+    await _settle(iam, record, base, target, done, reason, _failure(error), answered)
+
+
+async def _settle(
+    iam: Any,
+    record: Record,
+    base: Entry,
+    target: str,
+    done: Outcome,
+    reason: str,
+    error: str | None,
+    answered: bool,
+) -> None:
+    """Re-read a key whose change has no clean answer (`error`, or None for a pending entry
+    resolved before its account is left), and journal what that shows."""
+    sent = f"{target} sent, then {error}" if error else (base.reason or f"{target} sent")
+    try:
+        status = await _live_status(iam, base.user_name, base.access_key_id)
+    except Exception as exc:
+        await record(
+            dataclasses.replace(
+                base,
+                outcome=Outcome.PENDING,
+                reason=f"{sent}; re-reading the key failed ({_failure(exc)}): outcome unknown",
+                at=utcnow(),
+            )
+        )
+        return
+    if status == target:
+        shown = f"AWS answered {error}, but " if error else ""
+        await record(
+            dataclasses.replace(
+                base,
+                outcome=done,
+                reason=f"{reason}; {shown}re-reading shows the key {target}",
+                after_status=target,
+                at=utcnow(),
+            )
+        )
+    elif status is None:
+        await record(
+            dataclasses.replace(
+                base, outcome=Outcome.SKIPPED, reason="the key no longer exists", at=utcnow()
+            )
+        )
+    elif answered:
+        await record(
+            dataclasses.replace(
+                base,
+                outcome=Outcome.FAILED,
+                reason=f"{error}; the key is still {status}",
+                after_status=status,
+                at=utcnow(),
+            )
+        )
+    else:
+        await record(
+            dataclasses.replace(
+                base,
+                outcome=Outcome.PENDING,
+                reason=f"{sent}; re-reading shows the key still {status}, but the request may "
+                "yet arrive"
+                if error
+                else f"{sent}; still {status} when re-read before leaving the account",
+                at=utcnow(),
+            )
+        )
+
+
+async def _resolve_pending(
+    iam: Any, record: _Recorder, account_id: str, target: str, done: Outcome, reason: str
+) -> None:
+    """Before an account is left, re-read every key of it still pending and journal that."""
+    for entry in list(record.journal.entries):
+        if entry.account_id == account_id and entry.outcome is Outcome.PENDING:
+            await _settle(iam, record, entry, target, done, reason, None, False)
+
+
+@dataclass(slots=True)
+class _Run:
+    """One remediation run: its config, journal, stop flag and AWS access."""
+
+    config: Config
+    record: _Recorder
+    stop: Stop
+    factory: ClientFactory
+    credentials: AccountCredentials
+    organization: Organization
+    org: Any
+
+    def not_attempted(self) -> str:
+        return f"not attempted: interrupted by {self.stop.signal}"
+
+    async def each_account(
+        self,
+        groups: dict[str, list[T]],
+        work: Callable[[Any, str, Sequence[T]], Awaitable[None]],
+        entries_of: Callable[[T, Outcome, str], list[Entry]],
+    ) -> None:
+        """Run `work` per account under the remediation role. Whatever stops an account (no
+        role, a network error) fails its unrecorded keys only; a pending one stays pending."""
+        cap = asyncio.Semaphore(self.config.scan.max_accounts_in_flight)
+
+        async def account(account_id: str, items: Sequence[T]) -> None:
+            async with cap:
+                if self.stop.signal:
+                    for item in items:
+                        for entry in entries_of(item, Outcome.SKIPPED, self.not_attempted()):
+                            await self.record(entry)
+                    return
+                limiter = RateLimiter(self.config.scan.account_rate_limit)
+                try:
+                    creds = await self.credentials.get(account_id)
+                    async with self.factory.client("iam", limiter, CallCounter(), creds) as iam:
+                        _watch_attempts(iam)
+                        await work(iam, account_id, items)
+                except Exception as exc:
+                    reason = (
+                        f"{exc.error.code}: {exc.error.message}"
+                        if isinstance(exc, AccountFailure)
+                        else _failure(exc)
+                    )
+                    for item in items:
+                        for entry in entries_of(item, Outcome.FAILED, reason):
+                            if self.record.journal.latest(entry.key) is None:
+                                await self.record(entry)
+
+        await asyncio.gather(*(account(a, items) for a, items in sorted(groups.items())))
+
+
+@asynccontextmanager
+async def _session(
+    config: Config, organization_id: str, record: _Recorder, stop: Stop
+) -> AsyncIterator[_Run]:
     factory = ClientFactory(config.scan)
     management, calls = RateLimiter(config.scan.management_rate_limit), CallCounter()
-    cap = asyncio.Semaphore(config.scan.max_accounts_in_flight)
     async with (
         factory.client("organizations", management, calls) as org,
         factory.client("sts", management, calls) as sts,
@@ -325,61 +546,355 @@ async def _per_account(
                 f"the plan is for organization {organization_id}; these credentials manage "
                 f"{organization.id}"
             )
-        credentials = AccountCredentials(sts, identity, config, organization.management_account_id)
-
-        async def account(account_id: str, items: Sequence[T]) -> None:
-            async with cap:
-                limiter = RateLimiter(config.scan.account_rate_limit)
-                try:
-                    creds = await credentials.get(account_id)
-                    async with factory.client("iam", limiter, CallCounter(), creds) as iam:
-                        for item in items:
-                            await work(iam, item, record)
-                except Exception as exc:
-                    reason = (
-                        f"{exc.error.code}: {exc.error.message}"
-                        if isinstance(exc, AccountFailure)
-                        else f"{error_code(exc)}: {error_message(exc)}"
-                    )
-                    done = record.recorded()
-                    for item in items:
-                        for entry in failed(item, reason):
-                            if (entry.arn, entry.access_key_id) not in done:
-                                record(entry)
-
-        await asyncio.gather(*(account(a, items) for a, items in sorted(groups.items())))
+        # The remediation role in every account, the management account included; the config
+        # as given still decides which accounts and users are in scope (its filters, its skip).
+        credentials = AccountCredentials(
+            sts, identity, config.for_remediation(), organization.management_account_id
+        )
+        yield _Run(config, record, stop, factory, credentials, organization, org)
 
 
-async def apply_plan(plan: Plan, config: Config, journal_path: Path) -> Journal:
-    journal = Journal("apply", plan.source_run_id, plan.organization_id, utcnow())
+@asynccontextmanager
+async def _journaled(
+    journal: Journal, path: Path, stop: Stop, planned: Callable[[], list[Entry]]
+) -> AsyncIterator[_Recorder]:
+    """The run's journal, created before any AWS call and always ended.
+
+    `planned` gives an entry for every key the run set out to handle, so the keys it never
+    reached are journaled as not attempted. A second signal cancels the run: what was sent
+    stays pending, and the journal is ended all the same.
+    """
+    record = _Recorder(journal, JournalFile.create(path, _header(journal)))
+    try:
+        yield record
+    except asyncio.CancelledError:
+        if stop.signal is None:
+            record.file.close()  # cancelled from outside: ended as a crash would end it
+            raise
+    except Exception:
+        if not journal.entries:
+            record.file.discard()  # it failed before touching any key: nothing to record
+            raise
+        journal.interrupted = stop.signal
+        _finish(record, planned(), "the run stopped on an error")
+        raise
+    journal.interrupted = stop.signal
+    _finish(record, planned(), f"interrupted by {stop.signal}" if stop.signal else "not reached")
+
+
+def _finish(record: _Recorder, planned: list[Entry], why: str) -> None:
+    unattempted = [
+        dataclasses.replace(e, outcome=Outcome.SKIPPED, reason=f"not attempted: {why}")
+        for e in planned
+        if record.journal.latest(e.key) is None
+    ]
+    record.finish(unattempted)
+
+
+def _excepted(config: Config, action: UserAction, today: date) -> ApprovedException | None:
+    """The current config's valid exception for the user, as the scan's evaluation judges it."""
+    user = UserKeys(action.account_id, action.user_name, action.arn, "", ())
+    valid = [e for e in config.exceptions if exception_matches(e, user) and not e.is_expired(today)]
+    return max(valid, key=lambda e: e.expires, default=None)
+
+
+async def _excluded_accounts(run: _Run, account_ids: Collection[str]) -> dict[str, str]:
+    """Accounts the current config's filters leave out, read live: an account can have moved
+    OU or been suspended since the scan."""
+    wanted = set(account_ids)
+    found = {}
+    async for listed in walk_accounts(run.org):
+        if listed.id in wanted:
+            found[listed.id] = listed
+    accounts = AccountFilter(run.config.organization, run.organization.management_account_id)
+    reasons = {}
+    for account_id in sorted(wanted):
+        account = found.get(account_id)
+        if account is None:
+            reasons[account_id] = "the account is no longer in the organization"
+        elif reason := accounts.skip_reason(account):
+            reasons[account_id] = f"the current config leaves the account out: {reason}"
+    return reasons
+
+
+def _used_since(planned: datetime | None, live: datetime | None) -> bool:
+    return live is not None and (planned is None or live > planned)
+
+
+def _entry(
+    action: UserAction, key_id: str, outcome: Outcome, reason: str | None, **kw: Any
+) -> Entry:
+    return Entry(action.account_id, action.user_name, action.arn, key_id, outcome, reason, **kw)
+
+
+class _Apply:
+    def __init__(self, run: _Run) -> None:
+        self.run = run
+        self.today = utcnow().date()
+
+    async def account(self, iam: Any, account_id: str, actions: Sequence[UserAction]) -> None:
+        for action in actions:
+            await self.user(iam, action)
+        await _resolve_pending(
+            iam, self.run.record, account_id, "Inactive", Outcome.DEACTIVATED, "deactivated"
+        )
+
+    async def user(self, iam: Any, action: UserAction) -> None:
+        record = self.run.record
+
+        async def all_keys(outcome: Outcome, reason: str) -> None:
+            for key in action.deactivate:
+                await record(_entry(action, key.access_key_id, outcome, reason))
+
+        if self.run.stop.signal:
+            await all_keys(Outcome.SKIPPED, self.run.not_attempted())
+            return
+        exception = _excepted(self.run.config, action, self.today)
+        if exception:
+            await all_keys(
+                Outcome.SKIPPED,
+                f"excepted by the current config until {exception.expires} (owner "
+                f"{exception.owner}{', ' + exception.ticket if exception.ticket else ''}): "
+                f"{exception.reason}",
+            )
+            return
+        try:
+            keys = {key.id: key for key in await list_keys(iam, action.user_name)}
+        except Exception as exc:
+            if error_code(exc) == "NoSuchEntity":
+                await all_keys(Outcome.SKIPPED, "the user no longer exists")
+            else:
+                await all_keys(Outcome.FAILED, _failure(exc))
+            return
+        keep = keys.get(action.keep)
+        if keep is None or not keep.active:
+            await all_keys(
+                Outcome.SKIPPED,
+                f"the key to keep, {action.keep}, is no longer active; deactivating the others "
+                "could lock the user out",
+            )
+            return
+        for planned in action.deactivate:
+            if self.run.stop.signal:
+                await record(
+                    _entry(action, planned.access_key_id, Outcome.SKIPPED, self.run.not_attempted())
+                )
+                continue
+            await self.key(iam, action, planned, keys.get(planned.access_key_id))
+
+    async def key(
+        self, iam: Any, action: UserAction, planned: KeyAction, live: AccessKey | None
+    ) -> None:
+        record = self.run.record
+        key_id = planned.access_key_id
+        if live is None:
+            await record(_entry(action, key_id, Outcome.SKIPPED, "the key no longer exists"))
+            return
+        if not live.active:
+            await record(_entry(action, key_id, Outcome.SKIPPED, f"already {live.status}"))
+            return
+        try:
+            now = await with_last_used(iam, live)
+        except Exception as exc:
+            await record(_entry(action, key_id, Outcome.FAILED, _failure(exc)))
+            return
+        before = {"before_status": live.status, "before_last_used_at": now.last_used_at}
+        if _used_since(planned.last_used_at, now.last_used_at):
+            await record(
+                _entry(
+                    action,
+                    key_id,
+                    Outcome.SKIPPED,
+                    f"used at {iso(now.last_used_at)} "
+                    f"({now.last_used_service or 'unknown service'}), after the plan was made "
+                    f"(the plan saw {iso(planned.last_used_at) or 'never used'})",
+                    **before,
+                )
+            )
+            return
+        base = _entry(action, key_id, Outcome.PENDING, None, **before)
+        await _change(
+            iam,
+            record,
+            base,
+            "Inactive",
+            Outcome.DEACTIVATED,
+            f"keeping {action.keep} ({action.keep_reason})",
+        )
+
+
+async def apply_plan(
+    plan: Plan, config: Config, journal_path: Path, stop: Stop | None = None
+) -> Journal:
+    """Deactivate the plan's keys that still qualify; the plan must already be checked
+    against its evidence (`plan.check`)."""
+    stop = stop or Stop()
+    journal = Journal(
+        "apply",
+        plan.source_run_id,
+        plan.organization_id,
+        utcnow(),
+        evidence_sha256=plan.evidence.sha256,
+    )
     groups: dict[str, list[UserAction]] = {}
     for action in plan.actions:
         groups.setdefault(action.account_id, []).append(action)
 
-    def failed(action: UserAction, reason: str) -> list[Entry]:
-        return [_entry(action, k.access_key_id, Outcome.FAILED, reason) for k in action.deactivate]
+    def entries_of(action: UserAction, outcome: Outcome, reason: str) -> list[Entry]:
+        return [_entry(action, k.access_key_id, outcome, reason) for k in action.deactivate]
 
-    await _per_account(
-        config, plan.organization_id, groups, _apply_user, failed, _Recorder(journal, journal_path)
-    )
-    journal.finished_at = utcnow()
-    write_journal(journal, journal_path)
+    def planned() -> list[Entry]:
+        return [e for a in plan.actions for e in entries_of(a, Outcome.SKIPPED, "")]
+
+    async with (
+        _journaled(journal, journal_path, stop, planned) as record,
+        _session(config, plan.organization_id, record, stop) as run,
+    ):
+        for account_id, reason in (await _excluded_accounts(run, groups)).items():
+            for action in groups.pop(account_id):
+                for entry in entries_of(action, Outcome.SKIPPED, reason):
+                    await record(entry)
+        await run.each_account(groups, _Apply(run).account, entries_of)
     return journal
 
 
-async def rollback(applied: Journal, config: Config, journal_path: Path) -> Journal:
-    """Re-activate exactly the keys the journal deactivated (or may have), nothing else."""
-    journal = Journal("rollback", applied.source, applied.organization_id, utcnow())
+@dataclass(frozen=True, slots=True)
+class Undo:
+    """What a rollback would undo: the changes orgscan confirmed, and those left pending."""
+
+    deactivated: tuple[Entry, ...]
+    pending: tuple[Entry, ...]
+
+
+def to_undo(applied: Journal, accounts: Collection[str] = (), keys: Collection[str] = ()) -> Undo:
+    """The apply journal's changes, limited to the keys of `accounts` and the `keys` given
+    (all when neither is). A value that selects nothing is an error, never an empty rollback."""
+    changed = [e for e in applied.entries if e.outcome in (Outcome.DEACTIVATED, Outcome.PENDING)]
+    for wanted, of in ((accounts, "account_id"), (keys, "access_key_id")):
+        for value in wanted:
+            if not any(getattr(e, of) == value for e in changed):
+                raise RemediationError(
+                    f"{value}: the journal records no change to undo for this "
+                    f"{'account' if of == 'account_id' else 'key'}"
+                )
+    if accounts or keys:
+        changed = [e for e in changed if e.account_id in accounts or e.access_key_id in keys]
+    return Undo(
+        deactivated=tuple(e for e in changed if e.outcome is Outcome.DEACTIVATED),
+        pending=tuple(e for e in changed if e.outcome is Outcome.PENDING),
+    )
+
+
+class _Rollback:
+    def __init__(self, run: _Run, include_pending: bool) -> None:
+        self.run = run
+        self.include_pending = include_pending
+
+    async def account(self, iam: Any, account_id: str, entries: Sequence[Entry]) -> None:
+        for entry in entries:
+            await self.key(iam, entry)
+        await _resolve_pending(
+            iam, self.run.record, account_id, "Active", Outcome.REACTIVATED, "rolled back"
+        )
+
+    async def key(self, iam: Any, applied: Entry) -> None:
+        record = self.run.record
+        base = dataclasses.replace(
+            applied,
+            outcome=Outcome.PENDING,
+            reason=None,
+            before_last_used_at=None,
+            after_status=None,
+            at=utcnow(),
+        )
+
+        async def note(outcome: Outcome, reason: str, status: str | None = None) -> None:
+            await record(
+                dataclasses.replace(base, outcome=outcome, reason=reason, before_status=status)
+            )
+
+        if self.run.stop.signal:
+            await note(Outcome.SKIPPED, self.run.not_attempted())
+            return
+        # Each key on its own: a user deleted since, or one throttled call, must not stop the
+        # rest of the account from being re-activated.
+        try:
+            status = await _live_status(iam, applied.user_name, applied.access_key_id)
+        except Exception as exc:
+            await note(Outcome.FAILED, _failure(exc))
+            return
+        if status is None:
+            await note(Outcome.SKIPPED, "the key or its user no longer exists")
+        elif status == "Active":
+            await note(Outcome.SKIPPED, "already Active", status)
+        elif status != "Inactive":
+            await note(
+                Outcome.SKIPPED,
+                f"its status is {status}; rollback re-activates only keys orgscan set Inactive",
+                status,
+            )
+        elif applied.outcome is Outcome.PENDING and not self.include_pending:
+            await note(
+                Outcome.SKIPPED,
+                "the apply left this change pending (sent, never confirmed), so orgscan cannot "
+                "show that it made the key Inactive; left Inactive (--include-pending "
+                "re-activates such keys)",
+                status,
+            )
+        else:
+            await _change(
+                iam,
+                record,
+                dataclasses.replace(base, before_status=status),
+                "Active",
+                Outcome.REACTIVATED,
+                "rolled back",
+            )
+
+
+async def rollback(
+    applied: Journal,
+    undo: Undo,
+    config: Config,
+    journal_path: Path,
+    stop: Stop | None = None,
+    *,
+    applied_path: Path,
+    include_pending: bool = False,
+) -> Journal:
+    """Re-activate the keys in `undo` that the apply changed; a pending one only with
+    `include_pending`, and never one that is not Inactive now."""
+    stop = stop or Stop()
+    journal = Journal(
+        "rollback",
+        applied.source,
+        applied.organization_id,
+        utcnow(),
+        rolls_back=str(applied_path.resolve()),
+    )
     groups: dict[str, list[Entry]] = {}
-    for entry in applied.entries:
-        if entry.outcome in (Outcome.DEACTIVATED, Outcome.PENDING):
-            groups.setdefault(entry.account_id, []).append(entry)
+    for entry in (*undo.deactivated, *undo.pending):
+        groups.setdefault(entry.account_id, []).append(entry)
 
-    def failed(entry: Entry, reason: str) -> list[Entry]:
-        return [dataclasses.replace(entry, outcome=Outcome.FAILED, reason=reason, at=utcnow())]
+    def entries_of(entry: Entry, outcome: Outcome, reason: str) -> list[Entry]:
+        return [
+            dataclasses.replace(
+                entry,
+                outcome=outcome,
+                reason=reason,
+                before_status=None,
+                before_last_used_at=None,
+                after_status=None,
+                at=utcnow(),
+            )
+        ]
 
-    record = _Recorder(journal, journal_path)
-    await _per_account(config, applied.organization_id, groups, _reactivate, failed, record)
-    journal.finished_at = utcnow()
-    write_journal(journal, journal_path)
+    def planned() -> list[Entry]:
+        return [e for es in groups.values() for x in es for e in entries_of(x, Outcome.SKIPPED, "")]
+
+    async with (
+        _journaled(journal, journal_path, stop, planned) as record,
+        _session(config, applied.organization_id, record, stop) as run,
+    ):
+        await run.each_account(groups, _Rollback(run, include_pending).account, entries_of)
     return journal
