@@ -33,6 +33,7 @@ STATUS = {
     "ServiceUnavailable": 503,
     "ReportInProgress": 404,
     "ReportNotPresent": 410,
+    "NoSuchEntity": 404,  # IAM: a user or key deleted meanwhile
 }
 IAM_NS = "https://iam.amazonaws.com/doc/2010-05-08/"
 _CREDENTIAL = re.compile(r"Credential=([A-Z0-9]+)/")
