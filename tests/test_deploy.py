@@ -334,6 +334,10 @@ def test_cloudformation_trust_names_the_scanning_principal_with_an_optional_exte
     parameters, conditions = template["Parameters"], template["Conditions"]
     assert parameters["ExternalId"]["Default"] == ""
     assert conditions["HasExternalId"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "ExternalId"}, ""]}]}
+    assert parameters["WatchPrincipalArn"]["Default"] == ""
+    assert conditions["HasWatchPrincipal"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "WatchPrincipalArn"}, ""]}]
+    }
     external_id = {
         "Fn::If": [
             "HasExternalId",
@@ -342,7 +346,14 @@ def test_cloudformation_trust_names_the_scanning_principal_with_an_optional_exte
         ]
     }
     principals = {
-        "AuditRole": {"Ref": "ScanningPrincipalArn"},
+        # The watch's function role (deploy/watch) joins the scanning principal when given.
+        "AuditRole": {
+            "Fn::If": [
+                "HasWatchPrincipal",
+                [{"Ref": "ScanningPrincipalArn"}, {"Ref": "WatchPrincipalArn"}],
+                {"Ref": "ScanningPrincipalArn"},
+            ]
+        },
         "RemediationRole": {
             "Fn::If": [
                 "HasRemediationPrincipal",
@@ -375,16 +386,17 @@ def test_terraform_trust_and_remediation_switch(terraform):
     variables = terraform["variable"]
     assert variables["external_id"]["default"] is None
     assert variables["enable_remediation_role"]["default"] is False
-    for role, principal in {
-        "audit": "${var.scanning_principal_arn}",
-        "remediation": "${local.remediation_principal_arn}",
+    assert variables["watch_principal_arn"]["default"] is None
+    for role, principals in {
+        "audit": "${compact([var.scanning_principal_arn, var.watch_principal_arn])}",
+        "remediation": ["${local.remediation_principal_arn}"],
     }.items():
         trust_document = terraform["resource"][f"aws_iam_role.{role}"]["assume_role_policy"]
         assert trust_document == f"${{data.aws_iam_policy_document.{role}_trust.json}}"
         (trust,) = terraform["data"][f"aws_iam_policy_document.{role}_trust"]["statement"]
         assert trust["effect"] == "Allow"
         assert trust["actions"] == ["sts:AssumeRole"]
-        assert trust["principals"] == [{"type": "AWS", "identifiers": [principal]}]
+        assert trust["principals"] == [{"type": "AWS", "identifiers": principals}]
         ((name, condition),) = trust["dynamic"][0].items()
         assert name == "condition"
         assert "var.external_id == null ? []" in condition["for_each"]
