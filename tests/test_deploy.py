@@ -51,6 +51,7 @@ IAM_ACTIONS = {
     "GenerateCredentialReport": "iam:GenerateCredentialReport",
     "GetCredentialReport": "iam:GetCredentialReport",
     "UpdateAccessKey": "iam:UpdateAccessKey",
+    "Publish": "sns:Publish",  # orgscan watch's Lambda (tests/test_deploy_watch.py)
 }
 NEEDS_NO_PERMISSION = {"sts:GetCallerIdentity"}
 
@@ -163,12 +164,16 @@ def _unquote(value: Any) -> Any:
 
 @pytest.fixture(scope="module")
 def terraform() -> dict[str, dict[str, dict[str, Any]]]:
-    """Every block of the module: {kind: {"type.name": body}}."""
+    return terraform_blocks(TERRAFORM)
+
+
+def terraform_blocks(directory: Path) -> dict[str, dict[str, dict[str, Any]]]:
+    """Every block of the module in `directory`: {kind: {"type.name": body}}."""
     hcl2 = pytest.importorskip(
         "hcl2", reason="python-hcl2 is not installed; pip install python-hcl2"
     )
     blocks: dict[str, dict[str, dict[str, Any]]] = {}
-    for path in sorted(TERRAFORM.glob("*.tf")):
+    for path in sorted(directory.glob("*.tf")):
         with path.open() as file:
             document = _unquote(hcl2.load(file))
         for kind in ("resource", "data"):
@@ -494,7 +499,7 @@ def _service_operations() -> dict[str, set[str]]:
     """snake_case method name → IAM actions, for the services orgscan talks to."""
     session = botocore.session.get_session()
     operations: dict[str, set[str]] = {}
-    for service in ("iam", "organizations", "sts"):
+    for service in ("iam", "organizations", "sts", "sns"):
         model = session.get_service_model(service)
         for operation in model.operation_names:
             operations.setdefault(xform_name(operation), set()).add(f"{service}:{operation}")
