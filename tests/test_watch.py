@@ -88,12 +88,14 @@ def sample(
     return data
 
 
-def watch_cli(tmp_path: Path, event: dict[str, Any] | str, cfg: dict[str, Any]):
+def watch_cli(tmp_path: Path, event: dict[str, Any] | str, cfg: dict[str, Any], *extra: str):
     path = tmp_path / "event.json"
     path.write_text(event if isinstance(event, str) else json.dumps(event))
     cfg_path = tmp_path / "config.yaml"
     cfg_path.write_text(yaml.safe_dump(cfg))
-    return CliRunner().invoke(app, ["watch", "--event", str(path), "--config", str(cfg_path)])
+    return CliRunner().invoke(
+        app, ["watch", "--event", str(path), "--config", str(cfg_path), *extra]
+    )
 
 
 def live_keys(aws, account: str, user: str) -> list[str]:
@@ -319,15 +321,13 @@ def test_no_secret_from_the_event_reaches_the_output(aws, tmp_path):
     # CloudTrail leaves the secret out of CreateAccessKey's response; if one ever came along,
     # nothing may echo it.
     event["detail"]["responseElements"]["accessKey"]["secretAccessKey"] = FAKE_SECRET
-    result = watch_cli(tmp_path, event, settings(prod))
+    result = watch_cli(tmp_path, event, settings(prod), "--verbose")
     assert result.exit_code == ExitCode.FINDINGS, result.output
     assert FAKE_SECRET not in result.output
-    for secret in seeded_secrets(aws):
+    # Nor any session credential the watch was issued, even with debug logging on.
+    assert aws.faults.issued_secrets
+    for secret in aws.faults.issued_secrets:
         assert secret not in result.output
-
-
-def seeded_secrets(aws) -> list[str]:
-    return list(aws.faults.issued_secrets)
 
 
 # --- the Lambda: SNS with the sweep's fingerprint -------------------------------------------
