@@ -80,6 +80,16 @@ def forwarder_template() -> dict[str, Any]:
     return load(FORWARDER)
 
 
+@pytest.fixture(scope="module")
+def watch_tf() -> dict[str, Any]:
+    return terraform_blocks(TERRAFORM)
+
+
+@pytest.fixture(scope="module")
+def forwarder_tf() -> dict[str, Any]:
+    return terraform_blocks(TERRAFORM / "forwarder")
+
+
 def cfn_resource(value: Any) -> str:
     if isinstance(value, str):
         return value
@@ -137,11 +147,11 @@ def test_cloudformation_grants_exactly_permissions_json(watch_template, forwarde
     )
 
 
-def test_terraform_grants_exactly_permissions_json():
-    watch = terraform_blocks(TERRAFORM)
-    assert tf_statements(watch, "function", "watch_function") == expected("watch_function")
-    forwarder = terraform_blocks(TERRAFORM / "forwarder")
-    assert tf_statements(forwarder, "forwarder", "watch_forwarder") == expected("watch_forwarder")
+def test_terraform_grants_exactly_permissions_json(watch_tf, forwarder_tf):
+    assert tf_statements(watch_tf, "function", "watch_function") == expected("watch_function")
+    assert tf_statements(forwarder_tf, "forwarder", "watch_forwarder") == expected(
+        "watch_forwarder"
+    )
 
 
 def test_the_function_may_assume_only_the_audit_role_and_change_nothing_in_iam():
@@ -187,9 +197,9 @@ def test_the_lambda_sends_only_what_its_role_and_the_audit_role_grant(aws, topic
     assert aws.faults.assumed_roles == [f"arn:aws:iam::{prod}:role/OrgScanAudit"]
 
 
-def test_the_templates_run_the_function_the_package_holds(watch_template):
+def test_the_templates_run_the_function_the_package_holds(watch_template, watch_tf):
     function = watch_template["Resources"]["Function"]["Properties"]
-    tf_function = terraform_blocks(TERRAFORM)["resource"]["aws_lambda_function.watch"]
+    tf_function = watch_tf["resource"]["aws_lambda_function.watch"]
     module, _, name = function["Handler"].rpartition(".")
     assert f"{module}.{name}" == tf_function["handler"] == "orgscan.watch.lambda_entry.handler"
     assert lambda_entry.__name__ == module and callable(getattr(lambda_entry, name))
@@ -214,12 +224,12 @@ def test_the_templates_run_the_function_the_package_holds(watch_template):
 # --- Wiring: the bus, the rule, the dead letters -----------------------------------------------
 
 
-def test_one_event_pattern_everywhere(watch_template, forwarder_template):
+def test_one_event_pattern_everywhere(watch_template, forwarder_template, watch_tf, forwarder_tf):
     assert watch_template["Resources"]["Rule"]["Properties"]["EventPattern"] == PATTERN
     assert forwarder_template["Resources"]["ForwardRule"]["Properties"]["EventPattern"] == PATTERN
-    watch = terraform_blocks(TERRAFORM)["resource"]["aws_cloudwatch_event_rule.key_events"]
+    watch = watch_tf["resource"]["aws_cloudwatch_event_rule.key_events"]
     assert watch["event_pattern"] == '${file("${path.module}/../event-pattern.json")}'
-    forwarder = terraform_blocks(TERRAFORM / "forwarder")["resource"]
+    forwarder = forwarder_tf["resource"]
     assert forwarder["aws_cloudwatch_event_rule.key_events"]["event_pattern"] == (
         '${file("${path.module}/../../event-pattern.json")}'
     )
@@ -245,7 +255,7 @@ def test_the_pattern_passes_what_can_add_an_active_key(name, matches):
     assert not EventPattern.load(json.dumps(PATTERN)).matches_event(other)
 
 
-def test_the_bus_takes_events_only_from_the_organization(watch_template):
+def test_the_bus_takes_events_only_from_the_organization(watch_template, watch_tf):
     policy = watch_template["Resources"]["EventBusPolicy"]["Properties"]
     assert policy["EventBusName"] == {"Ref": "EventBus"}
     statement = policy["Statement"]
@@ -253,9 +263,7 @@ def test_the_bus_takes_events_only_from_the_organization(watch_template):
     assert statement["Condition"] == {
         "StringEquals": {"aws:PrincipalOrgID": {"Ref": "OrganizationId"}}
     }
-    (tf_statement,) = terraform_blocks(TERRAFORM)["data"]["aws_iam_policy_document.bus"][
-        "statement"
-    ]
+    (tf_statement,) = watch_tf["data"]["aws_iam_policy_document.bus"]["statement"]
     assert tf_statement["condition"] == [
         {
             "test": "StringEquals",
@@ -265,7 +273,7 @@ def test_the_bus_takes_events_only_from_the_organization(watch_template):
     ]
 
 
-def test_nothing_that_fails_is_dropped(watch_template):
+def test_nothing_that_fails_is_dropped(watch_template, watch_tf):
     resources = watch_template["Resources"]
     queue = {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
     # The rule's delivery failures and the function's own failures land in the same queue.
@@ -277,7 +285,7 @@ def test_nothing_that_fails_is_dropped(watch_template):
     assert statement["Condition"] == {
         "ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["Rule", "Arn"]}}
     }
-    tf = terraform_blocks(TERRAFORM)["resource"]
+    tf = watch_tf["resource"]
     assert tf["aws_cloudwatch_event_target.watch"]["dead_letter_config"] == [
         {"arn": "${aws_sqs_queue.dead_letters.arn}"}
     ]
@@ -286,13 +294,13 @@ def test_nothing_that_fails_is_dropped(watch_template):
     ]
 
 
-def test_the_audit_role_can_trust_the_function(watch_template):
+def test_the_audit_role_can_trust_the_function(watch_template, watch_tf):
     # FunctionRoleArn goes into orgscan-roles.yaml's WatchPrincipalArn.
     assert watch_template["Outputs"]["FunctionRoleArn"]["Value"] == {
         "Fn::GetAtt": ["FunctionRole", "Arn"]
     }
     assert "WatchPrincipalArn" in load(ROLES_TEMPLATE)["Parameters"]
-    assert "function_role_arn" in terraform_blocks(TERRAFORM)["output"]
+    assert "function_role_arn" in watch_tf["output"]
 
 
 def test_the_templates_create_only_what_the_watch_needs(watch_template, forwarder_template):
