@@ -432,8 +432,22 @@ def _lint(cfnlint_api: Any, text: str) -> list[str]:
     return [str(match) for match in cfnlint_api.lint(text, config=args)]
 
 
-def test_cfn_lint_reports_nothing(cfnlint_api):
-    assert _lint(cfnlint_api, TEMPLATE.read_text()) == []
+# Every template under deploy/, today's and any added later.
+TEMPLATES = sorted(DEPLOY.rglob("cloudformation/*.yaml"))
+TERRAFORM_MODULES = sorted({path.parent for path in DEPLOY.rglob("*.tf")})
+
+
+@pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: str(p.relative_to(DEPLOY)))
+def test_cfn_lint_reports_nothing(cfnlint_api, path):
+    assert _lint(cfnlint_api, path.read_text()) == []
+
+
+@pytest.mark.parametrize("directory", TERRAFORM_MODULES, ids=lambda p: str(p.relative_to(DEPLOY)))
+def test_every_terraform_module_parses_and_declares_its_provider(directory):
+    blocks = terraform_blocks(directory)
+    (providers,) = blocks["terraform"]["settings"]["required_providers"]
+    assert providers["aws"]["source"] == "hashicorp/aws"
+    assert blocks["resource"] and blocks["output"] and blocks["variable"]
 
 
 def test_cfn_lint_would_catch_a_broken_template(cfnlint_api):

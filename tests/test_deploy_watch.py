@@ -26,8 +26,6 @@ from .test_deploy import (
     PERMISSIONS,
     CfnLoader,
     Statements,
-    _lint,
-    cfnlint_api,  # noqa: F401 - a fixture
     expected,
     granted,
     listify,
@@ -325,20 +323,7 @@ def test_the_templates_create_only_what_the_watch_needs(watch_template, forwarde
     assert target["RoleArn"] == {"Fn::GetAtt": ["ForwarderRole", "Arn"]}
 
 
-# --- cfn-lint, Terraform, partitions ----------------------------------------------------------
-
-
-@pytest.mark.parametrize("path", [TEMPLATE, FORWARDER], ids=lambda p: p.name)
-def test_cfn_lint_reports_nothing(cfnlint_api, path):  # noqa: F811
-    assert _lint(cfnlint_api, path.read_text()) == []
-
-
-@pytest.mark.parametrize("directory", [TERRAFORM, TERRAFORM / "forwarder"], ids=str)
-def test_terraform_parses_and_declares_its_provider(directory):
-    blocks = terraform_blocks(directory)
-    (providers,) = blocks["terraform"]["settings"]["required_providers"]
-    assert providers["aws"]["source"] == "hashicorp/aws"
-    assert blocks["resource"] and blocks["output"]
+# --- Partitions ------------------------------------------------------------------------------
 
 
 def test_no_partition_is_hard_coded():
