@@ -603,6 +603,38 @@ def _sweep_text(evidence: ScanResult | None) -> str:
     return f"INCOMPLETE ({counts}; " + "; ".join(why) + ")"
 
 
+@app.command()
+def watch(
+    event: Annotated[
+        Path, typer.Option("--event", "-e", help="One CloudTrail event as EventBridge delivers it.")
+    ],
+    config: Annotated[Path, typer.Option("--config", "-c", help="YAML configuration file.")],
+    verbose: VerboseOption = False,
+) -> None:
+    """Check the user of one CreateAccessKey/UpdateAccessKey event live, as the Lambda does.
+
+    Exit 1: a violation (the user and its active keys are printed); 0: compliant, excepted,
+    or nothing to check; 3: the account could not be read; 2: the event is not understood.
+    """
+    # Imported here: the watch is not needed by any other command.
+    from orgscan.watch.events import EventError, load_event
+    from orgscan.watch.handler import Verdict, check, describe
+
+    setup_logging(verbose)
+    settings = _load(config)
+    try:
+        key_event = load_event(event)
+    except EventError as exc:
+        raise _fail(f"{event}: the event is not understood: {exc}", ExitCode.USAGE) from None
+    try:
+        result = asyncio.run(check(key_event, settings))
+    except (NoCredentialsError, NoRegionError) as exc:
+        raise _fail(_NO_SETUP[type(exc)], ExitCode.USAGE) from None
+    typer.echo(describe(result))
+    codes = {Verdict.VIOLATION: ExitCode.FINDINGS, Verdict.UNREADABLE: ExitCode.INCOMPLETE}
+    raise typer.Exit(int(codes.get(result.verdict, ExitCode.CLEAN)))
+
+
 remediate = typer.Typer(
     no_args_is_help=True,
     help="Deactivate (never delete) the extra active keys: plan, apply with consent, roll back.",

@@ -52,6 +52,7 @@ IAM_ACTIONS = {
     "GenerateCredentialReport": "iam:GenerateCredentialReport",
     "GetCredentialReport": "iam:GetCredentialReport",
     "UpdateAccessKey": "iam:UpdateAccessKey",
+    "Publish": "sns:Publish",  # orgscan watch's Lambda (tests/test_deploy_watch.py)
 }
 NEEDS_NO_PERMISSION = {"sts:GetCallerIdentity"}
 
@@ -164,12 +165,16 @@ def _unquote(value: Any) -> Any:
 
 @pytest.fixture(scope="module")
 def terraform() -> dict[str, dict[str, dict[str, Any]]]:
-    """Every block of the module: {kind: {"type.name": body}}."""
+    return terraform_blocks(TERRAFORM)
+
+
+def terraform_blocks(directory: Path) -> dict[str, dict[str, dict[str, Any]]]:
+    """Every block of the module in `directory`: {kind: {"type.name": body}}."""
     hcl2 = pytest.importorskip(
         "hcl2", reason="python-hcl2 is not installed; pip install python-hcl2"
     )
     blocks: dict[str, dict[str, dict[str, Any]]] = {}
-    for path in sorted(TERRAFORM.glob("*.tf")):
+    for path in sorted(directory.glob("*.tf")):
         with path.open() as file:
             document = _unquote(hcl2.load(file))
         for kind in ("resource", "data"):
@@ -361,6 +366,10 @@ def test_cloudformation_trust_names_the_scanning_principal_with_an_optional_exte
     parameters, conditions = template["Parameters"], template["Conditions"]
     assert parameters["ExternalId"]["Default"] == ""
     assert conditions["HasExternalId"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "ExternalId"}, ""]}]}
+    assert parameters["WatchPrincipalArn"]["Default"] == ""
+    assert conditions["HasWatchPrincipal"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "WatchPrincipalArn"}, ""]}]
+    }
     external_id = {
         "Fn::If": [
             "HasExternalId",
@@ -369,7 +378,14 @@ def test_cloudformation_trust_names_the_scanning_principal_with_an_optional_exte
         ]
     }
     principals = {
-        "AuditRole": {"Ref": "ScanningPrincipalArn"},
+        # The watch's function role (deploy/watch) joins the scanning principal when given.
+        "AuditRole": {
+            "Fn::If": [
+                "HasWatchPrincipal",
+                [{"Ref": "ScanningPrincipalArn"}, {"Ref": "WatchPrincipalArn"}],
+                {"Ref": "ScanningPrincipalArn"},
+            ]
+        },
         "RemediationRole": {
             "Fn::If": [
                 "HasRemediationPrincipal",
@@ -402,16 +418,17 @@ def test_terraform_trust_and_remediation_switch(terraform):
     variables = terraform["variable"]
     assert variables["external_id"]["default"] is None
     assert variables["enable_remediation_role"]["default"] is False
-    for role, principal in {
-        "audit": "${var.scanning_principal_arn}",
-        "remediation": "${local.remediation_principal_arn}",
+    assert variables["watch_principal_arn"]["default"] is None
+    for role, principals in {
+        "audit": "${compact([var.scanning_principal_arn, var.watch_principal_arn])}",
+        "remediation": ["${local.remediation_principal_arn}"],
     }.items():
         trust_document = terraform["resource"][f"aws_iam_role.{role}"]["assume_role_policy"]
         assert trust_document == f"${{data.aws_iam_policy_document.{role}_trust.json}}"
         (trust,) = terraform["data"][f"aws_iam_policy_document.{role}_trust"]["statement"]
         assert trust["effect"] == "Allow"
         assert trust["actions"] == ["sts:AssumeRole"]
-        assert trust["principals"] == [{"type": "AWS", "identifiers": [principal]}]
+        assert trust["principals"] == [{"type": "AWS", "identifiers": principals}]
         ((name, condition),) = trust["dynamic"][0].items()
         assert name == "condition"
         assert "var.external_id == null ? []" in condition["for_each"]
@@ -442,8 +459,22 @@ def _lint(cfnlint_api: Any, text: str) -> list[str]:
     return [str(match) for match in cfnlint_api.lint(text, config=args)]
 
 
-def test_cfn_lint_reports_nothing(cfnlint_api):
-    assert _lint(cfnlint_api, TEMPLATE.read_text()) == []
+# Every template under deploy/, today's and any added later.
+TEMPLATES = sorted(DEPLOY.rglob("cloudformation/*.yaml"))
+TERRAFORM_MODULES = sorted({path.parent for path in DEPLOY.rglob("*.tf")})
+
+
+@pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: str(p.relative_to(DEPLOY)))
+def test_cfn_lint_reports_nothing(cfnlint_api, path):
+    assert _lint(cfnlint_api, path.read_text()) == []
+
+
+@pytest.mark.parametrize("directory", TERRAFORM_MODULES, ids=lambda p: str(p.relative_to(DEPLOY)))
+def test_every_terraform_module_parses_and_declares_its_provider(directory):
+    blocks = terraform_blocks(directory)
+    (providers,) = blocks["terraform"]["settings"]["required_providers"]
+    assert providers["aws"]["source"] == "hashicorp/aws"
+    assert blocks["resource"] and blocks["output"] and blocks["variable"]
 
 
 def test_cfn_lint_would_catch_a_broken_template(cfnlint_api):
@@ -509,7 +540,7 @@ def _service_operations() -> dict[str, set[str]]:
     """snake_case method name → IAM actions, for the services orgscan talks to."""
     session = botocore.session.get_session()
     operations: dict[str, set[str]] = {}
-    for service in ("iam", "organizations", "sts"):
+    for service in ("iam", "organizations", "sts", "sns"):
         model = session.get_service_model(service)
         for operation in model.operation_names:
             operations.setdefault(xform_name(operation), set()).add(f"{service}:{operation}")

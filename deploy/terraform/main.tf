@@ -19,7 +19,7 @@ data "aws_iam_policy_document" "audit_trust" {
 
     principals {
       type        = "AWS"
-      identifiers = [var.scanning_principal_arn]
+      identifiers = compact([var.scanning_principal_arn, var.watch_principal_arn])
     }
 
     dynamic "condition" {

@@ -31,6 +31,17 @@ variable "max_session_duration" {
   default     = 3600
 }
 
+variable "watch_principal_arn" {
+  description = "The orgscan watch function's role (function_role_arn of deploy/watch), trusted by the audit role beside scanning_principal_arn; null means no watch."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.watch_principal_arn == null || can(regex("^arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:role/[\\w+=,.@/-]+$", var.watch_principal_arn))
+    error_message = "The watch_principal_arn must be null or an IAM role ARN."
+  }
+}
+
 variable "enable_remediation_role" {
   description = "Create the role that can deactivate (never delete) access keys."
   type        = bool

@@ -37,6 +37,7 @@ STATUS = {
     "ReportNotPresent": 410,
     "ExpiredToken": 403,
     "RegionDisabledException": 403,
+    "NoSuchEntity": 404,  # IAM: a user or key deleted meanwhile
 }
 # What AWS says when a session token has expired, and when a chained role asks for too long.
 EXPIRED_TOKEN_MESSAGE = "The security token included in the request is expired"
