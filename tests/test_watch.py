@@ -133,6 +133,18 @@ def test_a_second_active_key_is_a_violation_naming_the_user_and_both_keys(aws, t
         assert "Traceback" not in result.output
 
 
+def test_a_key_whose_last_use_cannot_be_read_is_never_shown_as_never_used(aws, tmp_path):
+    prod = seed(aws, ORG).account_ids["prod"]
+    keys = live_keys(aws, prod, "alice")
+    aws.inject([Fault(action="GetAccessKeyLastUsed", account=prod, error="AccessDenied")])
+    event = sample("create-access-key", prod, "alice", keys[1])
+    result = watch_cli(tmp_path, event, settings(prod))
+    assert result.exit_code == ExitCode.FINDINGS, result.output
+    assert "never used" not in result.stdout
+    assert all(f"{key} Active" in result.stdout for key in keys)
+    assert result.stdout.count("last use unknown (AccessDenied)") == 2
+
+
 def test_the_management_account_is_read_as_the_config_says(aws, tmp_path):
     seeded = seed(aws, ORG)
     management = seeded.management_account_id

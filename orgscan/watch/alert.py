@@ -40,6 +40,12 @@ def _key(key: AccessKey) -> dict[str, str | None]:
         "last_used_at": iso(key.last_used_at),
         "last_used_service": key.last_used_service,
         "last_used_region": key.last_used_region,
+        # Unknown, not "never": the read of its last use failed.
+        "last_used_error": (
+            f"{key.last_used_error.code}: {key.last_used_error.message}"
+            if key.last_used_error
+            else None
+        ),
     }
 
 

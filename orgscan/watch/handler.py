@@ -178,7 +178,9 @@ def _date(value: datetime | None) -> str:
 
 def _key_line(key: AccessKey) -> str:
     created = f"created {_date(key.created_at)}"
-    if key.last_used_at is None:
+    if key.last_used_error is not None:
+        used = f"last use unknown ({key.last_used_error.code})"  # not "never used"
+    elif key.last_used_at is None:
         used = "never used" if key.active else ""
     else:
         where = ", ".join(p for p in (key.last_used_service, key.last_used_region) if p)
