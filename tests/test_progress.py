@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Iterator
@@ -69,6 +70,31 @@ def test_the_bar_counts_partial_accounts_apart_from_failed_ones():
     progress.close()
     shown = [line for line in as_a_terminal_shows(screen.getvalue()) if line]
     assert "2/2 accounts, 1 failed, 1 partial" in shown[-1]
+
+
+async def test_a_cancelled_scan_still_takes_its_bar_down(aws):
+    """A second Ctrl-C cancels the scan; a rich bar left up would keep the cursor hidden."""
+    seeded = seed(aws, OrgSpec(accounts=(AccountSpec("quick"), AccountSpec("slow"))))
+    aws.inject([Fault(action="ListUsers", account=seeded.account_ids["slow"], delay=1.0)])
+    first = asyncio.Event()
+
+    class Watched(Progress):
+        closed = False
+
+        def finished(self, result: AccountResult) -> None:
+            super().finished(result)
+            first.set()
+
+        def close(self) -> None:
+            self.closed = True
+
+    progress = Watched()
+    running = asyncio.create_task(scan(config(), progress=progress))
+    await first.wait()
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    assert progress.closed
 
 
 class Terminal(StringIO):
