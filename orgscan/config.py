@@ -1,7 +1,9 @@
-"""YAML configuration → frozen dataclasses.
+"""YAML configuration → frozen dataclasses, each key declared once.
 
-Every problem is a ConfigError that names the key path and what was expected. Unknown keys are
-errors: a misspelled key silently falling back to a default is how a sweep skips half an org.
+A key is one annotated field: type, default and constraint on one line. pydantic reads those
+annotations and checks a document against them; its errors become a ConfigError that names the
+key path and what was expected. Unknown keys are errors: a misspelled key silently falling back
+to a default is how a sweep skips half an org.
 """
 
 from __future__ import annotations
@@ -10,12 +12,25 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from datetime import date, datetime
+from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
 import yaml
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    Strict,
+    TypeAdapter,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+)
+from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
 from orgscan.controls import builtin_controls, merge_controls
 from orgscan.model import ACCOUNT_STATES, ApprovedException, Control, split_ou_path
@@ -43,53 +58,316 @@ class ConfigError(Exception):
         self.path = path
 
 
+# --- How a value is checked and how a refusal is worded ------------------------------------
+
+# The one pydantic error type this module raises; its context carries the finished message.
+_REFUSED = "orgscan_config"
+
+
+def _refuse(message: str, key: str | None = None) -> PydanticCustomError:
+    """`key`: the refused key inside the mapping being checked, which is not yet in the path."""
+    return PydanticCustomError(_REFUSED, "{message}", {"message": message, "key": key})
+
+
+def _describe(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return f"{type(value).__name__} {value!r}"
+
+
+@dataclass(frozen=True)
+class _Expect:
+    """Annotation metadata for one value: `checks` decide, with no type coercion (strict), and
+    any refusal reads 'expected <what>, got <the value as given>'."""
+
+    what: str
+    checks: tuple[object, ...] = ()
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        checked = handler.generate_schema(Annotated[(source, Strict(), *self.checks)])
+        return core_schema.no_info_wrap_validator_function(self._worded, checked)
+
+    def _worded(self, value: object, handler: ValidatorFunctionWrapHandler) -> object:
+        try:
+            return handler(value)
+        except ValidationError:
+            raise _refuse(f"expected {self.what}, got {_describe(value)}") from None
+
+
+def _holds(test: Callable[[Any], object]) -> AfterValidator:
+    """A check inside an _Expect, which says what was expected when it fails."""
+
+    def check(value: T) -> T:
+        if not test(value):
+            raise ValueError("refused")
+        return value
+
+    return AfterValidator(check)
+
+
+def _matching(pattern: re.Pattern[str], what: str) -> _Expect:
+    return _Expect(what, (_holds(pattern.fullmatch),))
+
+
+def _one_of(options: tuple[str, ...]) -> _Expect:
+    listed = " or ".join(map(repr, options)) if len(options) == 2 else None
+    return _Expect(
+        listed or "one of " + ", ".join(map(repr, options)), (_holds(options.__contains__),)
+    )
+
+
+def _integer(low: int, high: int) -> _Expect:
+    return _Expect(f"an integer from {low} to {high}", (Field(ge=low, le=high),))
+
+
+def _unquoted_account_id(value: object) -> object:
+    # YAML reads an unquoted id as an int, and one with leading zeros as octal: only a
+    # 12-digit int survives that unchanged, so anything else asks for quotes.
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not ACCOUNT_ID.fullmatch(str(value)):
+            raise _refuse(f"expected a 12-digit account id in quotes, got {value!r}")
+        return str(value)
+    return value
+
+
+def _plain_date(value: object) -> object:
+    # A datetime is a date too, but comparing one with a date raises: only a plain date will do.
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        return date.fromisoformat(value)
+    raise ValueError("not a date")
+
+
+def _quoted(value: object) -> object:
+    # YAML reads 2.0 as a float and 800 as an int; a version or control id is text.
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise _refuse(f"expected a quoted string, got {_describe(value)}; quote it")
+    return value
+
+
+def _ou_ref(text: str) -> str:
+    if text.startswith(("ou-", "r-")):
+        if not OU_ID.fullmatch(text):
+            raise _refuse(
+                "expected an OU id like 'ou-ab12-cd34ef56' or a path like 'Root/Prod', "
+                f"got {_describe(text)}"
+            )
+        return text
+    try:
+        names = split_ou_path(text)
+    except ValueError as exc:
+        raise _refuse(
+            f"expected an OU path like 'Root/Prod' ('\\/' for a '/' in a name): {exc}"
+        ) from None
+    if names[0] != "Root":
+        raise _refuse(f"expected an OU id (ou-...) or a path starting with 'Root/', got {text!r}")
+    return text
+
+
+def _at_least_one_state(states: tuple[str, ...]) -> tuple[str, ...]:
+    if not states:
+        raise _refuse("expected at least one account state; empty would scan nothing")
+    return states
+
+
+def _replaced_include_suspended(value: object) -> str:
+    """include_suspended meant 'Status other than ACTIVE is skipped unless true'; include_states
+    says it per state, and scans PENDING_CLOSURE by default. Never translated silently."""
+    if value is True:
+        fix = "write include_states: [ACTIVE, PENDING_CLOSURE, SUSPENDED] instead"
+    else:
+        fix = (
+            "remove it; the default include_states: [ACTIVE, PENDING_CLOSURE] scans closing "
+            "accounts too (write include_states: [ACTIVE] to skip them as before)"
+        )
+    return (
+        "was replaced by organization.include_states, the list of account states to scan "
+        f"(one or more of {', '.join(ACCOUNT_STATES)}); {fix}"
+    )
+
+
+def _as_tuple(value: object) -> object:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise _refuse(f"expected a list, got {_describe(value)}")
+    return tuple(value)
+
+
+Text = Annotated[str, _Expect("a non-empty string", (_holds(str.strip),))]
+AccountId = Annotated[
+    str,
+    _Expect("a 12-digit account id", (_holds(ACCOUNT_ID.fullmatch),)),
+    BeforeValidator(_unquoted_account_id),
+]
+OuRef = Annotated[Text, AfterValidator(_ou_ref)]
+RoleName = Annotated[str, _matching(ROLE_NAME, "an IAM role name (1-64 of A-Za-z0-9+=,.@_-)")]
+Quoted = Annotated[Text, BeforeValidator(_quoted)]
+PlainDate = Annotated[date, _Expect("a date as YYYY-MM-DD", (BeforeValidator(_plain_date),))]
+# Below 0.1/s a single account's scan would take hours: almost surely a typo.
+Rate = Annotated[
+    float, _Expect("a number of requests per second from 0.1 to 10000", (Field(ge=0.1, le=10_000),))
+]
+Seconds = Annotated[float, _Expect("seconds above 0 and at most 3600", (Field(gt=0, le=3600),))]
+# A YAML list (null meaning empty), kept as a tuple so the config stays hashable.
+ListOf = Annotated[tuple[T, ...], BeforeValidator(_as_tuple)]
+
+
+# --- Mappings of keys ---------------------------------------------------------------------
+
+
+def _keys(kind: type[Any], value: object) -> object:
+    """A mapping's keys checked against `kind`'s fields, in the order a reader would meet them."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise _refuse(f"expected a mapping, got {_describe(value)}")
+    for key in value:
+        if not isinstance(key, str):
+            raise _refuse(f"keys must be strings, got {_describe(key)}")
+    for key, message in getattr(kind, "RETIRED", {}).items():
+        if key in value:
+            raise _refuse(message(value[key]), key=key)
+    known = fields(kind)
+    names = [f.name for f in known]
+    for key in value:
+        if key not in names:
+            raise _refuse(f"unknown key; expected one of: {', '.join(names)}", key=key)
+    # A required key given as null is as missing as one left out, and is reported so.
+    required = {f.name for f in known if f.default is MISSING and f.default_factory is MISSING}
+    return {k: v for k, v in value.items() if v is not None or k not in required}
+
+
+class _Section:
+    """Annotation metadata for a config section: a mapping (null meaning every default)."""
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        return core_schema.no_info_before_validator_function(
+            partial(_keys, source), handler(source)
+        )
+
+
+class _Entry:
+    """Annotation metadata for a list entry that becomes a model dataclass (an exception, a
+    control). The model declares the keys; each is checked as Text unless `kinds` names it."""
+
+    def __init__(self, **kinds: object) -> None:
+        self.kinds = kinds
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        known = {f.name: f for f in fields(source)}
+        if unknown := self.kinds.keys() - known:
+            raise TypeError(f"{source.__name__} has no field {', '.join(sorted(unknown))}")
+        entries = {}
+        for name, spec in known.items():
+            if name not in self.kinds and spec.type not in ("str", "str | None"):
+                raise TypeError(f"{source.__name__}.{name}: name its check in the _Entry")
+            entries[name] = core_schema.typed_dict_field(
+                handler.generate_schema(self.kinds.get(name, Text)),
+                required=spec.default is MISSING and spec.default_factory is MISSING,
+            )
+        checked = core_schema.typed_dict_schema(entries, extra_behavior="forbid")
+        built = core_schema.no_info_after_validator_function(lambda v: source(**v), checked)
+        return core_schema.no_info_before_validator_function(partial(_keys, source), built)
+
+
+class _Keyed:
+    # Unknown keys are refused by _keys first, with the list of known ones; this is pydantic's
+    # own guard behind it.
+    __pydantic_config__: ClassVar[ConfigDict] = ConfigDict(extra="forbid")
+    __slots__ = ()
+    # Keys that were replaced by others: each names its successor when a document still has
+    # it (from the value it was given), rather than being one more unknown key.
+    RETIRED: ClassVar[Mapping[str, Callable[[object], str]]] = {}
+
+
+# --- The configuration --------------------------------------------------------------------
+
+
 @dataclass(frozen=True, slots=True)
-class OrganizationConfig:
+class OrganizationConfig(_Keyed):
+    RETIRED: ClassVar[Mapping[str, Callable[[object], str]]] = {
+        "include_suspended": _replaced_include_suspended
+    }
+
     # auto: the caller's own credentials when the caller is in the management account, else
     # (a delegated administrator) the audit role there, like in any member account.
-    management_account: str = "auto"
-    include_accounts: tuple[str, ...] = ()
-    exclude_accounts: tuple[str, ...] = ()
-    include_ous: tuple[str, ...] = ()
-    exclude_ous: tuple[str, ...] = ()
+    management_account: Annotated[str, _one_of(MANAGEMENT_MODES)] = "auto"
+    include_accounts: ListOf[AccountId] = ()
+    exclude_accounts: ListOf[AccountId] = ()
+    include_ous: ListOf[OuRef] = ()
+    exclude_ous: ListOf[OuRef] = ()
     # Account lifecycle states that are scanned; accounts in any other state are skipped.
-    include_states: tuple[str, ...] = ("ACTIVE", "PENDING_CLOSURE")
+    include_states: Annotated[
+        ListOf[Annotated[str, _one_of(ACCOUNT_STATES)]], AfterValidator(_at_least_one_state)
+    ] = ("ACTIVE", "PENDING_CLOSURE")
 
 
 @dataclass(frozen=True, slots=True)
-class RoleConfig:
-    name: str = "OrgScanAudit"
-    external_id: str | None = None
-    session_name: str = "orgscan"
-    duration_seconds: int = 3600
+class RoleConfig(_Keyed):
+    name: RoleName = "OrgScanAudit"
+    external_id: (
+        Annotated[str, _matching(EXTERNAL_ID, "a string of 2-1224 of A-Za-z0-9+=,.@:/_-")] | None
+    ) = None
+    session_name: Annotated[
+        str, _matching(SESSION_NAME, "a session name (2-64 of A-Za-z0-9+=,.@_-)")
+    ] = "orgscan"
+    # AssumeRole accepts 900 s to 12 h; the role's own maximum may be lower.
+    duration_seconds: Annotated[int, _integer(900, 43200)] = 3600
 
 
 @dataclass(frozen=True, slots=True)
-class ScanConfig:
-    strategy: str = "live"
+class ScanConfig(_Keyed):
+    strategy: Annotated[str, _one_of(STRATEGIES)] = "live"
     # Accounts are entered at the STS rate and each then takes seconds at its own IAM rate, so
     # hundreds must be in flight to keep both busy; with shared clients each costs little.
-    max_accounts_in_flight: int = 256
-    management_rate_limit: float = 20.0
-    account_rate_limit: float = 10.0
-    max_attempts: int = 8
-    call_timeout: float = 60.0
+    max_accounts_in_flight: Annotated[int, _integer(1, 1024)] = 256
+    management_rate_limit: Rate = 20.0
+    account_rate_limit: Rate = 10.0
+    max_attempts: Annotated[int, _integer(1, 50)] = 8
+    call_timeout: Seconds = 60.0
 
 
 @dataclass(frozen=True, slots=True)
-class RemediationConfig:
+class RemediationConfig(_Keyed):
     # A separate role: the audit role stays read-only.
-    role_name: str = "OrgScanRemediation"
+    role_name: RoleName = "OrgScanRemediation"
+
+
+def _over_builtin(overrides: tuple[Control, ...]) -> tuple[Control, ...]:
+    return merge_controls(builtin_controls(), overrides)
 
 
 @dataclass(frozen=True, slots=True)
-class Config:
-    organization: OrganizationConfig = field(default_factory=OrganizationConfig)
-    role: RoleConfig = field(default_factory=RoleConfig)
-    scan: ScanConfig = field(default_factory=ScanConfig)
-    exceptions: tuple[ApprovedException, ...] = ()
-    controls: tuple[Control, ...] = field(default_factory=builtin_controls)
-    remediation: RemediationConfig = field(default_factory=RemediationConfig)
+class Config(_Keyed):
+    organization: Annotated[OrganizationConfig, _Section()] = field(
+        default_factory=OrganizationConfig
+    )
+    role: Annotated[RoleConfig, _Section()] = field(default_factory=RoleConfig)
+    scan: Annotated[ScanConfig, _Section()] = field(default_factory=ScanConfig)
+    exceptions: ListOf[
+        Annotated[ApprovedException, _Entry(account=AccountId, expires=PlainDate)]
+    ] = ()
+    controls: Annotated[
+        ListOf[Annotated[Control, _Entry(version=Quoted, id=Quoted)]],
+        AfterValidator(_over_builtin),
+    ] = field(default_factory=builtin_controls)
+    remediation: Annotated[RemediationConfig, _Section()] = field(default_factory=RemediationConfig)
 
     def for_remediation(self) -> Config:
         """What `orgscan remediate` enters accounts with: the remediation role, in the
@@ -107,18 +385,7 @@ class Config:
         return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _describe(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return repr(value)
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return f"{type(value).__name__} {value!r}"
+_DOCUMENT = TypeAdapter(Annotated[Config, _Section()])
 
 
 def _join(path: str, key: str | int) -> str:
@@ -127,293 +394,28 @@ def _join(path: str, key: str | int) -> str:
     return f"{path}.{key}" if path else key
 
 
-class _Section:
-    """Reads one mapping, tracking which keys were consumed so the rest can be reported."""
-
-    def __init__(self, data: object, path: str) -> None:
-        if data is None:
-            data = {}
-        if not isinstance(data, Mapping):
-            raise ConfigError(path, f"expected a mapping, got {_describe(data)}")
-        for key in data:
-            if not isinstance(key, str):
-                raise ConfigError(path, f"keys must be strings, got {_describe(key)}")
-        self.data: Mapping[str, Any] = data
-        self.path = path
-
-    def get(self, key: str, default: T, check: Callable[[object, str], T]) -> T:
-        if key not in self.data:
-            return default
-        return check(self.data[key], _join(self.path, key))
-
-    def require(self, key: str, check: Callable[[object, str], T]) -> T:
-        if key not in self.data or self.data[key] is None:
-            raise ConfigError(_join(self.path, key), "is required")
-        return check(self.data[key], _join(self.path, key))
-
-    def reject_unknown(self, schema: type[Any]) -> None:
-        """Keys not among the dataclass's fields are errors; the fields are the only list."""
-        known = tuple(f.name for f in fields(schema))
-        for key in self.data:
-            if key not in known:
-                raise ConfigError(
-                    _join(self.path, key),
-                    f"unknown key; expected one of: {', '.join(known)}",
-                )
-
-
-def _string(value: object, path: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(path, f"expected a non-empty string, got {_describe(value)}")
-    return value
-
-
-def _matching(pattern: re.Pattern[str], what: str) -> Callable[[object, str], str]:
-    def check(value: object, path: str) -> str:
-        if not isinstance(value, str) or not pattern.fullmatch(value):
-            raise ConfigError(path, f"expected {what}, got {_describe(value)}")
-        return value
-
-    return check
-
-
-def _optional(check: Callable[[object, str], T]) -> Callable[[object, str], T | None]:
-    """`check`, but null is allowed and means 'not set'."""
-
-    def allow_null(value: object, path: str) -> T | None:
-        return None if value is None else check(value, path)
-
-    return allow_null
-
-
-_role_name = _matching(ROLE_NAME, "an IAM role name (1-64 of A-Za-z0-9+=,.@_-)")
-
-
-def _choice(options: tuple[str, ...]) -> Callable[[object, str], str]:
-    def check(value: object, path: str) -> str:
-        if value not in options:
-            listed = " or ".join(repr(o) for o in options) if len(options) == 2 else None
-            expected = listed or "one of " + ", ".join(repr(o) for o in options)
-            raise ConfigError(path, f"expected {expected}, got {_describe(value)}")
-        assert isinstance(value, str)
-        return value
-
-    return check
-
-
-def _integer(low: int, high: int) -> Callable[[object, str], int]:
-    def check(value: object, path: str) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise ConfigError(
-                path, f"expected an integer from {low} to {high}, got {_describe(value)}"
-            )
-        return value
-
-    return check
-
-
-def _rate(value: object, path: str) -> float:
-    # Below 0.1/s a single account's scan would take hours: almost surely a typo.
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.1 <= value <= 10_000:
-        raise ConfigError(
-            path,
-            f"expected a number of requests per second from 0.1 to 10000, got {_describe(value)}",
-        )
-    return float(value)
-
-
-def _seconds(value: object, path: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 3600:
-        raise ConfigError(
-            path, f"expected seconds above 0 and at most 3600, got {_describe(value)}"
-        )
-    return float(value)
-
-
-def _date(value: object, path: str) -> date:
-    # A datetime is a date too, but comparing one with a date raises: only a plain date will do.
-    if isinstance(value, date) and not isinstance(value, datetime):
-        return value
-    if isinstance(value, str):
-        try:
-            return date.fromisoformat(value)
-        except ValueError:
-            pass
-    raise ConfigError(path, f"expected a date as YYYY-MM-DD, got {_describe(value)}")
-
-
-def _list_of(item: Callable[[object, str], T]) -> Callable[[object, str], tuple[T, ...]]:
-    def check(value: object, path: str) -> tuple[T, ...]:
-        if value is None:
-            return ()
-        if not isinstance(value, list):
-            raise ConfigError(path, f"expected a list, got {_describe(value)}")
-        return tuple(item(element, _join(path, index)) for index, element in enumerate(value))
-
-    return check
-
-
-def _account_id(value: object, path: str) -> str:
-    # YAML reads an unquoted id as an int, and one with leading zeros as octal: only a
-    # 12-digit int survives that unchanged, so anything else asks for quotes.
-    if isinstance(value, int) and not isinstance(value, bool):
-        if ACCOUNT_ID.fullmatch(str(value)):
-            return str(value)
-        raise ConfigError(path, f"expected a 12-digit account id in quotes, got {value!r}")
-    return _matching(ACCOUNT_ID, "a 12-digit account id")(value, path)
-
-
-def _ou_ref(value: object, path: str) -> str:
-    text = _string(value, path)
-    if text.startswith(("ou-", "r-")):
-        return _matching(OU_ID, "an OU id like 'ou-ab12-cd34ef56' or a path like 'Root/Prod'")(
-            text, path
-        )
-    try:
-        names = split_ou_path(text)
-    except ValueError as exc:
-        raise ConfigError(
-            path, f"expected an OU path like 'Root/Prod' ('\\/' for a '/' in a name): {exc}"
-        ) from None
-    if names[0] != "Root":
-        raise ConfigError(
-            path, f"expected an OU id (ou-...) or a path starting with 'Root/', got {text!r}"
-        )
-    return text
-
-
-def _states(value: object, path: str) -> tuple[str, ...]:
-    states = _list_of(_choice(ACCOUNT_STATES))(value, path)
-    if not states:
-        raise ConfigError(path, "expected at least one account state; empty would scan nothing")
-    return states
-
-
-def _replaced_include_suspended(value: object) -> ConfigError:
-    """include_suspended meant 'Status other than ACTIVE is skipped unless true'; include_states
-    says it per state, and scans PENDING_CLOSURE by default. Never translated silently."""
-    if value is True:
-        fix = "write include_states: [ACTIVE, PENDING_CLOSURE, SUSPENDED] instead"
-    else:
-        fix = (
-            "remove it; the default include_states: [ACTIVE, PENDING_CLOSURE] scans closing "
-            "accounts too (write include_states: [ACTIVE] to skip them as before)"
-        )
-    return ConfigError(
-        "organization.include_suspended",
-        "was replaced by organization.include_states, the list of account states to scan "
-        f"(one or more of {', '.join(ACCOUNT_STATES)}); {fix}",
-    )
-
-
-def _organization(data: object) -> OrganizationConfig:
-    s = _Section(data, "organization")
-    if "include_suspended" in s.data:
-        raise _replaced_include_suspended(s.data["include_suspended"])
-    s.reject_unknown(OrganizationConfig)
-    d = OrganizationConfig()
-    return OrganizationConfig(
-        management_account=s.get(
-            "management_account", d.management_account, _choice(MANAGEMENT_MODES)
-        ),
-        include_accounts=s.get("include_accounts", (), _list_of(_account_id)),
-        exclude_accounts=s.get("exclude_accounts", (), _list_of(_account_id)),
-        include_ous=s.get("include_ous", (), _list_of(_ou_ref)),
-        exclude_ous=s.get("exclude_ous", (), _list_of(_ou_ref)),
-        include_states=s.get("include_states", d.include_states, _states),
-    )
-
-
-def _role(data: object) -> RoleConfig:
-    s = _Section(data, "role")
-    s.reject_unknown(RoleConfig)
-    d = RoleConfig()
-    return RoleConfig(
-        name=s.get("name", d.name, _role_name),
-        external_id=s.get(
-            "external_id",
-            None,
-            _optional(_matching(EXTERNAL_ID, "a string of 2-1224 of A-Za-z0-9+=,.@:/_-")),
-        ),
-        session_name=s.get(
-            "session_name",
-            d.session_name,
-            _matching(SESSION_NAME, "a session name (2-64 of A-Za-z0-9+=,.@_-)"),
-        ),
-        # AssumeRole accepts 900 s to 12 h; the role's own maximum may be lower.
-        duration_seconds=s.get("duration_seconds", d.duration_seconds, _integer(900, 43200)),
-    )
-
-
-def _scan(data: object) -> ScanConfig:
-    s = _Section(data, "scan")
-    s.reject_unknown(ScanConfig)
-    d = ScanConfig()
-    return ScanConfig(
-        strategy=s.get("strategy", d.strategy, _choice(STRATEGIES)),
-        max_accounts_in_flight=s.get(
-            "max_accounts_in_flight", d.max_accounts_in_flight, _integer(1, 1024)
-        ),
-        management_rate_limit=s.get("management_rate_limit", d.management_rate_limit, _rate),
-        account_rate_limit=s.get("account_rate_limit", d.account_rate_limit, _rate),
-        max_attempts=s.get("max_attempts", d.max_attempts, _integer(1, 50)),
-        call_timeout=s.get("call_timeout", d.call_timeout, _seconds),
-    )
-
-
-def _exception(value: object, path: str) -> ApprovedException:
-    s = _Section(value, path)
-    s.reject_unknown(ApprovedException)
-    return ApprovedException(
-        account=s.require("account", _account_id),
-        user=s.require("user", _string),
-        reason=s.require("reason", _string),
-        owner=s.require("owner", _string),
-        expires=s.require("expires", _date),
-        ticket=s.get("ticket", None, _string),
-    )
-
-
-def _control(value: object, path: str) -> Control:
-    s = _Section(value, path)
-    s.reject_unknown(Control)
-    return Control(
-        framework=s.require("framework", _string),
-        version=s.require("version", _version),
-        id=s.require("id", _version),
-        title=s.require("title", _string),
-        level=s.get("level", None, _string),
-        rationale=s.get("rationale", None, _string),
-    )
-
-
-def _version(value: object, path: str) -> str:
-    # YAML reads 2.0 as a float and 800 as an int; a version or control id is text.
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        raise ConfigError(path, f"expected a quoted string, got {_describe(value)}; quote it")
-    return _string(value, path)
-
-
-def _remediation(data: object) -> RemediationConfig:
-    s = _Section(data, "remediation")
-    s.reject_unknown(RemediationConfig)
-    return RemediationConfig(
-        role_name=s.get("role_name", RemediationConfig().role_name, _role_name)
-    )
+def _config_error(exc: ValidationError) -> ConfigError:
+    """pydantic's first error (the one a reader going top to bottom meets first) as a
+    ConfigError: the location becomes the key path, and the message is ours."""
+    error = exc.errors()[0]
+    context = error.get("ctx") or {}
+    path = ""
+    for part in (*error["loc"], *([] if context.get("key") is None else [context["key"]])):
+        path = _join(path, part)
+    if error["type"] == "missing":
+        return ConfigError(path, "is required")
+    if error["type"] == _REFUSED:
+        return ConfigError(path, context["message"])
+    # Every check above words its own refusal; this keeps any other one a clean ConfigError.
+    return ConfigError(path, error["msg"])
 
 
 def parse_config(data: object) -> Config:
     """Validate an already-parsed YAML document."""
-    top = _Section(data, "")
-    top.reject_unknown(Config)
-    return Config(
-        organization=_organization(top.data.get("organization")),
-        role=_role(top.data.get("role")),
-        scan=_scan(top.data.get("scan")),
-        exceptions=top.get("exceptions", (), _list_of(_exception)),
-        controls=merge_controls(builtin_controls(), top.get("controls", (), _list_of(_control))),
-        remediation=_remediation(top.data.get("remediation")),
-    )
+    try:
+        return _DOCUMENT.validate_python(data)
+    except ValidationError as exc:
+        raise _config_error(exc) from None
 
 
 class _StrictLoader(yaml.SafeLoader):

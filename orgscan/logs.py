@@ -10,6 +10,9 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from typing import TextIO
+
+from rich.console import Console
 
 REDACTED = "***"
 _FIELDS = (
@@ -49,8 +52,32 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class _Handler(logging.StreamHandler[TextIO]):
+    """stderr; or, while a live display (the progress bar) holds the terminal, that display's
+    rich console, which prints each line above the display instead of onto it."""
+
+    console: Console | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.console is None:
+            super().emit(record)
+            return
+        try:
+            line = self.format(record)
+            self.console.print(line, markup=False, highlight=False, emoji=False, soft_wrap=True)
+        except Exception:
+            self.handleError(record)
+
+
+def print_through(console: Console | None) -> None:
+    """Route orgscan's log lines through `console` while a live display is on it; None: stderr."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, _Handler):
+            handler.console = console
+
+
 def setup_logging(verbose: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _Handler(sys.stderr)
     handler.addFilter(RedactingFilter())
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()

@@ -268,6 +268,7 @@ async def scan(
         factory.client("organizations", management, management_calls) as org,
         factory.client("sts", management, management_calls) as sts,
         Collector(options.tune_gc) as collector,
+        progress,
     ):
         try:
             identity = await caller_identity(sts)
@@ -346,7 +347,6 @@ async def scan(
                 queue.put_nowait(None)
             progress.listing_done()
         await asyncio.gather(*workers)
-        progress.close()
 
     results.sort(key=lambda r: r.account.id)
     run = RunInfo(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, datetime
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from typer.testing import CliRunner
 
 from orgscan.cli import app
 from orgscan.config import ConfigError, load_config, parse_config
-from orgscan.model import join_ou_path, split_ou_path
+from orgscan.model import ApprovedException, Control, join_ou_path, split_ou_path
 
 ROOT = Path(__file__).resolve().parent.parent
 EXCEPTION = {
@@ -159,6 +160,97 @@ def test_empty_config_gives_the_documented_defaults():
         ),
         ({"scan": {"account_rate_limit": 1e-7}}, "scan.account_rate_limit: expected a number"),
         ("just text", "expected a mapping, got 'just text'"),
+        (
+            {"organization": {"": None}},
+            "organization.: unknown key; expected one of: management_account, include_accounts,",
+        ),
+        ({"scan": {"strategi": 1, 5: 1}}, "scan: keys must be strings, got int 5"),
+        (
+            {"scan": {"strategy": "fast", "strategi": "live"}},
+            "scan.strategi: unknown key; expected one of: strategy, max_accounts_in_flight,",
+        ),
+        (
+            {"scan": {"max_attempts": 8}, "bogus": 1},
+            "bogus: unknown key; expected one of: organization, role, scan, exceptions, controls,",
+        ),
+        (
+            {"organization": {"include_ous": "Root/Prod"}},
+            "organization.include_ous: expected a list, got 'Root/Prod'",
+        ),
+        (
+            {"organization": {"include_ous": ["ou-x"]}},
+            "organization.include_ous[0]: expected an OU id like 'ou-ab12-cd34ef56' or a path like"
+            " 'Root/Prod', got 'ou-x'",
+        ),
+        (
+            {"organization": {"include_ous": ["Root/Prod/"]}},
+            "organization.include_ous[0]: expected an OU path like 'Root/Prod' ('\\/' for a '/' in"
+            " a name): an OU name cannot be empty ('//', or '/' at either end)",
+        ),
+        (
+            {"organization": {"exclude_ous": ["Prod/Web"]}},
+            "organization.exclude_ous[0]: expected an OU id (ou-...) or a path starting with"
+            " 'Root/', got 'Prod/Web'",
+        ),
+        (
+            {"organization": {"include_states": None}},
+            "organization.include_states: expected at least one account state; empty would scan"
+            " nothing",
+        ),
+        (
+            {"organization": {"include_states": "ACTIVE"}},
+            "organization.include_states: expected a list, got 'ACTIVE'",
+        ),
+        (
+            {"organization": {"bogus": 1, "include_suspended": True}},
+            "organization.include_suspended: was replaced by organization.include_states",
+        ),
+        (
+            {"organization": {"include_suspended": "yes", 5: 1}},
+            "organization: keys must be strings, got int 5",
+        ),
+        (
+            {"bogus": 1, "organization": {"include_suspended": True}},
+            "bogus: unknown key; expected one of: organization, role, scan, exceptions, controls,",
+        ),
+        ({"exceptions": [{**EXCEPTION, "user": None}]}, "exceptions[0].user: is required"),
+        ({"exceptions": [None]}, "exceptions[0].account: is required"),
+        (
+            {"exceptions": [{**EXCEPTION, "ticket": None}]},
+            "exceptions[0].ticket: expected a non-empty string, got null",
+        ),
+        (
+            {"exceptions": [{**EXCEPTION, "owner": "  "}]},
+            "exceptions[0].owner: expected a non-empty string, got '  '",
+        ),
+        (
+            {"exceptions": [{**EXCEPTION, "account": 12345}]},
+            "exceptions[0].account: expected a 12-digit account id in quotes, got 12345",
+        ),
+        (
+            {"scan": {"call_timeout": 0}},
+            "scan.call_timeout: expected seconds above 0 and at most 3600, got int 0",
+        ),
+        (
+            {"organization": {"include_accounts": ["1"]}, "scan": {"strategy": "fast"}},
+            "organization.include_accounts[0]: expected a 12-digit account id, got '1'",
+        ),
+        (
+            {"role": {"name": None}},
+            "role.name: expected an IAM role name (1-64 of A-Za-z0-9+=,.@_-), got null",
+        ),
+        (
+            {"controls": [{"framework": "X", "version": "1", "id": 800, "title": "t"}]},
+            "controls[0].id: expected a quoted string, got int 800; quote it",
+        ),
+        (
+            {
+                "controls": [
+                    {"framework": "X", "version": "1", "id": "8", "title": "t", "level": None}
+                ]
+            },
+            "controls[0].level: expected a non-empty string, got null",
+        ),
     ],
 )
 def test_bad_config_names_the_key(data, message):
@@ -181,6 +273,30 @@ def test_user_controls_replace_one_framework_version_and_add_others():
     assert nist == ["IA-5(1)"]
     assert any(c.framework == "SOC 2" for c in cfg.controls)
     assert any(c.framework.startswith("CIS") for c in cfg.controls)
+
+
+def test_digest_of_the_same_settings_never_changes():
+    """findings.json records the digest and --resume compares it: a rewrite of the parser must
+    not move it. These are the digests the hand-written parser gave before pydantic."""
+    assert parse_config(None).digest() == (
+        "sha256:7bb06601dda2680ef7b99b62709bff55e9bf714cee31a60870ec48583be7c4b3"
+    )
+    assert load_config(ROOT / "config.example.yaml").digest() == (
+        "sha256:67cab31ad77c31bb7732501d452270528f4932febe8c6b26e640db63766920fb"
+    )
+
+
+def test_config_is_frozen_hashable_dataclasses_with_tuples():
+    cfg = load_config(ROOT / "config.example.yaml")
+    assert hash(cfg) == hash(load_config(ROOT / "config.example.yaml"))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.scan.max_attempts = 3  # type: ignore[misc]
+    changed = dataclasses.replace(cfg.scan, strategy="credential-report")
+    assert (changed.strategy, changed.max_attempts) == ("credential-report", 8)
+    assert type(cfg.organization.include_accounts) is tuple
+    assert type(cfg.exceptions[0]) is ApprovedException
+    assert all(type(c) is Control for c in cfg.controls)
+    assert (cfg.scan.management_rate_limit, type(cfg.scan.management_rate_limit)) == (20.0, float)
 
 
 def test_digest_changes_with_the_settings():
