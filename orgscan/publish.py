@@ -71,7 +71,7 @@ class Retention:
                 raise PublishError(
                     f"--retain-days: expected a whole number of days >= 1, got {days}"
                 )
-            return cls(mode, now + timedelta(days=days))
+            return cls(mode, (now + timedelta(days=days)).replace(microsecond=0))
         assert until is not None
         try:
             parsed = datetime.fromisoformat(until)
