@@ -352,21 +352,22 @@ def test_bad_retention_is_a_usage_error(
     assert not out.exists()
 
 
+RETAIN = ["--retain-days", "1", "--retain-mode", "GOVERNANCE"]
+
+
 def test_retention_on_a_bucket_without_object_lock_is_refused(
     tmp_path: Path, keys: tuple[Path, Path], aws: MotoServer
 ) -> None:
     boto3.client("s3").create_bucket(Bucket="plain-bucket")
     run = CliRunner().invoke(
         app,
-        ["publish", str(tmp_path), "s3://plain-bucket/p/", "--retain-days", "1"]
-        + ["--retain-mode", "GOVERNANCE"],
+        ["publish", str(tmp_path), "s3://plain-bucket/p/", *RETAIN],
     )
     assert run.exit_code == ExitCode.USAGE  # not a package either; both are named before upload
     write_reports(scan_result(complete=True), tmp_path / "pkg")
     run = CliRunner().invoke(
         app,
-        ["publish", str(tmp_path / "pkg"), "s3://plain-bucket/p/", "--retain-days", "1"]
-        + ["--retain-mode", "GOVERNANCE"],
+        ["publish", str(tmp_path / "pkg"), "s3://plain-bucket/p/", *RETAIN],
     )
     assert run.exit_code == ExitCode.USAGE and "has no Object Lock" in run.output
     assert "Contents" not in boto3.client("s3").list_objects_v2(Bucket="plain-bucket")
