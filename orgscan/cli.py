@@ -9,10 +9,11 @@ import logging
 import shlex
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from enum import IntEnum, StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,10 +21,19 @@ from typing import Annotated, Any
 import typer
 import yaml
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 
 from orgscan import __version__
+from orgscan.attestation import (
+    LocalSigner,
+    Signer,
+    SigningError,
+    attest,
+    generate_key,
+    load_public_key,
+)
 from orgscan.clients import error_code, error_message
-from orgscan.config import STRATEGIES, Config, ConfigError, load_config
+from orgscan.config import STRATEGIES, Config, ConfigError, ScanConfig, load_config
 from orgscan.delta import BaselineMismatch, compare
 from orgscan.logs import setup_logging
 from orgscan.merge import DEFAULT_WINDOW, MergeError, merge
@@ -32,6 +42,7 @@ from orgscan.organizations import Shard
 from orgscan.outdir import OutputError, prepare_output, previous_run_path
 from orgscan.preflight import preflight as run_preflight
 from orgscan.progress import Progress, progress_for
+from orgscan.publish import PublishError, Retention, S3Location, publish
 from orgscan.remediation.apply import (
     Journal,
     Outcome,
@@ -104,6 +115,103 @@ SarifOption = Annotated[
         "(GitHub code scanning ignores suppressions).",
     ),
 ]
+SignOption = Annotated[
+    str | None,
+    typer.Option(
+        "--sign",
+        help="Sign the package (attestation.intoto.jsonl): a PEM EC P-256 private key file, "
+        "or a KMS key as awskms:///arn:aws:kms:... or awskms:///alias/NAME.",
+    ),
+]
+UploadOption = Annotated[
+    str | None,
+    typer.Option(
+        "--upload",
+        help="Also upload the package to s3://BUCKET/PREFIX/, checksums read back; the manifest "
+        "and attestation last.",
+    ),
+]
+RetainUntilOption = Annotated[
+    str | None,
+    typer.Option("--retain-until", help="With --upload: Object Lock retention until this date."),
+]
+RetainDaysOption = Annotated[
+    int | None,
+    typer.Option("--retain-days", help="With --upload: Object Lock retention for N days."),
+]
+RetainModeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--retain-mode",
+        help="COMPLIANCE (no one can shorten it) or GOVERNANCE; required with a retention.",
+    ),
+]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Delivery:
+    """What happens to a package once written: signed, uploaded. Checked before any scan."""
+
+    signer: Signer | None = None
+    target: S3Location | None = None
+    retention: Retention | None = None
+
+
+def _signer(ref: str, option: str = "--sign") -> Signer:
+    """A local or KMS signer for `ref`; a KMS key is checked (GetPublicKey) before use."""
+    from orgscan.aws.kms import KmsSigner, is_kms_ref, parse_ref
+
+    if not is_kms_ref(ref):
+        return LocalSigner.load(Path(ref))
+    signer = KmsSigner(parse_ref(ref, option), ScanConfig())
+    asyncio.run(signer.public_key())
+    return signer
+
+
+def _delivery(
+    sign: str | None,
+    upload: str | None,
+    retain_until: str | None = None,
+    retain_days: int | None = None,
+    retain_mode: str | None = None,
+) -> Delivery:
+    try:
+        target = S3Location.parse(upload, "--upload") if upload else None
+        retention = Retention.from_options(
+            retain_until, retain_days, retain_mode, datetime.now(UTC)
+        )
+        if retention is not None and target is None:
+            raise PublishError("--retain-until/--retain-days: only with --upload")
+        signer = _signer(sign) if sign else None
+    except (PublishError, SigningError) as exc:
+        raise _fail(str(exc), ExitCode.USAGE) from None
+    except (NoCredentialsError, NoRegionError) as exc:
+        raise _fail(_NO_SETUP[type(exc)], ExitCode.USAGE) from None
+    return Delivery(signer, target, retention)
+
+
+def _upload(output: Path, delivery: Delivery) -> bool:
+    """Upload the written package when asked; False when the upload is incomplete."""
+    if delivery.target is None:
+        return True
+    try:
+        upload = asyncio.run(publish(output, delivery.target, delivery.retention, ScanConfig()))
+    except PublishError as exc:
+        raise _fail(str(exc), ExitCode.USAGE) from None
+    except (NoCredentialsError, NoRegionError) as exc:
+        raise _fail(_NO_SETUP[type(exc)], ExitCode.USAGE) from None
+    for stored in upload.stored:
+        lock = f", {stored.lock_mode} until {stored.retain_until}" if stored.lock_mode else ""
+        typer.echo(f"uploaded: {upload.location.bucket}/{stored.key} (sha256 verified{lock})")
+    for problem in upload.problems:
+        typer.echo(f"error:    upload: {problem}", err=True)
+    if upload.problems:
+        typer.echo(f"upload:   INCOMPLETE: {upload.location} is not a whole package", err=True)
+        return False
+    typer.echo(f"upload:   {upload.location}: every file written and read back")
+    return True
+
+
 FailOnOption = Annotated[
     FailOn,
     typer.Option(help="'open': exit 1 when open findings exist; 'never': findings never fail."),
@@ -166,9 +274,24 @@ def _summary(result: ScanResult, files: list[Path]) -> str:
     return "\n".join(lines)
 
 
-def _write(result: ScanResult, output: Path, sarif: SarifSuppressed) -> None:
-    files = write_reports(result, output, sarif_suppressed=sarif.value)
+def _write(
+    result: ScanResult, output: Path, sarif: SarifSuppressed, delivery: Delivery = Delivery()
+) -> bool:
+    """Write (and sign) the package, then upload it; False when it is not all delivered."""
+    signer = delivery.signer
+    try:
+        files = write_reports(
+            result,
+            output,
+            sarif_suppressed=sarif.value,
+            sign=(lambda contents: asyncio.run(attest(contents, signer))) if signer else None,
+        )
+    except SigningError as exc:
+        typer.echo(_summary(result, []))
+        typer.echo(f"error: the package in {output} is written but NOT signed: {exc}", err=True)
+        return False
     typer.echo(_summary(result, files))
+    return _upload(output, delivery)
 
 
 def _finish(
@@ -177,12 +300,14 @@ def _finish(
     fail_on: FailOn,
     sarif: SarifSuppressed,
     signum: int | None = None,
+    delivery: Delivery = Delivery(),
 ) -> None:
-    _write(result, output, sarif)
+    delivered = _write(result, output, sarif, delivery)
     if signum is not None:
         # The shell convention for "killed by signal N", after the partial package is written.
         raise typer.Exit(128 + signum)
-    raise typer.Exit(int(exit_code(result, fail_on)))
+    # An unsigned or half-uploaded package is not the evidence asked for: incomplete.
+    raise typer.Exit(int(exit_code(result, fail_on) if delivered else ExitCode.INCOMPLETE))
 
 
 def _load(config_path: Path) -> Config:
@@ -278,12 +403,18 @@ def scan_command(
     ] = None,
     fail_on: FailOnOption = FailOn.OPEN,
     sarif: SarifOption = SarifSuppressed.INCLUDE,
+    sign: SignOption = None,
+    upload: UploadOption = None,
+    retain_until: RetainUntilOption = None,
+    retain_days: RetainDaysOption = None,
+    retain_mode: RetainModeOption = None,
     quiet: QuietOption = False,
     verbose: VerboseOption = False,
 ) -> None:
     """Scan the organization that the current AWS credentials manage."""
     setup_logging(verbose)
     settings = _load(config)
+    delivery = _delivery(sign, upload, retain_until, retain_days, retain_mode)
     if strategy is not None:
         if strategy not in STRATEGIES:
             raise _fail(
@@ -355,7 +486,7 @@ def scan_command(
         except BaselineMismatch as exc:
             # The scan itself is sound evidence; only the comparison is meaningless.
             result.run.warnings.append(f"--baseline ignored: {exc}")
-    _finish(result, target, fail_on, sarif, signum)
+    _finish(result, target, fail_on, sarif, signum, delivery)
 
 
 def _read_baseline(path: Path) -> ScanResult:
@@ -459,6 +590,14 @@ def demo(
             "commands such as 'remediate' can be tried against it from another shell.",
         ),
     ] = False,
+    sign: Annotated[
+        bool,
+        typer.Option(
+            "--sign",
+            help="Generate a local P-256 key beside --output (DIR-signing-key.pem, mode 0600, "
+            "and DIR-signing-key.pub.pem) and sign the package with it.",
+        ),
+    ] = False,
     quiet: QuietOption = False,
     verbose: VerboseOption = False,
 ) -> None:
@@ -468,6 +607,13 @@ def demo(
         prepare_output(output, force=force)
     except OutputError as exc:
         raise _fail(str(exc), ExitCode.USAGE) from None
+    delivery = Delivery()
+    if sign:
+        # Beside the package, never inside it: the private key must not travel with it.
+        private = output.with_name(output.name + "-signing-key.pem")
+        public = output.with_name(output.name + "-signing-key.pub.pem")
+        delivery = Delivery(signer=generate_key(private, public))
+        typer.echo(f"signing key: {private} (private, 0600); verify with --key {public}")
     try:
         from orgscan.demo.run import demo_organization, run_demo
     except ImportError as exc:
@@ -477,7 +623,8 @@ def demo(
         ) from None
     with demo_organization() as organization:
         result = asyncio.run(run_demo(organization, progress_for(quiet)))
-        _write(result, output, sarif)
+        if not _write(result, output, sarif, delivery):
+            raise typer.Exit(int(ExitCode.INCOMPLETE))
         if serve:
             config_path = output.with_name(output.name + "-config.yaml")
             config_path.write_text(yaml.safe_dump(organization.settings, sort_keys=False))
@@ -515,10 +662,16 @@ def report(
         bool, typer.Option("--force", help="Replace an older run's package in --output.")
     ] = False,
     fail_on: FailOnOption = FailOn.OPEN,
+    sign: SignOption = None,
+    upload: UploadOption = None,
+    retain_until: RetainUntilOption = None,
+    retain_days: RetainDaysOption = None,
+    retain_mode: RetainModeOption = None,
 ) -> None:
     """Rebuild every report from findings.json alone; exits as the evidence says (3 when its
     accounts show an incomplete sweep, whatever its `complete` flag claims)."""
     setup_logging(False)
+    delivery = _delivery(sign, upload, retain_until, retain_days, retain_mode)
     try:
         data = findings_json.load(findings)
         result = findings_json.parse(data, findings)
@@ -528,7 +681,7 @@ def report(
     contradiction = findings_json.stored_complete_contradiction(data, result)
     if contradiction:
         typer.echo(f"warning: {findings}: {contradiction}; the rebuilt package says so", err=True)
-    _finish(result, output, fail_on, sarif)
+    _finish(result, output, fail_on, sarif, delivery=delivery)
 
 
 @app.command("merge")
@@ -548,37 +701,114 @@ def merge_command(
             "shards are not one sweep and the merge is refused.",
         ),
     ] = DEFAULT_WINDOW.days,
+    sign: SignOption = None,
+    upload: UploadOption = None,
+    retain_until: RetainUntilOption = None,
+    retain_days: RetainDaysOption = None,
+    retain_mode: RetainModeOption = None,
 ) -> None:
     """Combine the packages of 'scan --shard K/N' into one package: one SARIF run, one manifest."""
     setup_logging(False)
+    delivery = _delivery(sign, upload, retain_until, retain_days, retain_mode)
     try:
         shards = [findings_json.read(d / findings_json.FILENAME) for d in directories]
         merged = merge(shards, timedelta(days=window))
         prepare_output(output, force=force)
     except (findings_json.EvidenceError, MergeError, OutputError) as exc:
         raise _fail(str(exc), ExitCode.USAGE) from None
-    _finish(merged, output, fail_on, sarif)
+    _finish(merged, output, fail_on, sarif, delivery=delivery)
 
 
 @app.command()
 def verify(
-    directory: Annotated[Path, typer.Argument(help="An evidence package directory.")],
+    target: Annotated[
+        str, typer.Argument(help="An evidence package directory, or s3://BUCKET/PREFIX/.")
+    ],
+    key: Annotated[
+        str | None,
+        typer.Option(
+            "--key",
+            help="Check the signed attestation with this public key: a PEM file, or "
+            "awskms:///... (fetched with kms:GetPublicKey).",
+        ),
+    ] = None,
 ) -> None:
     """Check a package: every file against manifest.json, every field the manifest repeats
     against findings.json, findings.json against itself, and every report re-rendered from
-    findings.json byte for byte. Always says whether the sweep was complete; exit 1 on any
+    findings.json byte for byte; with --key, the signature, every signed file and the signed
+    statement against findings.json. Always says whether the sweep was complete; exit 1 on any
     mismatch."""
-    check = check_package(directory)
+    public = _public_key(key) if key else None
+    if not target.startswith("s3://"):
+        _verify(Path(target), public, target)
+        return
+    from orgscan.publish import download
+
+    try:
+        location = S3Location.parse(target, "TARGET")
+    except PublishError as exc:
+        raise _fail(str(exc), ExitCode.USAGE) from None
+    with tempfile.TemporaryDirectory(prefix="orgscan-verify-") as temporary:
+        try:
+            names = asyncio.run(download(location, Path(temporary), ScanConfig()))
+        except PublishError as exc:
+            raise _fail(str(exc), ExitCode.INCOMPLETE) from None
+        except (NoCredentialsError, NoRegionError) as exc:
+            raise _fail(_NO_SETUP[type(exc)], ExitCode.USAGE) from None
+        typer.echo(f"fetched: {len(names)} object(s) from {location}")
+        _verify(Path(temporary), public, target)
+
+
+def _public_key(ref: str) -> EllipticCurvePublicKey:
+    from orgscan.aws.kms import KmsSigner, is_kms_ref, parse_ref
+
+    try:
+        if is_kms_ref(ref):
+            return asyncio.run(KmsSigner(parse_ref(ref, "--key"), ScanConfig()).public_key())
+        try:
+            data = Path(ref).read_bytes()
+        except OSError as exc:
+            raise SigningError(f"--key {ref}: cannot read: {exc.strerror or exc}") from None
+        return load_public_key(data, f"--key {ref}")
+    except SigningError as exc:
+        raise _fail(str(exc), ExitCode.USAGE) from None
+    except (NoCredentialsError, NoRegionError) as exc:
+        raise _fail(_NO_SETUP[type(exc)], ExitCode.USAGE) from None
+
+
+def _verify(directory: Path, key: EllipticCurvePublicKey | None, shown: str) -> None:
+    check = check_package(directory, key)
     for problem in check.problems:
         typer.echo(f"MISMATCH {problem}", err=True)
     for note in check.notes:
         typer.echo(f"note:    {note}")
     typer.echo(f"sweep:   {_sweep_text(check.evidence)}")
+    for line in check.signed:
+        typer.echo(f"signed:  {line}")
+    if key is None:
+        typer.echo("signed:  not checked (pass --key PUBLIC.pem or --key awskms:///...)")
     if check.problems:
-        typer.echo(f"{directory}: NOT verified ({len(check.problems)} problem(s))")
+        typer.echo(f"{shown}: NOT verified ({len(check.problems)} problem(s))")
         raise typer.Exit(1)
     rendered = "" if check.notes else " and every report re-renders from findings.json"
-    typer.echo(f"{directory}: verified; every file matches manifest.json{rendered}")
+    signed = "; the attestation's signature and every signed file hold" if key else ""
+    typer.echo(f"{shown}: verified; every file matches manifest.json{rendered}{signed}")
+
+
+@app.command("publish")
+def publish_command(
+    directory: Annotated[Path, typer.Argument(help="An evidence package directory.")],
+    target: Annotated[str, typer.Argument(help="s3://BUCKET/PREFIX/")],
+    retain_until: RetainUntilOption = None,
+    retain_days: RetainDaysOption = None,
+    retain_mode: RetainModeOption = None,
+) -> None:
+    """Upload a written package to S3 (checksums read back; manifest and attestation last).
+    Exit 3 when the upload is incomplete."""
+    setup_logging(False)
+    delivery = _delivery(None, target, retain_until, retain_days, retain_mode)
+    if not _upload(directory, delivery):
+        raise typer.Exit(int(ExitCode.INCOMPLETE))
 
 
 def _sweep_text(evidence: ScanResult | None) -> str:

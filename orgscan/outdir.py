@@ -15,7 +15,7 @@ class OutputError(Exception):
 
 
 def package_files() -> list[str]:
-    return [r.filename for r in renderers()] + [manifest.FILENAME]
+    return [r.filename for r in renderers()] + [manifest.FILENAME, manifest.ATTESTATION]
 
 
 def prepare_output(directory: Path, *, force: bool = False, resuming: bool = False) -> None:

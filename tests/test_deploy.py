@@ -733,3 +733,34 @@ async def test_remediation_sends_only_what_the_remediation_role_grants(aws, tmp_
     assert f"arn:aws:iam::{MANAGEMENT_ACCOUNT}:role/OrgScanRemediation" in aws.faults.assumed_roles
     assert not {a for a in aws.faults.caller_calls if IAM_ACTIONS[a].startswith("iam:")}
     assert "iam:UpdateAccessKey" not in granted("scanning_principal")
+
+
+# What the evidence writer's calls need (HeadObject and GetObject both need s3:GetObject).
+EVIDENCE_ACTIONS = {
+    "get_public_key": "kms:GetPublicKey",
+    "sign": "kms:Sign",
+    "put_object": "s3:PutObject",
+    "head_object": "s3:GetObject",
+    "get_object": "s3:GetObject",
+    "list_objects_v2": "s3:ListBucket",
+    "get_object_lock_configuration": "s3:GetBucketObjectLockConfiguration",
+}
+
+
+def test_evidence_writer_grants_what_orgscan_aws_calls_and_never_deletes():
+    """orgscan/aws/kms.py and s3.py are the only KMS and S3 callers; every call they make is
+    granted to the evidence writer, which may never delete or bypass a retention."""
+    writer = PERMISSIONS["evidence_writer"]
+    actions = {a for s in writer["statements"].values() for a in s["actions"]}
+    called = set()
+    for name in ("kms.py", "s3.py"):
+        tree = ast.parse((ROOT / "orgscan" / "aws" / name).read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and node.value in EVIDENCE_ACTIONS:
+                called.add(node.value)
+            if isinstance(node, ast.Attribute) and node.attr in EVIDENCE_ACTIONS:
+                called.add(node.attr)
+    assert {"sign", "put_object", "head_object"} <= called
+    assert {EVIDENCE_ACTIONS[c] for c in called} <= actions
+    assert not actions & set(writer["never"])
+    assert not any(a.startswith(("kms:", "s3:")) for a in granted("audit_role"))

@@ -51,6 +51,13 @@ _CREDENTIAL = re.compile(r"Credential=([A-Z0-9]+)/")
 _ASSUMED_KEY = re.compile(rb"<AccessKeyId>([A-Z0-9]+)</AccessKeyId>")
 _ISSUED_SECRET = re.compile(rb"<(?:SecretAccessKey|SessionToken)>([^<]+)</")
 _ROLE_ACCOUNT = re.compile(r"^arn:[^:]+:iam::(\d{12}):")
+S3_ACTIONS = {
+    "PUT": "PutObject",
+    "HEAD": "HeadObject",
+    "GET": "GetObject",
+    "DELETE": "DeleteObject",
+}
+JSON_11 = ("Content-Type", "application/x-amz-json-1.1")
 # Organizations' answers that carry accounts, and the key each carries them under.
 ACCOUNT_ANSWERS = {
     "ListAccounts": "Accounts",
@@ -98,6 +105,12 @@ class Fault:
     # A change that went through but whose answer was lost (a timeout) or replaced (a throttle
     # from a retry layer in between): the client cannot tell it from one that never landed.
     land_first: bool = False
+    # S3: only requests for an object whose key ends with this (e.g. "/manifest.json").
+    object_key: str | None = None
+    # KMS Sign with MessageType=DIGEST signs the 32 bytes given, as AWS does. moto 5.2.5 hashes
+    # them again (it treats every message as RAW), so no standard verifier would accept its
+    # signature; with this rule the layer signs with moto's own key, prehashed.
+    kms_digest: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +121,7 @@ class Request:
     user: str = ""  # the UserName parameter, if any
     key: str = ""  # the access key id that signed the request
     duration: int | None = None  # AssumeRole's DurationSeconds
+    object_key: str = ""  # S3: the bucket/key path
 
 
 class FaultInjector:
@@ -145,6 +159,13 @@ class FaultInjector:
         key = match.group(1) if match else ""
         signer = self._key_accounts.get(key, MANAGEMENT_ACCOUNT) if match else ""
         service = authorization.split("/")[3] if authorization.count("/") >= 3 else ""
+        if service == "s3":
+            # S3 is REST: the action is the method on an object (the few this layer targets).
+            method = environ.get("REQUEST_METHOD", "")
+            action = S3_ACTIONS.get(method, method)
+            if method == "GET" and "attributes" in environ.get("QUERY_STRING", ""):
+                action = "GetObjectAttributes"
+            return Request(action, signer, service, key=key, object_key=environ["PATH_INFO"])
         form = parse_qs(body.decode("utf-8", "replace")) if not target else {}
         action = target.rsplit(".", 1)[-1] if target else form.get("Action", [""])[0]
         if match and key not in self._key_accounts:
@@ -177,6 +198,10 @@ class FaultInjector:
                 if fault.account not in (None, request.account):
                     continue
                 if fault.user not in (None, request.user):
+                    continue
+                if fault.object_key is not None and not request.object_key.endswith(
+                    fault.object_key
+                ):
                     continue
                 if fault.session_calls is not None and (uses is None or uses < fault.session_calls):
                     continue
@@ -224,6 +249,10 @@ class FaultInjector:
                 return self._caller(fault.caller_arn, start_response)
             if fault.states is not None:
                 return self._account_states(environ, start_response, request, dict(fault.states))
+            if fault.kms_digest and request.action == "Sign":
+                signed = _sign_digest(environ, body, request.account)
+                if signed is not None:
+                    return self._replace_body("200 OK", [JSON_11], signed, start_response)
         return self._forward(request, environ, body, start_response)
 
     def _forward(
@@ -393,3 +422,25 @@ class FaultInjector:
                 self._key_accounts[key.decode()] = account
             self.issued_secrets.extend(s.decode() for s in _ISSUED_SECRET.findall(body))
         return [body]
+
+
+def _sign_digest(environ: dict[str, Any], body: bytes, account: str) -> bytes | None:
+    """KMS Sign over a DIGEST message as AWS answers it, with moto's key; None for RAW."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, utils
+    from moto.kms.models import kms_backends
+
+    params = json.loads(body)
+    if params.get("MessageType") != "DIGEST":
+        return None
+    region = environ.get("HTTP_AUTHORIZATION", "").split("/")[2]
+    key = kms_backends[account][region].describe_key(params["KeyId"])
+    signature = key.private_key.private_key.sign(
+        base64.b64decode(params["Message"]), ec.ECDSA(utils.Prehashed(hashes.SHA256()))
+    )
+    answer = {
+        "KeyId": key.arn,
+        "Signature": base64.b64encode(signature).decode(),
+        "SigningAlgorithm": params["SigningAlgorithm"],
+    }
+    return json.dumps(answer).encode()

@@ -16,11 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
+
 from orgscan import __version__
 from orgscan.model import ScanResult, ScanStatus
 from orgscan.reports import json as findings_json
 
 FILENAME = "manifest.json"
+# The signed attestation (orgscan/attestation.py) signs the manifest, so the manifest cannot
+# list it; it is checked with the signer's public key instead (`orgscan verify --key`).
+ATTESTATION = "attestation.intoto.jsonl"
 MANIFEST_VERSION = "1.0"
 
 
@@ -92,6 +97,7 @@ class PackageCheck:
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     evidence: ScanResult | None = None
+    signed: list[str] = field(default_factory=list)  # who signed what and when, once checked
 
 
 def _shown(value: Any) -> str:
@@ -241,7 +247,7 @@ def _check_files(directory: Path, manifest: dict[str, Any]) -> tuple[list[str], 
             problems.append(f"{name}: size is {len(content)}, the manifest says {size}")
         if sha256(content) != entry.get("sha256"):
             problems.append(f"{name}: SHA-256 does not match the manifest")
-    present = {p.name for p in directory.iterdir()} - {FILENAME}
+    present = {p.name for p in directory.iterdir()} - {FILENAME, ATTESTATION}
     problems += [f"{name}: not in the manifest" for name in sorted(present - listed.keys())]
     if findings_json.FILENAME not in listed:
         problems.append(f"{findings_json.FILENAME}: not in the manifest")
@@ -250,8 +256,20 @@ def _check_files(directory: Path, manifest: dict[str, Any]) -> tuple[list[str], 
     return problems, files
 
 
-def check_package(directory: Path) -> PackageCheck:
-    """Everything `orgscan verify` checks in the package in `directory`."""
+def check_package(directory: Path, key: EllipticCurvePublicKey | None = None) -> PackageCheck:
+    """Everything `orgscan verify` checks in the package in `directory`; with `key`, also the
+    attestation signed by it (signature, subjects, and its statement against findings.json)."""
+    check = _check_package(directory)
+    if key is not None:
+        from orgscan.attestation import check_attestation  # it imports this module
+
+        signature = check_attestation(directory, key, check.evidence)
+        check.problems += signature.problems
+        check.signed = signature.signed
+    return check
+
+
+def _check_package(directory: Path) -> PackageCheck:
     check = PackageCheck()
     manifest, check.problems = _load(directory)
     files: dict[str, bytes] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from orgscan.model import ScanResult
@@ -31,7 +32,11 @@ def renderers(*, sarif_suppressed: str = "include") -> list[Renderer]:
 
 
 def write_reports(
-    result: ScanResult, directory: Path, *, sarif_suppressed: str = "include"
+    result: ScanResult,
+    directory: Path,
+    *,
+    sarif_suppressed: str = "include",
+    sign: Callable[[Mapping[str, bytes]], bytes] | None = None,
 ) -> list[Path]:
     """Every output for the result, then manifest.json over them; the paths in that order.
 
@@ -45,5 +50,9 @@ def write_reports(
     for name, data in contents.items():
         path = directory / name
         write_atomic(path, data)
+        paths.append(path)
+    if sign is not None:
+        path = directory / manifest.ATTESTATION
+        write_atomic(path, sign(contents))
         paths.append(path)
     return paths
