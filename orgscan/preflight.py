@@ -27,10 +27,15 @@ from orgscan.config import Config
 from orgscan.model import Account, AccountFailure
 from orgscan.organizations import AccountFilter, Organization, describe_organization, walk_accounts
 from orgscan.scanner import region_hint
-from orgscan.sessions import AccountCredentials, Identity, caller_identity, role_arn
+from orgscan.sessions import (
+    CHAINED_MAX_SECONDS,
+    AccountCredentials,
+    Identity,
+    caller_identity,
+    region_disabled_fix,
+    role_arn,
+)
 
-# AssumeRole from a role session is role chaining, which AWS caps at one hour.
-CHAINED_MAXIMUM = 3600
 PERMISSIONS = "deploy/permissions.json"
 TEMPLATE = "deploy/cloudformation/orgscan-roles.yaml"
 
@@ -72,11 +77,6 @@ class Preflight:
         ]
 
 
-def chained(identity: Identity) -> bool:
-    """The caller is itself a role session (SSO, CI OIDC, an assume-role profile)."""
-    return ":assumed-role/" in identity.arn
-
-
 def sample(accounts: list[Account], size: int | None, management_id: str) -> list[Account]:
     """`size` accounts spread over the listing, the management account first when in scope:
     it is the one most often set up differently (no StackSet, or the caller's own keys)."""
@@ -94,7 +94,7 @@ def _describe(account: Account) -> str:
 
 def _principal(identity: Identity) -> str:
     """What a trust policy names for the caller: a role session's role, not the session."""
-    if chained(identity):
+    if identity.chained:
         role = identity.arn.split(":assumed-role/", 1)[1].split("/", 1)[0]
         return f"the role {role} of account {identity.account_id}"
     return identity.arn
@@ -119,17 +119,13 @@ class _Checks:
 
     def _enter_fix(self, code: str, role: str, account: Account, purpose: str) -> str:
         if code == "RegionDisabledException":
-            return (
-                f"AssumeRole goes to STS in {self.factory.region}: activate that region in "
-                f"account {account.id}, or set AWS_REGION to a region active in every account "
-                "(such as us-east-1)"
-            )
+            return region_disabled_fix(self.factory.region, account.id, self.identity.partition)
         if code == "CallerNotInManagementAccount":
             return "set organization.management_account: auto (the audit role there) or skip"
         if code == "ValidationError":
             return (
                 "lower role.duration_seconds to at most the role's maximum session duration "
-                f"({CHAINED_MAXIMUM} for a caller that is itself a role session)"
+                f"({CHAINED_MAX_SECONDS} for a caller that is itself a role session)"
             )
         where = (
             "as a plain stack (StackSets never deploy to the management account)"
@@ -282,15 +278,16 @@ async def preflight(
             f"caller:   {identity.arn} (account {identity.account_id}, partition "
             f"{identity.partition})"
         )
-        if chained(identity):
+        if identity.chained:
             result.facts.append(
                 "          a role session: each AssumeRole into an account is role chaining, "
-                f"which AWS caps at {CHAINED_MAXIMUM} s"
+                f"which AWS caps at {CHAINED_MAX_SECONDS} s"
             )
-            if config.role.duration_seconds > CHAINED_MAXIMUM:
+            if config.role.duration_seconds > CHAINED_MAX_SECONDS:
                 result.warnings.append(
                     f"role.duration_seconds is {config.role.duration_seconds}, above the "
-                    f"{CHAINED_MAXIMUM} s that role chaining allows; set it to {CHAINED_MAXIMUM}"
+                    f"{CHAINED_MAX_SECONDS} s that role chaining allows; set it to "
+                    f"{CHAINED_MAX_SECONDS}"
                 )
         configured = "" if factory.region_configured else " (no region configured: the default)"
         result.facts.append(

@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 from orgscan.cli import ExitCode, app
 from orgscan.demo.faults import MANAGEMENT_ACCOUNT, Fault
 from orgscan.demo.seed import ACTIVE, AccountSpec, OrgSpec, UserSpec
+from orgscan.sessions import region_disabled_fix
 
 from .conftest import run_as_user_of, seed
 
@@ -56,8 +57,9 @@ def test_a_ready_organization_passes_with_one_assume_role_and_one_list_users_eac
     }
 
 
-def test_each_problem_is_one_line_with_its_fix_and_exit_3(aws, tmp_path):
+def test_each_problem_is_one_line_with_its_fix_and_exit_3(aws, tmp_path, monkeypatch):
     seeded = seed(aws, ORG)
+    monkeypatch.setenv("AWS_REGION", "eu-south-1")  # the endpoint stays moto's
     ids = seeded.account_ids
     aws.inject(
         [
@@ -77,11 +79,12 @@ def test_each_problem_is_one_line_with_its_fix_and_exit_3(aws, tmp_path):
     )
     assert "with the StackSet (deploy/cloudformation/orgscan-roles.yaml)" in found[ids["denied"]]
     assert "RegionDisabledException" in found[ids["opted-out"]]
-    assert (
-        "Fix: AssumeRole goes to STS in us-east-1: activate that region in account"
-        in found[ids["opted-out"]]
+    # The same advice as a scan's failure gives, word for word.
+    assert found[ids["opted-out"]].endswith(
+        f"Fix: {region_disabled_fix('eu-south-1', ids['opted-out'], 'aws')}"
     )
-    assert "set AWS_REGION" in found[ids["opted-out"]]
+    assert "Security Token Service (STS)" in found[ids["opted-out"]]
+    assert "AWS_REGION=us-east-1" in found[ids["opted-out"]]
     assert "cannot list IAM users: AccessDenied" in found[ids["no-list"]]
     assert "the CountAccessKeys statement of deploy/permissions.json" in found[ids["no-list"]]
     assert "preflight: 3 problem(s); a scan now would be INCOMPLETE" in result.output
