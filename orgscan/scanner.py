@@ -204,6 +204,17 @@ class ResumeMismatch(Exception):
     """The previous run cannot be continued with this configuration or organization."""
 
 
+def older_run(run_id: str, schema_version: str) -> ResumeMismatch:
+    """A run written under an older findings.json schema was made by an older orgscan: its
+    config digest covers settings whose meaning changed since (include_suspended, the default
+    management_account), so no config file can match it, and "use the same config" would not
+    help."""
+    return ResumeMismatch(
+        f"the previous run {run_id} was made by an older orgscan (findings.json schema "
+        f"{schema_version}) and cannot be continued; scan anew with --output"
+    )
+
+
 def _resumable(
     previous: ScanResult, config: Config, shard: Shard | None, retry_failed: bool = False
 ) -> dict[str, AccountResult]:
