@@ -11,7 +11,8 @@ from orgscan.demo.faults import MANAGEMENT_ACCOUNT, Fault
 from orgscan.demo.seed import ACTIVE, AccountSpec, OrgSpec, UserSpec
 from orgscan.sessions import region_disabled_fix
 
-from .conftest import run_as_user_of, seed
+from .conftest import seed
+from .reliability import running_as
 
 ORG = OrgSpec(
     management_users=(UserSpec("ops", (ACTIVE,)),),
@@ -106,27 +107,25 @@ def test_a_config_error_exits_2_before_any_call(aws, tmp_path):
     assert aws.faults.calls == {}
 
 
-def test_a_delegated_administrator_without_the_delegation_policy_is_told_so(
-    aws, tmp_path, monkeypatch
-):
+def test_a_delegated_administrator_without_the_delegation_policy_is_told_so(aws, tmp_path):
     seeded = seed(aws, ORG)
     security = seeded.account_ids["security"]
-    run_as_user_of(monkeypatch, security)
-    aws.inject([])  # Organizations answers the member account as if it had no organization
-    result = preflight(tmp_path)
-    assert result.exit_code == ExitCode.INCOMPLETE, result.output
-    assert f"the caller's account {security} is not it (a delegated administrator)" in (
-        result.output
-    )
-    (line,) = problems(result.output)
-    assert "listing the organization failed" in line
-    assert "deploy/organizations-delegation-policy.json" in line
+    with running_as(security):
+        aws.inject([])  # Organizations answers the member account as if it had no organization
+        result = preflight(tmp_path)
+        assert result.exit_code == ExitCode.INCOMPLETE, result.output
+        assert f"the caller's account {security} is not it (a delegated administrator)" in (
+            result.output
+        )
+        (line,) = problems(result.output)
+        assert "listing the organization failed" in line
+        assert "deploy/organizations-delegation-policy.json" in line
 
-    aws.inject([Fault(account=security, delegated_admin=True)])  # now delegated
-    result = preflight(tmp_path)
-    assert result.exit_code == ExitCode.CLEAN, result.output
-    # The management account is entered through the audit role, like any member.
-    assert aws.faults.calls[("AssumeRole", seeded.management_account_id)] == 1
+        aws.inject([Fault(account=security, delegated_admin=True)])  # now delegated
+        result = preflight(tmp_path)
+        assert result.exit_code == ExitCode.CLEAN, result.output
+        # The management account is entered through the audit role, like any member.
+        assert aws.faults.calls[("AssumeRole", seeded.management_account_id)] == 1
 
 
 def test_remediation_role_checked_on_request_including_the_management_account(aws, tmp_path):
