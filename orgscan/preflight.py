@@ -26,7 +26,7 @@ from orgscan.clients import (
 from orgscan.config import Config
 from orgscan.model import Account, AccountFailure
 from orgscan.organizations import AccountFilter, Organization, describe_organization, walk_accounts
-from orgscan.scanner import region_hint
+from orgscan.scanner import config_warnings, region_hint
 from orgscan.sessions import (
     CHAINED_MAX_SECONDS,
     AccountCredentials,
@@ -47,6 +47,7 @@ class Problem:
     where: str
     what: str
     fix: str
+    remediation: bool = False  # only `orgscan remediate` would fail; a scan would not
 
     def line(self) -> str:
         return f"problem:  {self.where}: {self.what}. Fix: {self.fix}"
@@ -60,15 +61,26 @@ class Preflight:
 
     @property
     def complete(self) -> bool:
-        """A scan now would be complete (for the accounts checked)."""
+        """No problem: a scan now would be complete (for the accounts checked), and so would
+        remediation's entry, if it was checked."""
         return not self.problems
 
+    def _verdict(self) -> str:
+        if self.complete:
+            return "preflight: no problem found; a scan now would be complete"
+        remediation = sum(1 for p in self.problems if p.remediation)
+        scan = len(self.problems) - remediation
+        said = [f"preflight: {len(self.problems)} problem(s)"]
+        said.append("a scan now would be INCOMPLETE" if scan else "a scan now would be complete")
+        if remediation:
+            said.append(
+                f"orgscan remediate could not enter {remediation} account(s) with "
+                "remediation.role_name"
+            )
+        return "; ".join(said)
+
     def lines(self) -> list[str]:
-        verdict = (
-            "preflight: no problem found; a scan now would be complete"
-            if self.complete
-            else f"preflight: {len(self.problems)} problem(s); a scan now would be INCOMPLETE"
-        )
+        verdict = self._verdict()
         return [
             *self.facts,
             *(f"warning:  {w}" for w in self.warnings),
@@ -194,6 +206,7 @@ class _Checks:
                 _describe(account),
                 f"orgscan remediate cannot enter with {role}: {code}: {message}",
                 self._enter_fix(code, role, account, " with EnableRemediationRole=true"),
+                remediation=True,
             )
         ]
 
@@ -306,7 +319,7 @@ async def preflight(
             f"{len(accounts) - len(in_scope)} skipped (by state or filter); checking "
             f"{len(checked)}{partly}"
         )
-        result.warnings.extend(account_filter.unmatched())
+        result.warnings.extend(config_warnings(config) + account_filter.unmatched())
 
         checks = _Checks(config, factory, identity, organization)
         audit = AccountCredentials(sts, identity, config, organization.management_account_id)

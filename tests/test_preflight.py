@@ -100,6 +100,15 @@ def test_sample_checks_the_management_account_and_a_spread_of_others(aws, tmp_pa
     assert sum(n for (action, _), n in aws.faults.calls.items() if action == "AssumeRole") == 1
 
 
+def test_include_states_without_active_is_a_warning_naming_the_key(aws, tmp_path):
+    seed(aws, ORG)
+    cfg = {"organization": {"include_states": ["PENDING_CLOSURE"]}}
+    result = preflight(tmp_path, cfg=cfg)
+    assert "warning:  organization.include_states is PENDING_CLOSURE: it leaves out ACTIVE" in (
+        result.output
+    )
+
+
 def test_a_config_error_exits_2_before_any_call(aws, tmp_path):
     result = preflight(tmp_path, cfg={"organization": {"include_suspended": True}})
     assert result.exit_code == ExitCode.USAGE
@@ -148,6 +157,12 @@ def test_remediation_role_checked_on_request_including_the_management_account(aw
     assert f"arn:aws:iam::{management}:role/OrgScanRemediation" in line
     assert "as a plain stack (StackSets never deploy to the management account)" in line
     assert "EnableRemediationRole=true" in line
+    # Only remediation would fail: the verdict says so, not that a scan would be incomplete.
+    assert result.output.rstrip().endswith(
+        "preflight: 1 problem(s); a scan now would be complete; orgscan remediate could not "
+        "enter 1 account(s) with remediation.role_name"
+    )
+    assert "INCOMPLETE" not in result.output
 
 
 def test_a_chained_caller_is_named_and_a_long_duration_warned(aws, tmp_path, monkeypatch):

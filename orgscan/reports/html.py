@@ -233,7 +233,7 @@ def _cards(result: ScanResult) -> list[Card]:
             "could not be scanned" if failed else "none",
             "bad" if failed else "good",
         ),
-        Card("accounts_skipped", "Accounts skipped", skipped, "by status or filter", "neutral"),
+        Card("accounts_skipped", "Accounts skipped", skipped, "by state or filter", "neutral"),
         Card(
             "users",
             "IAM users",
