@@ -60,7 +60,7 @@ from orgscan.remediation.plan import write as write_plan
 from orgscan.reports import json as findings_json
 from orgscan.reports.manifest import check_package
 from orgscan.reports.writer import write_reports
-from orgscan.scanner import ResumeMismatch, ScanAborted, scan
+from orgscan.scanner import ResumeMismatch, ScanAborted, older_run, scan
 
 app = typer.Typer(
     add_completion=False,
@@ -441,10 +441,16 @@ def scan_command(
         if baseline is not None:
             earlier = _read_baseline(baseline)
         if resume is not None:
-            previous = findings_json.read(previous_run_path(resume))
+            path = previous_run_path(resume)
+            stored = findings_json.load(path)
+            previous = findings_json.parse(stored, path)
+            if stored.get("schema_version") != findings_json.SCHEMA_VERSION:
+                raise older_run(previous.run.id, str(stored.get("schema_version")))
         prepare_output(target, force=force, resuming=target == resume)
     except (OutputError, findings_json.EvidenceError) as exc:
         raise _fail(str(exc), ExitCode.USAGE) from None
+    except ResumeMismatch as exc:
+        raise _fail(f"--resume: {exc}", ExitCode.USAGE) from None
     try:
         result, signum = asyncio.run(
             _scan_until_signalled(

@@ -26,11 +26,16 @@ from orgscan.clients import (
 from orgscan.config import Config
 from orgscan.model import Account, AccountFailure
 from orgscan.organizations import AccountFilter, Organization, describe_organization, walk_accounts
-from orgscan.scanner import region_hint
-from orgscan.sessions import AccountCredentials, Identity, caller_identity, role_arn
+from orgscan.scanner import config_warnings, region_hint
+from orgscan.sessions import (
+    CHAINED_MAX_SECONDS,
+    AccountCredentials,
+    Identity,
+    caller_identity,
+    region_disabled_fix,
+    role_arn,
+)
 
-# AssumeRole from a role session is role chaining, which AWS caps at one hour.
-CHAINED_MAXIMUM = 3600
 PERMISSIONS = "deploy/permissions.json"
 TEMPLATE = "deploy/cloudformation/orgscan-roles.yaml"
 
@@ -42,6 +47,7 @@ class Problem:
     where: str
     what: str
     fix: str
+    remediation: bool = False  # only `orgscan remediate` would fail; a scan would not
 
     def line(self) -> str:
         return f"problem:  {self.where}: {self.what}. Fix: {self.fix}"
@@ -55,26 +61,32 @@ class Preflight:
 
     @property
     def complete(self) -> bool:
-        """A scan now would be complete (for the accounts checked)."""
+        """No problem: a scan now would be complete (for the accounts checked), and so would
+        remediation's entry, if it was checked."""
         return not self.problems
 
+    def _verdict(self) -> str:
+        if self.complete:
+            return "preflight: no problem found; a scan now would be complete"
+        remediation = sum(1 for p in self.problems if p.remediation)
+        scan = len(self.problems) - remediation
+        said = [f"preflight: {len(self.problems)} problem(s)"]
+        said.append("a scan now would be INCOMPLETE" if scan else "a scan now would be complete")
+        if remediation:
+            said.append(
+                f"orgscan remediate could not enter {remediation} account(s) with "
+                "remediation.role_name"
+            )
+        return "; ".join(said)
+
     def lines(self) -> list[str]:
-        verdict = (
-            "preflight: no problem found; a scan now would be complete"
-            if self.complete
-            else f"preflight: {len(self.problems)} problem(s); a scan now would be INCOMPLETE"
-        )
+        verdict = self._verdict()
         return [
             *self.facts,
             *(f"warning:  {w}" for w in self.warnings),
             *(p.line() for p in self.problems),
             verdict,
         ]
-
-
-def chained(identity: Identity) -> bool:
-    """The caller is itself a role session (SSO, CI OIDC, an assume-role profile)."""
-    return ":assumed-role/" in identity.arn
 
 
 def sample(accounts: list[Account], size: int | None, management_id: str) -> list[Account]:
@@ -94,7 +106,7 @@ def _describe(account: Account) -> str:
 
 def _principal(identity: Identity) -> str:
     """What a trust policy names for the caller: a role session's role, not the session."""
-    if chained(identity):
+    if identity.chained:
         role = identity.arn.split(":assumed-role/", 1)[1].split("/", 1)[0]
         return f"the role {role} of account {identity.account_id}"
     return identity.arn
@@ -119,17 +131,13 @@ class _Checks:
 
     def _enter_fix(self, code: str, role: str, account: Account, purpose: str) -> str:
         if code == "RegionDisabledException":
-            return (
-                f"AssumeRole goes to STS in {self.factory.region}: activate that region in "
-                f"account {account.id}, or set AWS_REGION to a region active in every account "
-                "(such as us-east-1)"
-            )
+            return region_disabled_fix(self.factory.region, account.id, self.identity.partition)
         if code == "CallerNotInManagementAccount":
             return "set organization.management_account: auto (the audit role there) or skip"
         if code == "ValidationError":
             return (
                 "lower role.duration_seconds to at most the role's maximum session duration "
-                f"({CHAINED_MAXIMUM} for a caller that is itself a role session)"
+                f"({CHAINED_MAX_SECONDS} for a caller that is itself a role session)"
             )
         where = (
             "as a plain stack (StackSets never deploy to the management account)"
@@ -198,6 +206,7 @@ class _Checks:
                 _describe(account),
                 f"orgscan remediate cannot enter with {role}: {code}: {message}",
                 self._enter_fix(code, role, account, " with EnableRemediationRole=true"),
+                remediation=True,
             )
         ]
 
@@ -282,15 +291,16 @@ async def preflight(
             f"caller:   {identity.arn} (account {identity.account_id}, partition "
             f"{identity.partition})"
         )
-        if chained(identity):
+        if identity.chained:
             result.facts.append(
                 "          a role session: each AssumeRole into an account is role chaining, "
-                f"which AWS caps at {CHAINED_MAXIMUM} s"
+                f"which AWS caps at {CHAINED_MAX_SECONDS} s"
             )
-            if config.role.duration_seconds > CHAINED_MAXIMUM:
+            if config.role.duration_seconds > CHAINED_MAX_SECONDS:
                 result.warnings.append(
                     f"role.duration_seconds is {config.role.duration_seconds}, above the "
-                    f"{CHAINED_MAXIMUM} s that role chaining allows; set it to {CHAINED_MAXIMUM}"
+                    f"{CHAINED_MAX_SECONDS} s that role chaining allows; set it to "
+                    f"{CHAINED_MAX_SECONDS}"
                 )
         configured = "" if factory.region_configured else " (no region configured: the default)"
         result.facts.append(
@@ -309,7 +319,7 @@ async def preflight(
             f"{len(accounts) - len(in_scope)} skipped (by state or filter); checking "
             f"{len(checked)}{partly}"
         )
-        result.warnings.extend(account_filter.unmatched())
+        result.warnings.extend(config_warnings(config) + account_filter.unmatched())
 
         checks = _Checks(config, factory, identity, organization)
         audit = AccountCredentials(sts, identity, config, organization.management_account_id)

@@ -204,6 +204,28 @@ class ResumeMismatch(Exception):
     """The previous run cannot be continued with this configuration or organization."""
 
 
+def config_warnings(config: Config) -> list[str]:
+    """Settings that are valid but seldom meant: said in run.warnings, never refused."""
+    states = config.organization.include_states
+    if "ACTIVE" in states:
+        return []
+    return [
+        f"organization.include_states is {', '.join(states)}: it leaves out ACTIVE, so every "
+        "active account is skipped; add ACTIVE unless that is what you mean"
+    ]
+
+
+def older_run(run_id: str, schema_version: str) -> ResumeMismatch:
+    """A run written under an older findings.json schema was made by an older orgscan: its
+    config digest covers settings whose meaning changed since (include_suspended, the default
+    management_account), so no config file can match it, and "use the same config" would not
+    help."""
+    return ResumeMismatch(
+        f"the previous run {run_id} was made by an older orgscan (findings.json schema "
+        f"{schema_version}) and cannot be continued; scan anew with --output"
+    )
+
+
 def _resumable(
     previous: ScanResult, config: Config, shard: Shard | None, retry_failed: bool = False
 ) -> dict[str, AccountResult]:
@@ -371,7 +393,7 @@ async def scan(
         complete=sweep_complete(results, run_errors),
         api_calls=management_calls.calls + sum(r.api_calls for r in results),
         errors=run_errors,
-        warnings=account_filter.unmatched() + credentials.warnings,
+        warnings=config_warnings(config) + account_filter.unmatched() + credentials.warnings,
         resumed_from=previous.run.id if previous else None,
         shard=str(shard) if shard else None,
     )

@@ -45,16 +45,43 @@ def _chaining_refused(exc: ClientError) -> bool:
     return error_code(exc) == "ValidationError" and ROLE_CHAINING in error_message(exc)
 
 
-def region_disabled(sts: Any, account_id: str, aws_message: str) -> AccountFailure:
+# The one region whose STS endpoint is active in every account of its partition: AWS's table
+# of STS endpoints marks us-east-1 as active by default and not one that can be deactivated
+# (IAM User Guide, "AWS STS Regions and endpoints"). Other partitions have no such promise.
+ALWAYS_ACTIVE_STS = {"aws": "us-east-1"}
+
+
+def region_disabled_fix(region: str, account_id: str, partition: str) -> str:
+    """What to do when STS in `region` is not active in `account_id` (the account whose role is
+    assumed, not the caller's), as AWS documents it in "Activating and deactivating AWS STS in
+    an AWS Region": the one wording for a scan's failure and for preflight."""
+    fix = (
+        f"activate STS in {region} in account {account_id}: for a region enabled by default, "
+        "in that account's IAM console (Account settings, Security Token Service (STS), "
+        "Endpoints); for an opt-in region, by enabling the region in that account (Account, "
+        "AWS Regions), which activates its STS endpoint"
+    )
+    always = ALWAYS_ACTIVE_STS.get(partition)
+    if always is None:
+        return f"{fix}; or run orgscan with AWS_REGION set to a region active in every account"
+    if always == region:
+        return fix
+    return (
+        f"{fix}; or run orgscan with AWS_REGION={always}, whose STS endpoint cannot be deactivated"
+    )
+
+
+def region_disabled(
+    sts: Any, identity: Identity, account_id: str, aws_message: str
+) -> AccountFailure:
     """AssumeRole goes to the regional STS endpoint of the configured region, which must be
-    active in the target account (opt-in regions are not, until someone activates them)."""
+    active in the target account."""
     region, url = sts.meta.region_name, sts.meta.endpoint_url
     return AccountFailure(
         "RegionDisabledException",
         f"AssumeRole was sent to STS in {region} ({url}), which is not active in account "
-        f"{account_id}. Activate {region} in that account (Account settings, AWS Regions), or "
-        f"run orgscan with AWS_REGION set to a region active in every account, such as "
-        f"us-east-1. AWS said: {aws_message}",
+        f"{account_id}. Fix: {region_disabled_fix(region, account_id, identity.partition)}. "
+        f"AWS said: {aws_message}",
     )
 
 
@@ -90,7 +117,7 @@ class AccountCredentials:
         """An AssumeRole failure with what to do about it, where orgscan knows better."""
         code = error_code(exc)
         if code == "RegionDisabledException":
-            return region_disabled(self._sts, account_id, error_message(exc))
+            return region_disabled(self._sts, self._identity, account_id, error_message(exc))
         if code == "AccessDenied" and account_id == self._management_account_id:
             role = role_arn(self._identity, account_id, self._config.role.name)
             # The usual cause: StackSets skip the management account, so the role is missing.
@@ -103,6 +130,18 @@ class AccountCredentials:
             )
         return None
 
+    async def _assume_role(self, sts: Any, kwargs: dict[str, Any], arn: str) -> Any:
+        """AssumeRole, once more at one hour if AWS refuses the duration as role chaining."""
+        try:
+            return await sts.assume_role(**kwargs)
+        except ClientError as exc:
+            # A caller whose ARN does not show the chaining (e.g. GetSessionToken credentials).
+            if kwargs["DurationSeconds"] <= CHAINED_MAX_SECONDS or not _chaining_refused(exc):
+                raise
+        if self.duration > CHAINED_MAX_SECONDS:  # once, however many accounts were refused
+            self._shorten(f"AWS refused {self.duration} s for {arn}")
+        return await sts.assume_role(**{**kwargs, "DurationSeconds": CHAINED_MAX_SECONDS})
+
     async def _assume(self, sts: Any, arn: str, account_id: str) -> Credentials:
         role = self._config.role
         kwargs: dict[str, Any] = {
@@ -113,18 +152,13 @@ class AccountCredentials:
         if role.external_id:
             kwargs["ExternalId"] = role.external_id
         try:
-            response = await sts.assume_role(**kwargs)
+            response = await self._assume_role(sts, kwargs, arn)
         except ClientError as exc:
-            # A caller whose ARN does not show the chaining (e.g. GetSessionToken credentials).
-            if kwargs["DurationSeconds"] <= CHAINED_MAX_SECONDS or not _chaining_refused(exc):
-                explained = self._explained(exc, account_id)
-                if explained is None:
-                    raise
-                raise explained from exc
-            if self.duration > CHAINED_MAX_SECONDS:  # once, however many accounts were refused
-                self._shorten(f"AWS refused {self.duration} s for {arn}")
-            kwargs["DurationSeconds"] = CHAINED_MAX_SECONDS
-            response = await sts.assume_role(**kwargs)
+            # Whether it failed at once or on the retry at one hour: the same explanation.
+            explained = self._explained(exc, account_id)
+            if explained is None:
+                raise
+            raise explained from exc
         data = response["Credentials"]
         return Credentials(
             access_key_id=data["AccessKeyId"],

@@ -6,11 +6,10 @@ import asyncio
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 
 from orgscan.config import Config, parse_config
-from orgscan.demo.seed import OrgSpec, SeededOrg, member_iam, seed_organization
+from orgscan.demo.seed import OrgSpec, SeededOrg, seed_organization
 from orgscan.demo.server import MotoServer, isolate_from_aws
 from orgscan.model import ScanResult
 from orgscan.scanner import ScanOptions, scan
@@ -35,16 +34,6 @@ def seed(server: MotoServer, spec: OrgSpec) -> SeededOrg:
     seeded = seed_organization(spec, server.url)
     server.inject([])
     return seeded
-
-
-def run_as_user_of(monkeypatch: pytest.MonkeyPatch, account_id: str) -> str:
-    """Make the ambient credentials an IAM user's of a member account; returns its ARN."""
-    iam = member_iam(boto3.client("sts"), account_id)
-    iam.create_user(UserName="orgscan-runner")
-    key = iam.create_access_key(UserName="orgscan-runner")["AccessKey"]
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
-    return f"arn:aws:iam::{account_id}:user/orgscan-runner"
 
 
 def config(**sections: Any) -> Config:

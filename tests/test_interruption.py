@@ -126,6 +126,33 @@ def test_resume_refuses_a_different_config(aws, tmp_path):
     assert "used a different configuration" in result.output
 
 
+def test_resume_of_a_schema_1_0_run_says_it_was_made_by_an_older_orgscan(aws, tmp_path):
+    """1.0's config digest covered settings whose meaning changed (include_suspended, the
+    management_account default): no config file matches it, so 'the same config' cannot help."""
+    seed(aws, SIX)
+    out = tmp_path / "out"
+    cfg = write_config(tmp_path)
+    first = CliRunner().invoke(app, ["scan", "-c", str(cfg), "-o", str(out), "-q"])
+    assert first.exit_code == 1
+    data = json.loads((out / "findings.json").read_text())
+    data["schema_version"] = "1.0"
+    data["run"]["config_digest"] = "sha256:" + "10" * 32  # 1.0 digested another config shape
+    for account in data["accounts"]:
+        account["status"] = account.pop("state")
+        del account["scanned_at"]
+    (out / "findings.json").write_text(json.dumps(data))
+    aws.inject([])
+
+    result = CliRunner().invoke(app, ["scan", "-c", str(cfg), "--resume", str(out), "-q"])
+    assert result.exit_code == 2
+    assert (
+        f"--resume: the previous run {data['run']['id']} was made by an older orgscan "
+        "(findings.json schema 1.0) and cannot be continued; scan anew with --output"
+    ) in " ".join(result.output.split())
+    assert "same config" not in result.output
+    assert aws.faults.calls == {}  # refused before any AWS call
+
+
 async def test_interrupting_stops_new_accounts_and_cancels_those_in_flight(aws):
     seed(aws, SIX)
     aws.inject([Fault(action="ListUsers", delay=0.3)])

@@ -10,7 +10,8 @@ from orgscan.model import ScanStatus
 from orgscan.remediation.apply import Outcome, apply_plan
 from orgscan.remediation.plan import Evidence, build_plan
 
-from .conftest import config, run_as_user_of, run_scan, seed
+from .conftest import config, run_scan, seed
+from .reliability import running_as
 
 ORG = OrgSpec(
     management_users=(UserSpec("break-glass", (ACTIVE, ACTIVE)),),
@@ -22,14 +23,14 @@ ORG = OrgSpec(
 
 
 @pytest.fixture
-def delegated(aws, monkeypatch):
+def delegated(aws):
     """The caller is an IAM user of the security account, registered as a delegated
     administrator: Organizations answers it with the organization's data."""
     seeded = seed(aws, ORG)
     security = seeded.account_ids["security"]
-    run_as_user_of(monkeypatch, security)
-    aws.inject([Fault(account=security, delegated_admin=True)])
-    return seeded
+    with running_as(security):
+        aws.inject([Fault(account=security, delegated_admin=True)])
+        yield seeded
 
 
 # apply_plan is given the plan itself here; the CLI is what checks a plan against its evidence.

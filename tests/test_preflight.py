@@ -9,8 +9,10 @@ from typer.testing import CliRunner
 from orgscan.cli import ExitCode, app
 from orgscan.demo.faults import MANAGEMENT_ACCOUNT, Fault
 from orgscan.demo.seed import ACTIVE, AccountSpec, OrgSpec, UserSpec
+from orgscan.sessions import region_disabled_fix
 
-from .conftest import run_as_user_of, seed
+from .conftest import seed
+from .reliability import running_as
 
 ORG = OrgSpec(
     management_users=(UserSpec("ops", (ACTIVE,)),),
@@ -56,8 +58,9 @@ def test_a_ready_organization_passes_with_one_assume_role_and_one_list_users_eac
     }
 
 
-def test_each_problem_is_one_line_with_its_fix_and_exit_3(aws, tmp_path):
+def test_each_problem_is_one_line_with_its_fix_and_exit_3(aws, tmp_path, monkeypatch):
     seeded = seed(aws, ORG)
+    monkeypatch.setenv("AWS_REGION", "eu-south-1")  # the endpoint stays moto's
     ids = seeded.account_ids
     aws.inject(
         [
@@ -77,11 +80,12 @@ def test_each_problem_is_one_line_with_its_fix_and_exit_3(aws, tmp_path):
     )
     assert "with the StackSet (deploy/cloudformation/orgscan-roles.yaml)" in found[ids["denied"]]
     assert "RegionDisabledException" in found[ids["opted-out"]]
-    assert (
-        "Fix: AssumeRole goes to STS in us-east-1: activate that region in account"
-        in found[ids["opted-out"]]
+    # The same advice as a scan's failure gives, word for word.
+    assert found[ids["opted-out"]].endswith(
+        f"Fix: {region_disabled_fix('eu-south-1', ids['opted-out'], 'aws')}"
     )
-    assert "set AWS_REGION" in found[ids["opted-out"]]
+    assert "Security Token Service (STS)" in found[ids["opted-out"]]
+    assert "AWS_REGION=us-east-1" in found[ids["opted-out"]]
     assert "cannot list IAM users: AccessDenied" in found[ids["no-list"]]
     assert "the CountAccessKeys statement of deploy/permissions.json" in found[ids["no-list"]]
     assert "preflight: 3 problem(s); a scan now would be INCOMPLETE" in result.output
@@ -96,6 +100,15 @@ def test_sample_checks_the_management_account_and_a_spread_of_others(aws, tmp_pa
     assert sum(n for (action, _), n in aws.faults.calls.items() if action == "AssumeRole") == 1
 
 
+def test_include_states_without_active_is_a_warning_naming_the_key(aws, tmp_path):
+    seed(aws, ORG)
+    cfg = {"organization": {"include_states": ["PENDING_CLOSURE"]}}
+    result = preflight(tmp_path, cfg=cfg)
+    assert "warning:  organization.include_states is PENDING_CLOSURE: it leaves out ACTIVE" in (
+        result.output
+    )
+
+
 def test_a_config_error_exits_2_before_any_call(aws, tmp_path):
     result = preflight(tmp_path, cfg={"organization": {"include_suspended": True}})
     assert result.exit_code == ExitCode.USAGE
@@ -103,27 +116,25 @@ def test_a_config_error_exits_2_before_any_call(aws, tmp_path):
     assert aws.faults.calls == {}
 
 
-def test_a_delegated_administrator_without_the_delegation_policy_is_told_so(
-    aws, tmp_path, monkeypatch
-):
+def test_a_delegated_administrator_without_the_delegation_policy_is_told_so(aws, tmp_path):
     seeded = seed(aws, ORG)
     security = seeded.account_ids["security"]
-    run_as_user_of(monkeypatch, security)
-    aws.inject([])  # Organizations answers the member account as if it had no organization
-    result = preflight(tmp_path)
-    assert result.exit_code == ExitCode.INCOMPLETE, result.output
-    assert f"the caller's account {security} is not it (a delegated administrator)" in (
-        result.output
-    )
-    (line,) = problems(result.output)
-    assert "listing the organization failed" in line
-    assert "deploy/organizations-delegation-policy.json" in line
+    with running_as(security):
+        aws.inject([])  # Organizations answers the member account as if it had no organization
+        result = preflight(tmp_path)
+        assert result.exit_code == ExitCode.INCOMPLETE, result.output
+        assert f"the caller's account {security} is not it (a delegated administrator)" in (
+            result.output
+        )
+        (line,) = problems(result.output)
+        assert "listing the organization failed" in line
+        assert "deploy/organizations-delegation-policy.json" in line
 
-    aws.inject([Fault(account=security, delegated_admin=True)])  # now delegated
-    result = preflight(tmp_path)
-    assert result.exit_code == ExitCode.CLEAN, result.output
-    # The management account is entered through the audit role, like any member.
-    assert aws.faults.calls[("AssumeRole", seeded.management_account_id)] == 1
+        aws.inject([Fault(account=security, delegated_admin=True)])  # now delegated
+        result = preflight(tmp_path)
+        assert result.exit_code == ExitCode.CLEAN, result.output
+        # The management account is entered through the audit role, like any member.
+        assert aws.faults.calls[("AssumeRole", seeded.management_account_id)] == 1
 
 
 def test_remediation_role_checked_on_request_including_the_management_account(aws, tmp_path):
@@ -146,6 +157,12 @@ def test_remediation_role_checked_on_request_including_the_management_account(aw
     assert f"arn:aws:iam::{management}:role/OrgScanRemediation" in line
     assert "as a plain stack (StackSets never deploy to the management account)" in line
     assert "EnableRemediationRole=true" in line
+    # Only remediation would fail: the verdict says so, not that a scan would be incomplete.
+    assert result.output.rstrip().endswith(
+        "preflight: 1 problem(s); a scan now would be complete; orgscan remediate could not "
+        "enter 1 account(s) with remediation.role_name"
+    )
+    assert "INCOMPLETE" not in result.output
 
 
 def test_a_chained_caller_is_named_and_a_long_duration_warned(aws, tmp_path, monkeypatch):

@@ -10,6 +10,7 @@ from orgscan.demo.faults import Fault
 from orgscan.demo.seed import ACTIVE, AccountSpec, OrgSpec, UserSpec
 from orgscan.model import ScanStatus
 from orgscan.scanner import ScanAborted
+from orgscan.sessions import region_disabled_fix
 
 from .conftest import run_scan, seed
 
@@ -71,7 +72,9 @@ async def test_aws_region_wins_over_aws_default_region(no_endpoint_override):
         assert await factory.endpoint_url("iam") == "https://iam.us-gov.amazonaws.com"
 
 
-async def test_region_disabled_fails_that_account_naming_the_sts_region_and_the_fix(aws):
+async def test_region_disabled_fails_that_account_naming_the_sts_region_and_both_fixes(
+    aws, monkeypatch
+):
     seeded = seed(aws, ORG)
     opted_out = seeded.account_ids["opted-out"]
     aws.inject(
@@ -85,19 +88,40 @@ async def test_region_disabled_fails_that_account_naming_the_sts_region_and_the_
             )
         ]
     )
+    monkeypatch.setenv("AWS_REGION", "eu-south-1")  # the endpoint stays moto's
     result = await run_scan()
     accounts = {r.account.id: r for r in result.accounts}
     failed = accounts[opted_out]
     assert failed.scan_status is ScanStatus.FAILED
     assert failed.error.code == "RegionDisabledException"
-    assert failed.error.message.startswith(
-        f"AssumeRole was sent to STS in us-east-1 ({aws.url}), which is not active in account "
-        f"{opted_out}. Activate us-east-1 in that account"
+    message = failed.error.message
+    assert message.startswith(
+        f"AssumeRole was sent to STS in eu-south-1 ({aws.url}), which is not active in account "
+        f"{opted_out}. Fix: activate STS in eu-south-1 in account {opted_out}: "
     )
-    assert "AWS_REGION" in failed.error.message
-    assert f"account:{opted_out}" in failed.error.message  # AWS's own words are kept
+    # Both of AWS's ways: a default region's STS endpoint is activated in IAM's account
+    # settings, an opt-in region's by enabling the region.
+    assert "IAM console (Account settings, Security Token Service (STS), Endpoints)" in message
+    assert "enabling the region in that account (Account, AWS Regions)" in message
+    assert "AWS_REGION=us-east-1, whose STS endpoint cannot be deactivated" in message
+    assert f"account:{opted_out}" in message  # AWS's own words are kept
     assert accounts[seeded.account_ids["home"]].scan_status is ScanStatus.SCANNED
     assert not result.run.complete
+
+
+@pytest.mark.parametrize(
+    ("region", "partition", "alternative"),
+    [
+        ("us-east-1", "aws", None),  # already the region that cannot be deactivated
+        ("us-gov-west-1", "aws-us-gov", "AWS_REGION set to a region active in every account"),
+    ],
+)
+def test_region_disabled_advice_recommends_us_east_1_only_where_it_helps(
+    region, partition, alternative
+):
+    fix = region_disabled_fix(region, "111122223333", partition)
+    assert "us-east-1" not in fix.replace(f"STS in {region}", "")
+    assert (alternative in fix) if alternative else ("AWS_REGION" not in fix)
 
 
 async def test_unknown_credentials_without_a_region_suggest_the_partition(aws, monkeypatch):

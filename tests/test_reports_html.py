@@ -6,12 +6,12 @@ import base64
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from html.parser import HTMLParser
 
 import pytest
 
-from orgscan.model import FindingState, ScanResult
+from orgscan.model import FindingState, ScanResult, split_ou_path
 from orgscan.reports import json as findings_json
 from orgscan.reports.html import HtmlRenderer, template_dirs
 
@@ -21,6 +21,7 @@ from .report_fixtures import (
     FORMULA_NAME,
     IMG_NAME,
     PARTIAL,
+    PROD,
     SCP_DENIAL,
     SCRIPT_NAME,
     UNREADABLE_ARN,
@@ -133,6 +134,8 @@ def test_cards_equal_the_evidence_summary(result: ScanResult, page: Page) -> Non
     for metric, value in page.cards.items():
         assert int(value) == summary[metric], metric
     assert page.cards["findings_open"] == "3"
+    # Accounts are skipped by their lifecycle state (or a filter), not by the retired Status.
+    assert "by state or filter" in page.all_text
 
 
 def test_every_finding_is_a_row_and_every_open_arn_is_shown(result: ScanResult, page: Page) -> None:
@@ -267,6 +270,34 @@ def test_provenance(result: ScanResult, page: Page) -> None:
 def test_filter_options_are_escaped_data_attributes(html: bytes) -> None:
     assert b'data-account="333333333333"' in html
     assert b"&#34;&gt;&lt;script&gt;" in html  # the script-named account, inside an <option>
+
+
+def test_the_ou_filter_offers_escaped_ou_names_and_their_real_ancestors() -> None:
+    r"""An OU named `Legacy/Old` is `Root/Legacy\/Old`: the filter offers it and `Root`, never a
+    `Root/Legacy\` cut at the escaped slash."""
+    result = scan_result()
+    result.accounts = [
+        replace(a, account=replace(a.account, ou_path="Root/Legacy\\/Old"))
+        if a.account.id == PROD
+        else a
+        for a in result.accounts
+    ]
+    html = HtmlRenderer().render(result).decode()
+    select = re.search(r'<select id="f-ou">(.*?)</select>', html, re.S)
+    assert select is not None
+    offered = re.findall(r'<option value="([^"]+)"', select.group(1))
+    assert "Root/Legacy\\/Old" in offered
+    assert "Root/Legacy\\" not in offered and "Root/Legacy" not in offered
+    rows = {split_ou_path(r.account.ou_path) for r in result.accounts}
+    for path in offered:  # each one an OU, or the ancestor of one, name by name
+        names = split_ou_path(path)
+        assert any(row[: len(names)] == names for row in rows), path
+    # A path orgscan did not write (hand-edited evidence) is offered as it is, not dropped.
+    result.accounts = [
+        replace(a, account=replace(a.account, ou_path="Root/a\\")) if a.account.id == PROD else a
+        for a in result.accounts
+    ]
+    assert b'<option value="Root/a\\">' in HtmlRenderer().render(result)
 
 
 def test_template_found_in_the_source_tree() -> None:

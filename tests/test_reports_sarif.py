@@ -223,6 +223,10 @@ def test_a_partly_scanned_account_is_a_notification_naming_its_unreadable_users(
     (partial,) = [n for n in notifications if n["descriptor"]["id"] == "account-partially-scanned"]
     assert partial["level"] == "error"
     assert "scanned only in part" in partial["message"]["text"]
+    # The account's lifecycle state, as in every other account notification.
+    assert f"Account {PARTIAL} (" in partial["message"]["text"]
+    assert ", state ACTIVE) was scanned only in part" in partial["message"]["text"]
+    assert partial["properties"]["accountState"] == "ACTIVE"
     assert "1 of 2 IAM users could not be read (AccessDenied)" in partial["message"]["text"]
     assert partial["properties"]["unreadableUsers"] == [
         {"arn": UNREADABLE_ARN, "errorCode": "AccessDenied", "errorMessage": SCP_DENIAL.message}

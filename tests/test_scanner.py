@@ -98,6 +98,13 @@ async def test_suspended_accounts_are_skipped_and_said_so(aws):
         config(organization={"include_states": ["ACTIVE", "PENDING_CLOSURE", "SUSPENDED"]})
     )
     assert by_name(included, seeded)["gone"].scan_status is ScanStatus.SCANNED
+    assert not [w for w in included.run.warnings if "include_states" in w]
+
+    # Valid, but almost never meant: every ACTIVE account skipped. Said, not refused.
+    only = await run_scan(config(organization={"include_states": ["SUSPENDED"]}))
+    assert by_name(only, seeded)["gone"].scan_status is ScanStatus.SCANNED
+    (warning,) = [w for w in only.run.warnings if "include_states" in w]
+    assert warning.startswith("organization.include_states is SUSPENDED: it leaves out ACTIVE")
 
 
 LIFECYCLE = OrgSpec(

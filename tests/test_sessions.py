@@ -149,6 +149,38 @@ async def test_a_role_chaining_refusal_is_retried_once_at_one_hour(aws):
     assert len(aws.faults.assumed_roles) == len(ORG.accounts)
 
 
+async def test_a_failure_on_the_one_hour_retry_is_explained_like_a_first_failure(aws):
+    """The retry at 3600 s can meet what the first call would have: a region not active in the
+    account, a management account without the role. Both keep orgscan's explanation."""
+    seeded = seed(aws, ORG)
+    member, management = seeded.account_ids["acct-0"], seeded.management_account_id
+    aws.inject(
+        [
+            Fault(
+                action="AssumeRole",
+                max_duration=3600,
+                error="ValidationError",
+                message=ROLE_CHAINING_MESSAGE,
+            ),
+            Fault(action="AssumeRole", account=member, error="RegionDisabledException"),
+            Fault(action="AssumeRole", account=management, error="AccessDenied"),
+        ]
+    )
+    for account, code, explanation in (
+        (member, "RegionDisabledException", "Security Token Service (STS)"),
+        (management, "AccessDenied", "as a plain stack"),
+    ):
+        aws.faults.assumed_roles.clear()
+        # One account at a time: the first refusal shortens every later account's request.
+        organization = {"include_accounts": [account], "management_account": "assume"}
+        result = await run_scan(config(role={"duration_seconds": 7200}, organization=organization))
+        (failed,) = [r for r in result.accounts if r.account.id == account]
+        assert failed.error.code == code
+        assert explanation in failed.error.message
+        # Refused at 7200 s first, then failed on the retry at 3600 s.
+        assert aws.faults.assumed_roles == [f"arn:aws:iam::{account}:role/OrgScanAudit"] * 2
+
+
 async def test_sts_faults_in_other_accounts_never_spend_a_healthy_accounts_retries(aws):
     """botocore's retry quota (500, 5 a retry) shared by all accounts would be spent by the
     first hundred throttled AssumeRole calls anywhere; each account has its own."""

@@ -66,6 +66,17 @@ ACCOUNT_ANSWERS = {
 }
 
 
+def _answered(app: WSGIApp, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
+    """What `app` answers to the request, held back to be changed: status, headers, body."""
+    captured: dict[str, Any] = {}
+
+    def capture(status: str, headers: list[tuple[str, str]], *args: Any) -> None:
+        captured.update(status=status, headers=headers)
+
+    body = b"".join(app(environ, capture))
+    return captured["status"], captured["headers"], body
+
+
 @dataclass(frozen=True, slots=True)
 class Fault:
     """One rule. The first rule that matches a request decides what happens to it.
@@ -273,17 +284,14 @@ class FaultInjector:
         body: bytes,
         start_response: StartResponse,
     ) -> Iterable[bytes]:
-        captured: dict[str, Any] = {}
-
-        def capture(status: str, headers: list[tuple[str, str]], *args: Any) -> None:
-            captured.update(status=status, headers=headers)
-
-        answer = b"".join(self._forward(request, environ, body, capture))  # moto applies it
+        status, headers, answer = _answered(  # moto applies it
+            lambda env, respond: self._forward(request, env, body, respond), environ
+        )
         if fault.delay:
             time.sleep(fault.delay)
         if fault.error:
             return self._error(fault, request, start_response)
-        start_response(captured["status"], captured["headers"])
+        start_response(status, headers)
         return [answer]
 
     def _count(self, code: str) -> None:
@@ -339,16 +347,6 @@ class FaultInjector:
         start_response("200 OK", [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))])
         return [body]
 
-    def _passed_on(self, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
-        """moto's answer to the request: status line, headers, body."""
-        captured: dict[str, Any] = {}
-
-        def capture(status: str, headers: list[tuple[str, str]], *args: Any) -> None:
-            captured.update(status=status, headers=headers)
-
-        body = b"".join(self.app(environ, capture))
-        return captured["status"], captured["headers"], body
-
     @staticmethod
     def _replace_body(
         status: str, headers: list[tuple[str, str]], body: bytes, start_response: StartResponse
@@ -364,7 +362,7 @@ class FaultInjector:
         request: Request,
         states: dict[str, str],
     ) -> list[bytes]:
-        status, headers, body = self._passed_on(environ)
+        status, headers, body = _answered(self.app, environ)
         if not status.startswith("200"):
             start_response(status, headers)
             return [body]
@@ -379,14 +377,9 @@ class FaultInjector:
         self, environ: dict[str, Any], start_response: StartResponse, form: dict[str, list[str]]
     ) -> Iterable[bytes]:
         """Page ListUsers as AWS does (MaxItems up to 1000, Marker); moto returns everything."""
-        captured: dict[str, Any] = {}
-
-        def capture(status: str, headers: list[tuple[str, str]], *args: Any) -> None:
-            captured.update(status=status, headers=headers)
-
-        body = b"".join(self.app(environ, capture))
-        if not captured["status"].startswith("200"):
-            start_response(captured["status"], captured["headers"])
+        status, headers, body = _answered(self.app, environ)
+        if not status.startswith("200"):
+            start_response(status, headers)
             return [body]
         ElementTree.register_namespace("", IAM_NS)
         root = ElementTree.fromstring(body)  # noqa: S314 - moto's own answer on loopback
@@ -407,10 +400,7 @@ class FaultInjector:
         ElementTree.SubElement(result, f"{{{IAM_NS}}}IsTruncated").text = str(truncated).lower()
         if truncated:
             ElementTree.SubElement(result, f"{{{IAM_NS}}}Marker").text = str(start + size)
-        paged = ElementTree.tostring(root)
-        headers = [(k, v) for k, v in captured["headers"] if k.lower() != "content-length"]
-        start_response(captured["status"], [*headers, ("Content-Length", str(len(paged)))])
-        return [paged]
+        return self._replace_body(status, headers, ElementTree.tostring(root), start_response)
 
     def _remember_keys(
         self, environ: dict[str, Any], start_response: StartResponse, account: str

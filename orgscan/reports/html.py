@@ -29,6 +29,8 @@ from orgscan.model import (
     ScanResult,
     ScanStatus,
     UserKeys,
+    join_ou_path,
+    split_ou_path,
 )
 from orgscan.reports import json as findings_json
 from orgscan.reports import view
@@ -187,11 +189,16 @@ def _finding_row(
 
 
 def _ou_prefixes(paths: set[str]) -> list[str]:
-    """Every OU path and its ancestors, so one filter choice covers a whole subtree."""
+    r"""Every OU path and its ancestors, so one filter choice covers a whole subtree. Split name
+    by name: an OU named `Legacy/Old` (`Root/Legacy\/Old`) has no ancestor `Root/Legacy\`."""
     prefixes: set[str] = set()
     for path in paths:
-        parts = path.split("/")
-        prefixes.update("/".join(parts[: n + 1]) for n in range(len(parts)))
+        try:
+            names = split_ou_path(path)
+        except ValueError:  # no OU (a finding without its account) or not orgscan's writing
+            prefixes.update([path] if path else [])
+            continue
+        prefixes.update(join_ou_path(names[: n + 1]) for n in range(len(names)))
     return sorted(prefixes)
 
 
@@ -226,7 +233,7 @@ def _cards(result: ScanResult) -> list[Card]:
             "could not be scanned" if failed else "none",
             "bad" if failed else "good",
         ),
-        Card("accounts_skipped", "Accounts skipped", skipped, "by status or filter", "neutral"),
+        Card("accounts_skipped", "Accounts skipped", skipped, "by state or filter", "neutral"),
         Card(
             "users",
             "IAM users",

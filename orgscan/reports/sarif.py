@@ -462,7 +462,7 @@ def _notifications(result: ScanResult) -> list[dict[str, Any]]:
         elif account.scan_status is ScanStatus.PARTIAL:
             unreadable = account.unreadable_users
             codes = sorted({u.error.code for u in unreadable if u.error})
-            text = f"Account {acc.id} ({acc.name}, {acc.ou_path}) was scanned only in part."
+            text = f"{where} was scanned only in part."
             if unreadable:
                 text += (
                     f" {len(unreadable)} of {len(account.users)} IAM users could not be read "
@@ -476,6 +476,7 @@ def _notifications(result: ScanResult) -> list[dict[str, Any]]:
                     "account-partially-scanned",
                     text,
                     accountId=acc.id,
+                    accountState=acc.state,
                     unreadableUsers=[
                         {"arn": u.arn, "errorCode": u.error.code, "errorMessage": u.error.message}
                         for u in unreadable
