@@ -620,9 +620,17 @@ def test_workflow_triggers_and_permissions(workflow):
     assert "permissions" not in job
 
 
+def _credential_steps(workflow: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    return [
+        (i, s)
+        for i, s in enumerate(_steps(workflow))
+        if s.get("uses", "").startswith("aws-actions/configure-aws-credentials@")
+    ]
+
+
 def test_workflow_assumes_a_role_through_oidc_and_installs_orgscan(workflow):
-    index, credentials = _step(workflow, "aws-actions/configure-aws-credentials@")
-    assert credentials["with"]["role-to-assume"]
+    index, credentials = _credential_steps(workflow)[0]
+    assert credentials["with"]["role-to-assume"] == "${{ vars.ORGSCAN_ROLE_ARN }}"
     assert not {"aws-access-key-id", "aws-secret-access-key"} & set(credentials["with"])
     setup, _ = _step(workflow, "actions/setup-python@")
     scan, step = _scan_step(workflow)
@@ -643,7 +651,8 @@ def test_workflow_uploads_sarif_and_evidence_even_when_the_scan_fails(workflow):
         "category": "orgscan-iam-access-keys",
     }
     artifact_index, artifact = _step(workflow, "actions/upload-artifact@")
-    assert artifact["with"]["path"].rstrip("/") == "evidence"
+    paths = {p.rstrip("/") for p in artifact["with"]["path"].split()}
+    assert paths == {"evidence", "signed"}  # the scan's package and, once signed, its copy
     assert int(artifact["with"]["retention-days"]) >= 90
     for index, upload in ((sarif_index, sarif), (artifact_index, artifact)):
         assert index > scan
@@ -764,3 +773,80 @@ def test_evidence_writer_grants_what_orgscan_aws_calls_and_never_deletes():
     assert {EVIDENCE_ACTIONS[c] for c in called} <= actions
     assert not actions & set(writer["never"])
     assert not any(a.startswith(("kms:", "s3:")) for a in granted("audit_role"))
+
+
+def _evidence_step(workflow: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    (found,) = [(i, s) for i, s in enumerate(_steps(workflow)) if s.get("id") == "evidence"]
+    return found
+
+
+def test_workflow_signs_and_uploads_as_a_separate_writer_role_after_the_scan(workflow):
+    """The scan role stays read-only: the KMS key and the bucket are reached only through a
+    second OIDC role, assumed after the scan, and the scan itself neither signs nor uploads."""
+    (scan_role_index, scan_role), (writer_index, writer) = _credential_steps(workflow)
+    scan_index, scan = _scan_step(workflow)
+    evidence_index, evidence = _evidence_step(workflow)
+    assert scan_role_index < scan_index < writer_index < evidence_index
+    assert "--sign" not in scan["run"] and "--upload" not in scan["run"]
+    assert writer["with"]["role-to-assume"] == "${{ vars.ORGSCAN_EVIDENCE_ROLE_ARN }}"
+    assert scan_role["with"]["role-to-assume"] == "${{ vars.ORGSCAN_ROLE_ARN }}"
+    assert not {"aws-access-key-id", "aws-secret-access-key", "role-chaining"} & set(writer["with"])
+    assert workflow["permissions"]["id-token"] == "write"  # OIDC for both roles
+    for step in (writer, evidence):
+        # Signing is optional (skipped without the writer role), and runs after a failed scan
+        # too: an incomplete sweep is evidence as well.
+        assert "always()" in step["if"]
+        assert "vars.ORGSCAN_EVIDENCE_ROLE_ARN != ''" in step["if"]
+        assert "hashFiles('evidence/findings.json')" in step["if"]
+    assert evidence["env"]["SIGNING_KEY"] == "${{ vars.ORGSCAN_SIGNING_KEY }}"
+    assert evidence["env"]["TARGET"].startswith("s3://${{ vars.ORGSCAN_EVIDENCE_BUCKET }}/")
+    assert evidence["env"]["TARGET"].endswith("/")
+    assert evidence["env"]["RETAIN_MODE"] == "${{ vars.ORGSCAN_RETAIN_MODE }}"
+    command = " ".join(evidence["run"].replace("\\\n", " ").split())
+    assert (
+        "orgscan report evidence/findings.json --output signed --sarif-suppressed omit "
+        '--fail-on never --sign "$SIGNING_KEY" --upload "$TARGET" '
+        '--retain-days "$RETAIN_DAYS" --retain-mode "$RETAIN_MODE"'
+    ) in command
+    assert 'orgscan verify "$TARGET" --key "$SIGNING_KEY"' in command
+    gate_index = len(_steps(workflow)) - 1
+    assert evidence_index < _step(workflow, "actions/upload-artifact@")[0] < gate_index
+
+
+@pytest.mark.parametrize(
+    ("report", "verify", "expected_exit", "verified"),
+    [
+        (0, 0, 0, True),
+        (3, 0, 0, True),  # an incomplete sweep, signed and uploaded whole
+        (3, 1, 1, True),  # exit 3 from a partial upload: the uploaded copy does not verify
+        (2, 0, 2, False),  # a bad key or bucket: stop, nothing to verify
+        (0, 1, 1, True),
+    ],
+)
+def test_workflow_evidence_step_fails_unless_the_uploaded_copy_verifies(
+    workflow, tmp_path, report, verify, expected_exit, verified
+):
+    _, evidence = _evidence_step(workflow)
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    log = tmp_path / "calls"
+    (fake / "orgscan").write_text(
+        f'#!/bin/sh\necho "$@" >> {log}\n'
+        f'case "$1" in report) exit {report} ;; verify) exit {verify} ;; esac\nexit 99\n'
+    )
+    (fake / "orgscan").chmod(0o755)
+    target = "s3://bucket/orgscan/1-1/"
+    returned, output = _github_bash(
+        evidence["run"],
+        tmp_path,
+        PATH=f"{fake}{os.pathsep}{os.environ['PATH']}",
+        SIGNING_KEY="awskms:///alias/orgscan-evidence",
+        TARGET=target,
+        RETAIN_MODE="COMPLIANCE",
+        RETAIN_DAYS="400",
+    )
+    calls = log.read_text().splitlines()
+    assert returned == expected_exit
+    assert calls[0].startswith("report evidence/findings.json --output signed")
+    assert (f"verify {target} --key awskms:///alias/orgscan-evidence" in calls) == verified
+    assert (f"location={target}" in output.splitlines()) == (expected_exit == 0)
