@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ import yaml
 from orgscan.cli import ExitCode
 from orgscan.demo.faults import Fault
 from orgscan.demo.seed import ACTIVE, AccountSpec, OrgSpec, UserSpec
+from orgscan.model import iso, parse_iso
 from orgscan.remediation.apply import Outcome, RemediationError, read_journal
 from orgscan.reports import json as findings_json
 
@@ -574,3 +576,67 @@ def test_rollback_of_part_of_an_apply_by_key_or_account(aws, tmp_path):
     assert "AKIA0000000000TYPO00: the journal records no change to undo for this key" in (
         typo.output
     )
+
+
+# Review of issue 15 -------------------------------------------------------------------------
+
+
+def edited_evidence(aws, tmp_path: Path, config: str, change) -> tuple[Path, Path]:
+    """Scan, let `change(keys_by_id)` edit each user's keys in the evidence: the evidence and
+    where to plan from it, as a CI artifact tampered with before the plan was made."""
+    out = tmp_path / "scan"
+    assert cli("scan", "-c", config, "-o", str(out), "-q").exit_code == ExitCode.FINDINGS
+    findings = out / "findings.json"
+    data = json.loads(findings.read_text())
+    for user in data["users"]:
+        change({key["id"]: key for key in user["access_keys"]})
+    findings.write_text(json.dumps(data))
+    return findings, tmp_path / "plan.json"
+
+
+def test_apply_keeps_the_key_in_use_now_whatever_the_evidence_said(aws, tmp_path):
+    seeded = seed(aws, ONE)
+    a = seeded.account_ids["a"]
+    older, newer = sorted(keys(member_iam(a), "pair"))
+    use_key(older, seeded.key_secrets[older])  # the older key is the one in use
+    config = write_config(tmp_path)
+
+    def unused_key_used_later(by_id: dict) -> None:
+        # The unused key "was used" a millisecond after the real last use: a plausible date,
+        # before the run finished, so only the live last use can tell.
+        real = parse_iso(by_id[older]["last_used_at"])
+        by_id[newer].update(
+            last_used_at=iso(real + timedelta(milliseconds=1)), last_used_service="sts"
+        )
+
+    findings, plan_path = edited_evidence(aws, tmp_path, config, unused_key_used_later)
+    made = cli("remediate", "plan", str(findings), "-o", str(plan_path))
+    assert made.exit_code == 0, made.output
+    assert json.loads(plan_path.read_text())["actions"][0]["keep"] == newer  # fooled
+
+    applied = apply(plan_path, config)
+    assert applied.exit_code == ExitCode.FINDINGS, applied.output
+    assert keys(member_iam(a), "pair") == {older: "Active", newer: "Active"}
+    entry = journal_of(tmp_path / "remediation-journal.jsonl")[older]
+    assert entry["outcome"] == "skipped"
+    assert entry["reason"].startswith(
+        f"the keys' live last use picks {older} to keep (most recently used), not the plan's "
+        f"{newer}"
+    )
+    assert "UpdateAccessKey" not in {action for action, _ in aws.faults.calls}
+
+
+def test_evidence_used_after_its_run_finished_is_refused_when_planning(aws, tmp_path):
+    seed(aws, ONE)
+    config = write_config(tmp_path)
+
+    def from_the_future(by_id: dict) -> None:
+        for key in by_id.values():
+            key["last_used_at"] = "2099-01-01T00:00:00Z"
+
+    findings, plan_path = edited_evidence(aws, tmp_path, config, from_the_future)
+    refused = cli("remediate", "plan", str(findings), "-o", str(plan_path))
+    assert refused.exit_code == ExitCode.USAGE, refused.output
+    assert "the evidence is not fit for a plan" in refused.output
+    assert "was last used at 2099-01-01T00:00:00Z, after its run finished at" in refused.output
+    assert not plan_path.exists()

@@ -43,6 +43,7 @@ from orgscan.model import (
 )
 from orgscan.organizations import AccountFilter, Organization, describe_organization, walk_accounts
 from orgscan.remediation.plan import KeyAction, Plan, UserAction
+from orgscan.reports.view import recommended_key
 from orgscan.sessions import AccountCredentials, caller_identity
 
 KIND = "orgscan-remediation-journal"
@@ -674,13 +675,34 @@ class _Apply:
                 "could lock the user out",
             )
             return
+        # The evidence may have been edited before the plan was made from it (the plan's
+        # digest binds only what it was made from): the key to keep is chosen again from the
+        # live last use of every active key, by the plan's own rule, and must be the plan's.
+        try:
+            live = {key.id: await with_last_used(iam, key) for key in keys.values() if key.active}
+        except Exception as exc:
+            await all_keys(Outcome.FAILED, f"reading the keys' last use: {_failure(exc)}")
+            return
+        chosen = recommended_key(
+            UserKeys(action.account_id, action.user_name, action.arn, "", tuple(live.values()))
+        )
+        if chosen is None or chosen.key.id != action.keep:
+            picked = f"{chosen.key.id} to keep ({chosen.reason})" if chosen else "no key"
+            await all_keys(
+                Outcome.SKIPPED,
+                f"the keys' live last use picks {picked}, not the plan's {action.keep}; "
+                "deactivating the others could switch off the key in use (was the evidence "
+                "edited, or has use changed since the scan?)",
+            )
+            return
         for planned in action.deactivate:
             if self.run.stop.signal:
                 await record(
                     _entry(action, planned.access_key_id, Outcome.SKIPPED, self.run.not_attempted())
                 )
                 continue
-            await self.key(iam, action, planned, keys.get(planned.access_key_id))
+            key_id = planned.access_key_id
+            await self.key(iam, action, planned, live.get(key_id) or keys.get(key_id))
 
     async def key(
         self, iam: Any, action: UserAction, planned: KeyAction, live: AccessKey | None
@@ -693,11 +715,7 @@ class _Apply:
         if not live.active:
             await record(_entry(action, key_id, Outcome.SKIPPED, f"already {live.status}"))
             return
-        try:
-            now = await with_last_used(iam, live)
-        except Exception as exc:
-            await record(_entry(action, key_id, Outcome.FAILED, _failure(exc)))
-            return
+        now = live  # an active key: read with its last use by `user`
         before = {"before_status": live.status, "before_last_used_at": now.last_used_at}
         if _used_since(planned.last_used_at, now.last_used_at):
             await record(
