@@ -640,3 +640,51 @@ def test_evidence_used_after_its_run_finished_is_refused_when_planning(aws, tmp_
     assert "the evidence is not fit for a plan" in refused.output
     assert "was last used at 2099-01-01T00:00:00Z, after its run finished at" in refused.output
     assert not plan_path.exists()
+
+
+@pytest.mark.parametrize("error", ["InternalFailure", "ServiceUnavailable"])
+def test_a_5xx_after_the_change_landed_is_never_journaled_failed(aws, tmp_path, error):
+    seeded = seed(aws, ONE)
+    a = seeded.account_ids["a"]
+    config = write_config(tmp_path, scan={"max_attempts": 1})
+    plan_path, actions = planned(aws, tmp_path, config)
+    key_id = doomed(actions["pair"])
+    # The change lands, AWS answers a 5xx, and the re-read right after lags it (eventual
+    # consistency): ListAccessKeys is read once before the change and once after it.
+    aws.inject(
+        [
+            Fault(action="UpdateAccessKey", account=a, land_first=True, error=error),
+            Fault(action="ListAccessKeys", account=a, stale_status="Active", first=2),
+        ]
+    )
+    applied = apply(plan_path, config)
+    assert applied.exit_code == ExitCode.CLEAN, applied.output
+    assert keys(member_iam(a), "pair")[key_id] == "Inactive"
+    journal = tmp_path / "remediation-journal.jsonl"
+    assert lines_of(journal, key_id) == ["pending", "pending", "deactivated"]
+    aws.inject([])
+    assert rollback(journal, config).exit_code == ExitCode.CLEAN
+    assert keys(member_iam(a), "pair")[key_id] == "Active"
+
+
+def test_pending_changes_are_re_read_until_they_show_within_the_settle_window(aws, tmp_path):
+    seeded = seed(aws, ONE)
+    a = seeded.account_ids["a"]
+    config = write_config(tmp_path, scan={"max_attempts": 1, "call_timeout": 5})
+    plan_path, actions = planned(aws, tmp_path, config)
+    key_id = doomed(actions["pair"])
+    # Three re-reads after the change still show the key Active: the one right after it, and
+    # the first two before the account is left.
+    aws.inject(
+        [
+            Fault(action="UpdateAccessKey", account=a, land_first=True, error="ServiceFailure"),
+            Fault(action="ListAccessKeys", account=a, stale_status="Active", first=4),
+        ]
+    )
+    applied = apply(plan_path, config)
+    assert applied.exit_code == ExitCode.CLEAN, applied.output
+    assert lines_of(tmp_path / "remediation-journal.jsonl", key_id) == [
+        "pending",
+        "pending",
+        "deactivated",
+    ]

@@ -50,6 +50,7 @@ IAM_NS = "https://iam.amazonaws.com/doc/2010-05-08/"
 _CREDENTIAL = re.compile(r"Credential=([A-Z0-9]+)/")
 _ASSUMED_KEY = re.compile(rb"<AccessKeyId>([A-Z0-9]+)</AccessKeyId>")
 _ISSUED_SECRET = re.compile(rb"<(?:SecretAccessKey|SessionToken)>([^<]+)</")
+_KEY_STATUS = re.compile(rb"<Status>[A-Za-z]+</Status>")
 _ROLE_ACCOUNT = re.compile(r"^arn:[^:]+:iam::(\d{12}):")
 # Organizations' answers that carry accounts, and the key each carries them under.
 ACCOUNT_ANSWERS = {
@@ -98,6 +99,9 @@ class Fault:
     # A change that went through but whose answer was lost (a timeout) or replaced (a throttle
     # from a retry layer in between): the client cannot tell it from one that never landed.
     land_first: bool = False
+    # ListAccessKeys answers every key with this status, as a read that lags a change does:
+    # IAM is eventually consistent, so a key just made Inactive can still read Active.
+    stale_status: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +228,8 @@ class FaultInjector:
                 return self._caller(fault.caller_arn, start_response)
             if fault.states is not None:
                 return self._account_states(environ, start_response, request, dict(fault.states))
+            if fault.stale_status is not None and request.action == "ListAccessKeys":
+                return self._stale(environ, start_response, fault.stale_status)
         return self._forward(request, environ, body, start_response)
 
     def _forward(
@@ -327,6 +333,14 @@ class FaultInjector:
         kept = [(k, v) for k, v in headers if k.lower() != "content-length"]
         start_response(status, [*kept, ("Content-Length", str(len(body)))])
         return [body]
+
+    def _stale(
+        self, environ: dict[str, Any], start_response: StartResponse, status: str
+    ) -> list[bytes]:
+        line, headers, body = self._passed_on(environ)
+        if line.startswith("200"):
+            body = _KEY_STATUS.sub(f"<Status>{status}</Status>".encode(), body)
+        return self._replace_body(line, headers, body, start_response)
 
     def _account_states(
         self,
