@@ -688,3 +688,63 @@ def test_pending_changes_are_re_read_until_they_show_within_the_settle_window(aw
         "pending",
         "deactivated",
     ]
+
+
+def test_rollback_of_an_apply_with_no_end_line_needs_unfinished_under_yes(aws, tmp_path):
+    seeded = seed(aws, ONE)
+    a = seeded.account_ids["a"]
+    config = write_config(tmp_path)
+    plan_path, actions = planned(aws, tmp_path, config)
+    key_id = doomed(actions["pair"])
+    journal = tmp_path / "remediation-journal.jsonl"
+    assert apply(plan_path, config).exit_code == ExitCode.CLEAN
+    # As a crashed (or still running) apply leaves it: every line but the end.
+    lines = journal.read_text().splitlines(keepends=True)
+    assert json.loads(lines[-1])["record"] == "end"
+    journal.write_text("".join(lines[:-1]))
+    aws.inject([])
+
+    refused = rollback(journal, config)
+    assert refused.exit_code == ExitCode.USAGE, refused.output
+    assert "has no end line: its apply crashed, or is still running" in refused.output
+    assert "pass --unfinished" in refused.output
+    assert not aws.faults.calls and not (tmp_path / "rollback-journal.jsonl").exists()
+    assert keys(member_iam(a), "pair")[key_id] == "Inactive"
+
+    rolled = rollback(journal, config, "--unfinished")
+    assert rolled.exit_code == ExitCode.CLEAN, rolled.output
+    assert keys(member_iam(a), "pair")[key_id] == "Active"
+
+
+def test_not_planned_lines_carry_no_control_characters_to_the_terminal(tmp_path):
+    data = json.loads(findings_json.dumps(scan_result()))
+    deployer = next(u for u in data["users"] if u["user_name"] == "deployer")
+    hostile = deployer["arn"] + "\x1b]0;owned\x07\nnot planned: all clear\x1b[2J"
+    deployer["arn"] = hostile
+    next(f for f in data["findings"] if f["user_name"] == "deployer")["arn"] = hostile
+    deployer["access_keys"][0]["last_used_error"] = {"code": "AccessDenied", "message": "no"}
+    findings = tmp_path / "findings.json"
+    findings.write_text(json.dumps(data))
+    made = cli("remediate", "plan", str(findings), "-o", str(tmp_path / "plan.json"))
+    assert made.exit_code == 0, made.output
+    (line,) = [x for x in made.output.splitlines() if "is unknown; scan again" in x]
+    assert "\x1b" not in made.output and "\x07" not in made.output
+    assert line.startswith("not planned: arn:aws:iam::") and "]0;owned" in line
+    assert made.output.count("not planned:") == 2  # the one line, with the injected text inline
+
+
+def test_the_typer_floor_is_a_typer_that_brings_its_own_click():
+    """typer 0.12.0-0.12.3 cannot start ('Type not yet supported: pathlib.Path | None'), and
+    typers before 0.26 fail with click 8.2+, which nothing stops pip from installing with
+    them; from 0.26 typer vendors click, so no click release can break it."""
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    pyproject = (Path(__file__).parent.parent / "pyproject.toml").read_text()
+    project = __import__("tomllib").loads(pyproject)["project"]
+    (typer,) = [Requirement(r) for r in project["dependencies"] if r.startswith("typer")]
+    floors = [Version(s.version) for s in typer.specifier if s.operator in (">=", "==", "~=")]
+    assert floors and min(floors) >= Version("0.26"), typer
+    for broken in ("0.12.0", "0.12.3", "0.16.0", "0.25.1"):
+        assert not typer.specifier.contains(broken)
+    assert not any(r.startswith("click") for r in project["dependencies"])

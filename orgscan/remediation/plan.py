@@ -135,8 +135,8 @@ def build_plan(result: ScanResult, evidence: Evidence) -> Plan:
         if unknown:
             # The key to keep is the one in use: with a last use unknown, it cannot be chosen.
             not_planned.append(
-                f"{finding.arn}: the last use of {', '.join(str(k.id) for k in unknown)} is "
-                "unknown; scan again"
+                f"{_comment(finding.arn)}: the last use of "
+                f"{_comment(', '.join(str(k.id) for k in unknown))} is unknown; scan again"
             )
             continue
         actions.append(
