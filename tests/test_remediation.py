@@ -748,3 +748,27 @@ def test_the_typer_floor_is_a_typer_that_brings_its_own_click():
     for broken in ("0.12.0", "0.12.3", "0.16.0", "0.25.1"):
         assert not typer.specifier.contains(broken)
     assert not any(r.startswith("click") for r in project["dependencies"])
+
+
+def test_apply_and_the_scan_judge_exceptions_by_one_rule():
+    from datetime import date
+
+    from orgscan.evaluate import governing_exception
+    from orgscan.model import ApprovedException, UserKeys
+    from orgscan.remediation import apply as applying
+    from orgscan.remediation.plan import UserAction
+
+    arn = "arn:aws:iam::222222222222:user/pair"
+    user = UserKeys("222222222222", "pair", arn, "/", ())
+    today = date(2026, 6, 1)
+    approvals = [
+        ApprovedException("222222222222", "pair", "short", "ops", date(2026, 7, 1)),
+        ApprovedException("222222222222", arn, "long", "ops", date(2026, 12, 1)),
+        ApprovedException("222222222222", "pair", "lapsed", "ops", date(2027, 1, 1)),
+    ]
+    approvals[2] = replace(approvals[2], expires=date(2026, 5, 1))  # expired: never governs
+    assert governing_exception(approvals, user, today) == approvals[1]
+    assert applying.governing_exception is governing_exception  # apply has no copy of its own
+    config = type("C", (), {"exceptions": approvals})()
+    action = UserAction("222222222222", "", "pair", arn, "K" * 16, "", ())
+    assert applying._excepted(config, action, today) == approvals[1]

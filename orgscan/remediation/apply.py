@@ -31,7 +31,7 @@ from botocore.exceptions import ClientError
 from orgscan.clients import CallCounter, ClientFactory, RateLimiter, error_code, error_message
 from orgscan.collect.live import list_keys, with_last_used
 from orgscan.config import Config
-from orgscan.evaluate import exception_matches
+from orgscan.evaluate import governing_exception
 from orgscan.model import (
     AccessKey,
     AccountFailure,
@@ -658,8 +658,7 @@ def _finish(record: _Recorder, planned: list[Entry], why: str) -> None:
 def _excepted(config: Config, action: UserAction, today: date) -> ApprovedException | None:
     """The current config's valid exception for the user, as the scan's evaluation judges it."""
     user = UserKeys(action.account_id, action.user_name, action.arn, "", ())
-    valid = [e for e in config.exceptions if exception_matches(e, user) and not e.is_expired(today)]
-    return max(valid, key=lambda e: e.expires, default=None)
+    return governing_exception(config.exceptions, user, today)
 
 
 async def _excluded_accounts(run: _Run, account_ids: Collection[str]) -> dict[str, str]:
