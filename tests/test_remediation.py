@@ -772,3 +772,71 @@ def test_apply_and_the_scan_judge_exceptions_by_one_rule():
     config = type("C", (), {"exceptions": approvals})()
     action = UserAction("222222222222", "", "pair", arn, "K" * 16, "", ())
     assert applying._excepted(config, action, today) == approvals[1]
+
+
+FOUR = OrgSpec(
+    accounts=tuple(
+        AccountSpec(name, "Root", (UserSpec("pair", PAIR),)) for name in ("a", "b", "c", "d")
+    )
+)
+
+
+def test_apply_reads_each_account_live_suspended_moved_or_gone_since_the_plan(aws, tmp_path):
+    import boto3
+
+    seeded = seed(aws, FOUR)
+    ids = seeded.account_ids
+    config = write_config(tmp_path, organization={**SKIP_MANAGEMENT})
+    plan_path, _ = planned(aws, tmp_path, config)
+    plan = json.loads(plan_path.read_text())
+    doomed_in = {a["account_id"]: doomed(a) for a in plan["actions"]}
+    org = boto3.client("organizations")
+    org.close_account(AccountId=ids["b"])  # suspended since the plan
+    root = org.list_roots()["Roots"][0]["Id"]
+    ou = org.create_organizational_unit(ParentId=root, Name="Quarantine")["OrganizationalUnit"]
+    org.move_account(AccountId=ids["c"], SourceParentId=root, DestinationParentId=ou["Id"])
+    org.remove_account_from_organization(AccountId=ids["d"])  # left the organization
+    later = write_config(
+        tmp_path,
+        "later.yaml",
+        organization={**SKIP_MANAGEMENT, "exclude_ous": ["Root/Quarantine"]},
+    )
+    aws.inject([])
+
+    applied = apply(plan_path, later)
+    assert applied.exit_code == ExitCode.FINDINGS, applied.output
+    entries = journal_of(tmp_path / "remediation-journal.jsonl")
+    reasons = {name: entries[doomed_in[ids[name]]] for name in "abcd"}
+    assert reasons["a"]["outcome"] == "deactivated"
+    assert {r["outcome"] for n, r in reasons.items() if n != "a"} == {"skipped"}
+    assert reasons["b"]["reason"].startswith("the current config leaves the account out: ")
+    assert "account state is" in reasons["b"]["reason"]
+    assert reasons["c"]["reason"] == (
+        "the current config leaves the account out: under Root/Quarantine, listed in "
+        "organization.exclude_ous"
+    )
+    assert reasons["d"]["reason"] == "the account is no longer in the organization"
+    calls = {account for action, account in aws.faults.calls if action == "UpdateAccessKey"}
+    assert calls == {ids["a"]}
+
+
+def test_a_second_signal_aborts_the_change_in_flight_and_leaves_it_pending(aws, tmp_path):
+    seed(aws, QUEUE)
+    config = write_config(tmp_path)
+    plan_path, actions = planned(aws, tmp_path, config)
+    aws.inject([Fault(action="UpdateAccessKey", delay=3, error="ServiceUnavailable")])
+    journal = tmp_path / "journal.jsonl"
+    process = run_orgscan(
+        "remediate", "apply", str(plan_path), "-c", config, "--yes", "--journal", str(journal)
+    )
+    wait_for(journal, b'"pending"')
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, out + err
+    read = read_journal(journal)
+    assert read.interrupted == "SIGINT" and read.finished_at is not None
+    outcomes = sorted(e.outcome for e in read.entries)
+    assert outcomes == [Outcome.PENDING, Outcome.SKIPPED, Outcome.SKIPPED], out
+    assert {e.access_key_id for e in read.entries} == {doomed(a) for a in actions.values()}
