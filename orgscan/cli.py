@@ -1060,6 +1060,14 @@ def remediate_rollback(
     journal: Annotated[
         Path | None, typer.Option(help="Rollback journal file (default: beside JOURNAL).")
     ] = None,
+    unfinished: Annotated[
+        bool,
+        typer.Option(
+            "--unfinished",
+            help="Roll back an apply whose journal has no end line (it crashed, or is still "
+            "running) without being asked; needed with --yes.",
+        ),
+    ] = False,
     yes: YesOption = False,
     verbose: VerboseOption = False,
 ) -> None:
@@ -1078,6 +1086,16 @@ def remediate_rollback(
             raise _fail(str(exc), ExitCode.USAGE) from None
         if applied.torn:
             typer.echo(f"warning: {applied.torn}", err=True)
+        if applied.finished_at is None and not unfinished:
+            # Its apply crashed, or is running now: a rollback alongside it would race it.
+            warning = (
+                f"{journal_path} has no end line: its apply crashed, or is still running, and "
+                "a rollback alongside a running apply races it"
+            )
+            if yes:
+                raise _fail(f"{warning}; pass --unfinished to roll it back", ExitCode.USAGE)
+            typer.echo(f"warning: {warning}", err=True)
+            _confirm("Roll back this unfinished apply?", yes)
         if not (undo.deactivated or undo.pending):
             typer.echo(f"{journal_path}: it records no change to undo; nothing to do")
             raise typer.Exit(int(ExitCode.CLEAN))

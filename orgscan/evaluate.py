@@ -27,6 +27,14 @@ def exception_matches(exception: ApprovedException, user: UserKeys) -> bool:
     return exception.user == user.user_name
 
 
+def governing_exception(
+    exceptions: Iterable[ApprovedException], user: UserKeys, today: date
+) -> ApprovedException | None:
+    """The user's valid exception on `today`: of several, the longest-lasting one governs."""
+    valid = [e for e in exceptions if exception_matches(e, user) and not e.is_expired(today)]
+    return max(valid, key=lambda e: e.expires, default=None)
+
+
 def evaluate(
     users: Iterable[UserKeys], exceptions: Iterable[ApprovedException], today: date
 ) -> list[Finding]:
@@ -41,11 +49,9 @@ def evaluate(
     for user in users:
         if not violates(user):
             continue
-        matching = [e for e in approved if exception_matches(e, user)]
-        valid = [e for e in matching if not e.is_expired(today)]
-        expired = [e for e in matching if e.is_expired(today)]
-        # Of several valid approvals the longest-lasting one governs; of expired, the latest.
-        exception = max(valid, key=lambda e: e.expires, default=None)
+        exception = governing_exception(approved, user, today)
+        # Of expired approvals, the latest is recorded.
+        expired = [e for e in approved if exception_matches(e, user) and e.is_expired(today)]
         findings.append(
             Finding(
                 rule_id=RULE_ID,

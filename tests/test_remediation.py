@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ import yaml
 from orgscan.cli import ExitCode
 from orgscan.demo.faults import Fault
 from orgscan.demo.seed import ACTIVE, AccountSpec, OrgSpec, UserSpec
+from orgscan.model import iso, parse_iso
 from orgscan.remediation.apply import Outcome, RemediationError, read_journal
 from orgscan.reports import json as findings_json
 
@@ -332,7 +334,7 @@ def test_rollback_never_reactivates_a_pending_key_it_cannot_show_it_changed(aws,
     # Meanwhile someone deactivates that very key by hand, on purpose.
     member_iam(a).update_access_key(UserName="pair", AccessKeyId=key_id, Status="Inactive")
 
-    rolled = rollback(journal, config)
+    rolled = rollback(journal, config, "--unfinished")  # the apply was killed: no end line
     assert rolled.exit_code == ExitCode.FINDINGS, rolled.output
     assert "0 key(s) deactivated by this apply" in rolled.output
     assert f"pending  arn:aws:iam::{a}:user/pair {key_id}" in rolled.output
@@ -574,3 +576,267 @@ def test_rollback_of_part_of_an_apply_by_key_or_account(aws, tmp_path):
     assert "AKIA0000000000TYPO00: the journal records no change to undo for this key" in (
         typo.output
     )
+
+
+# Review of issue 15 -------------------------------------------------------------------------
+
+
+def edited_evidence(aws, tmp_path: Path, config: str, change) -> tuple[Path, Path]:
+    """Scan, let `change(keys_by_id)` edit each user's keys in the evidence: the evidence and
+    where to plan from it, as a CI artifact tampered with before the plan was made."""
+    out = tmp_path / "scan"
+    assert cli("scan", "-c", config, "-o", str(out), "-q").exit_code == ExitCode.FINDINGS
+    findings = out / "findings.json"
+    data = json.loads(findings.read_text())
+    for user in data["users"]:
+        change({key["id"]: key for key in user["access_keys"]})
+    findings.write_text(json.dumps(data))
+    return findings, tmp_path / "plan.json"
+
+
+def test_apply_keeps_the_key_in_use_now_whatever_the_evidence_said(aws, tmp_path):
+    seeded = seed(aws, ONE)
+    a = seeded.account_ids["a"]
+    older, newer = sorted(keys(member_iam(a), "pair"))
+    use_key(older, seeded.key_secrets[older])  # the older key is the one in use
+    config = write_config(tmp_path)
+
+    def unused_key_used_later(by_id: dict) -> None:
+        # The unused key "was used" a millisecond after the real last use: a plausible date,
+        # before the run finished, so only the live last use can tell.
+        real = parse_iso(by_id[older]["last_used_at"])
+        by_id[newer].update(
+            last_used_at=iso(real + timedelta(milliseconds=1)), last_used_service="sts"
+        )
+
+    findings, plan_path = edited_evidence(aws, tmp_path, config, unused_key_used_later)
+    made = cli("remediate", "plan", str(findings), "-o", str(plan_path))
+    assert made.exit_code == 0, made.output
+    assert json.loads(plan_path.read_text())["actions"][0]["keep"] == newer  # fooled
+
+    applied = apply(plan_path, config)
+    assert applied.exit_code == ExitCode.FINDINGS, applied.output
+    assert keys(member_iam(a), "pair") == {older: "Active", newer: "Active"}
+    entry = journal_of(tmp_path / "remediation-journal.jsonl")[older]
+    assert entry["outcome"] == "skipped"
+    assert entry["reason"].startswith(
+        f"the keys' live last use picks {older} to keep (most recently used), not the plan's "
+        f"{newer}"
+    )
+    assert "UpdateAccessKey" not in {action for action, _ in aws.faults.calls}
+
+
+def test_evidence_used_after_its_run_finished_is_refused_when_planning(aws, tmp_path):
+    seed(aws, ONE)
+    config = write_config(tmp_path)
+
+    def from_the_future(by_id: dict) -> None:
+        for key in by_id.values():
+            key["last_used_at"] = "2099-01-01T00:00:00Z"
+
+    findings, plan_path = edited_evidence(aws, tmp_path, config, from_the_future)
+    refused = cli("remediate", "plan", str(findings), "-o", str(plan_path))
+    assert refused.exit_code == ExitCode.USAGE, refused.output
+    assert "the evidence is not fit for a plan" in refused.output
+    assert "was last used at 2099-01-01T00:00:00Z, after its run finished at" in refused.output
+    assert not plan_path.exists()
+
+
+@pytest.mark.parametrize("error", ["InternalFailure", "ServiceUnavailable"])
+def test_a_5xx_after_the_change_landed_is_never_journaled_failed(aws, tmp_path, error):
+    seeded = seed(aws, ONE)
+    a = seeded.account_ids["a"]
+    config = write_config(tmp_path, scan={"max_attempts": 1})
+    plan_path, actions = planned(aws, tmp_path, config)
+    key_id = doomed(actions["pair"])
+    # The change lands, AWS answers a 5xx, and the re-read right after lags it (eventual
+    # consistency): ListAccessKeys is read once before the change and once after it.
+    aws.inject(
+        [
+            Fault(action="UpdateAccessKey", account=a, land_first=True, error=error),
+            Fault(action="ListAccessKeys", account=a, stale_status="Active", first=2),
+        ]
+    )
+    applied = apply(plan_path, config)
+    assert applied.exit_code == ExitCode.CLEAN, applied.output
+    assert keys(member_iam(a), "pair")[key_id] == "Inactive"
+    journal = tmp_path / "remediation-journal.jsonl"
+    assert lines_of(journal, key_id) == ["pending", "pending", "deactivated"]
+    aws.inject([])
+    assert rollback(journal, config).exit_code == ExitCode.CLEAN
+    assert keys(member_iam(a), "pair")[key_id] == "Active"
+
+
+def test_pending_changes_are_re_read_until_they_show_within_the_settle_window(aws, tmp_path):
+    seeded = seed(aws, ONE)
+    a = seeded.account_ids["a"]
+    config = write_config(tmp_path, scan={"max_attempts": 1, "call_timeout": 5})
+    plan_path, actions = planned(aws, tmp_path, config)
+    key_id = doomed(actions["pair"])
+    # Three re-reads after the change still show the key Active: the one right after it, and
+    # the first two before the account is left.
+    aws.inject(
+        [
+            Fault(action="UpdateAccessKey", account=a, land_first=True, error="ServiceFailure"),
+            Fault(action="ListAccessKeys", account=a, stale_status="Active", first=4),
+        ]
+    )
+    applied = apply(plan_path, config)
+    assert applied.exit_code == ExitCode.CLEAN, applied.output
+    assert lines_of(tmp_path / "remediation-journal.jsonl", key_id) == [
+        "pending",
+        "pending",
+        "deactivated",
+    ]
+
+
+def test_rollback_of_an_apply_with_no_end_line_needs_unfinished_under_yes(aws, tmp_path):
+    seeded = seed(aws, ONE)
+    a = seeded.account_ids["a"]
+    config = write_config(tmp_path)
+    plan_path, actions = planned(aws, tmp_path, config)
+    key_id = doomed(actions["pair"])
+    journal = tmp_path / "remediation-journal.jsonl"
+    assert apply(plan_path, config).exit_code == ExitCode.CLEAN
+    # As a crashed (or still running) apply leaves it: every line but the end.
+    lines = journal.read_text().splitlines(keepends=True)
+    assert json.loads(lines[-1])["record"] == "end"
+    journal.write_text("".join(lines[:-1]))
+    aws.inject([])
+
+    refused = rollback(journal, config)
+    assert refused.exit_code == ExitCode.USAGE, refused.output
+    assert "has no end line: its apply crashed, or is still running" in refused.output
+    assert "pass --unfinished" in refused.output
+    assert not aws.faults.calls and not (tmp_path / "rollback-journal.jsonl").exists()
+    assert keys(member_iam(a), "pair")[key_id] == "Inactive"
+
+    rolled = rollback(journal, config, "--unfinished")
+    assert rolled.exit_code == ExitCode.CLEAN, rolled.output
+    assert keys(member_iam(a), "pair")[key_id] == "Active"
+
+
+def test_not_planned_lines_carry_no_control_characters_to_the_terminal(tmp_path):
+    data = json.loads(findings_json.dumps(scan_result()))
+    deployer = next(u for u in data["users"] if u["user_name"] == "deployer")
+    hostile = deployer["arn"] + "\x1b]0;owned\x07\nnot planned: all clear\x1b[2J"
+    deployer["arn"] = hostile
+    next(f for f in data["findings"] if f["user_name"] == "deployer")["arn"] = hostile
+    deployer["access_keys"][0]["last_used_error"] = {"code": "AccessDenied", "message": "no"}
+    findings = tmp_path / "findings.json"
+    findings.write_text(json.dumps(data))
+    made = cli("remediate", "plan", str(findings), "-o", str(tmp_path / "plan.json"))
+    assert made.exit_code == 0, made.output
+    (line,) = [x for x in made.output.splitlines() if "is unknown; scan again" in x]
+    assert "\x1b" not in made.output and "\x07" not in made.output
+    assert line.startswith("not planned: arn:aws:iam::") and "]0;owned" in line
+    assert made.output.count("not planned:") == 2  # the one line, with the injected text inline
+
+
+def test_the_typer_floor_is_a_typer_that_brings_its_own_click():
+    """typer 0.12.0-0.12.3 cannot start ('Type not yet supported: pathlib.Path | None'), and
+    typers before 0.26 fail with click 8.2+, which nothing stops pip from installing with
+    them; from 0.26 typer vendors click, so no click release can break it."""
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    pyproject = (Path(__file__).parent.parent / "pyproject.toml").read_text()
+    project = __import__("tomllib").loads(pyproject)["project"]
+    (typer,) = [Requirement(r) for r in project["dependencies"] if r.startswith("typer")]
+    floors = [Version(s.version) for s in typer.specifier if s.operator in (">=", "==", "~=")]
+    assert floors and min(floors) >= Version("0.26"), typer
+    for broken in ("0.12.0", "0.12.3", "0.16.0", "0.25.1"):
+        assert not typer.specifier.contains(broken)
+    assert not any(r.startswith("click") for r in project["dependencies"])
+
+
+def test_apply_and_the_scan_judge_exceptions_by_one_rule():
+    from datetime import date
+
+    from orgscan.evaluate import governing_exception
+    from orgscan.model import ApprovedException, UserKeys
+    from orgscan.remediation import apply as applying
+    from orgscan.remediation.plan import UserAction
+
+    arn = "arn:aws:iam::222222222222:user/pair"
+    user = UserKeys("222222222222", "pair", arn, "/", ())
+    today = date(2026, 6, 1)
+    approvals = [
+        ApprovedException("222222222222", "pair", "short", "ops", date(2026, 7, 1)),
+        ApprovedException("222222222222", arn, "long", "ops", date(2026, 12, 1)),
+        ApprovedException("222222222222", "pair", "lapsed", "ops", date(2027, 1, 1)),
+    ]
+    approvals[2] = replace(approvals[2], expires=date(2026, 5, 1))  # expired: never governs
+    assert governing_exception(approvals, user, today) == approvals[1]
+    assert applying.governing_exception is governing_exception  # apply has no copy of its own
+    config = type("C", (), {"exceptions": approvals})()
+    action = UserAction("222222222222", "", "pair", arn, "K" * 16, "", ())
+    assert applying._excepted(config, action, today) == approvals[1]
+
+
+FOUR = OrgSpec(
+    accounts=tuple(
+        AccountSpec(name, "Root", (UserSpec("pair", PAIR),)) for name in ("a", "b", "c", "d")
+    )
+)
+
+
+def test_apply_reads_each_account_live_suspended_moved_or_gone_since_the_plan(aws, tmp_path):
+    import boto3
+
+    seeded = seed(aws, FOUR)
+    ids = seeded.account_ids
+    config = write_config(tmp_path, organization={**SKIP_MANAGEMENT})
+    plan_path, _ = planned(aws, tmp_path, config)
+    plan = json.loads(plan_path.read_text())
+    doomed_in = {a["account_id"]: doomed(a) for a in plan["actions"]}
+    org = boto3.client("organizations")
+    org.close_account(AccountId=ids["b"])  # suspended since the plan
+    root = org.list_roots()["Roots"][0]["Id"]
+    ou = org.create_organizational_unit(ParentId=root, Name="Quarantine")["OrganizationalUnit"]
+    org.move_account(AccountId=ids["c"], SourceParentId=root, DestinationParentId=ou["Id"])
+    org.remove_account_from_organization(AccountId=ids["d"])  # left the organization
+    later = write_config(
+        tmp_path,
+        "later.yaml",
+        organization={**SKIP_MANAGEMENT, "exclude_ous": ["Root/Quarantine"]},
+    )
+    aws.inject([])
+
+    applied = apply(plan_path, later)
+    assert applied.exit_code == ExitCode.FINDINGS, applied.output
+    entries = journal_of(tmp_path / "remediation-journal.jsonl")
+    reasons = {name: entries[doomed_in[ids[name]]] for name in "abcd"}
+    assert reasons["a"]["outcome"] == "deactivated"
+    assert {r["outcome"] for n, r in reasons.items() if n != "a"} == {"skipped"}
+    assert reasons["b"]["reason"].startswith("the current config leaves the account out: ")
+    assert "account state is" in reasons["b"]["reason"]
+    assert reasons["c"]["reason"] == (
+        "the current config leaves the account out: under Root/Quarantine, listed in "
+        "organization.exclude_ous"
+    )
+    assert reasons["d"]["reason"] == "the account is no longer in the organization"
+    calls = {account for action, account in aws.faults.calls if action == "UpdateAccessKey"}
+    assert calls == {ids["a"]}
+
+
+def test_a_second_signal_aborts_the_change_in_flight_and_leaves_it_pending(aws, tmp_path):
+    seed(aws, QUEUE)
+    config = write_config(tmp_path)
+    plan_path, actions = planned(aws, tmp_path, config)
+    aws.inject([Fault(action="UpdateAccessKey", delay=3, error="ServiceUnavailable")])
+    journal = tmp_path / "journal.jsonl"
+    process = run_orgscan(
+        "remediate", "apply", str(plan_path), "-c", config, "--yes", "--journal", str(journal)
+    )
+    wait_for(journal, b'"pending"')
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, out + err
+    read = read_journal(journal)
+    assert read.interrupted == "SIGINT" and read.finished_at is not None
+    outcomes = sorted(e.outcome for e in read.entries)
+    assert outcomes == [Outcome.PENDING, Outcome.SKIPPED, Outcome.SKIPPED], out
+    assert {e.access_key_id for e in read.entries} == {doomed(a) for a in actions.values()}

@@ -237,6 +237,17 @@ def test_verify_catches_a_manifest_claiming_an_incomplete_sweep_complete(package
     assert verify_package(package) == ["findings.json: complete is False, the manifest says True"]
 
 
+def test_verify_catches_a_manifest_with_a_claim_orgscan_never_writes(package: Path) -> None:
+    path = package / "manifest.json"
+    manifest = json.loads(path.read_bytes())
+    manifest["sweep"] = "complete"
+    path.write_text(json.dumps(manifest, indent=2))
+    assert verify_package(package) == [
+        "manifest.json: 'sweep' is not a field orgscan writes; it claims what the evidence "
+        "does not back"
+    ]
+
+
 def test_verify_catches_evidence_that_contradicts_its_own_accounts(package: Path) -> None:
     data = json.loads((package / "findings.json").read_bytes())
     data["run"]["complete"] = True

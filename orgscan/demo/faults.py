@@ -50,6 +50,7 @@ IAM_NS = "https://iam.amazonaws.com/doc/2010-05-08/"
 _CREDENTIAL = re.compile(r"Credential=([A-Z0-9]+)/")
 _ASSUMED_KEY = re.compile(rb"<AccessKeyId>([A-Z0-9]+)</AccessKeyId>")
 _ISSUED_SECRET = re.compile(rb"<(?:SecretAccessKey|SessionToken)>([^<]+)</")
+_KEY_STATUS = re.compile(rb"<Status>[A-Za-z]+</Status>")
 _ROLE_ACCOUNT = re.compile(r"^arn:[^:]+:iam::(\d{12}):")
 S3_ACTIONS = {
     "PUT": "PutObject",
@@ -122,6 +123,9 @@ class Fault:
     # them again (it treats every message as RAW), so no standard verifier would accept its
     # signature; with this rule the layer signs with moto's own key, prehashed.
     kms_digest: bool = False
+    # ListAccessKeys answers every key with this status, as a read that lags a change does:
+    # IAM is eventually consistent, so a key just made Inactive can still read Active.
+    stale_status: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +268,8 @@ class FaultInjector:
                 signed = _sign_digest(environ, body, request.account)
                 if signed is not None:
                     return self._replace_body("200 OK", [JSON_11], signed, start_response)
+            if fault.stale_status is not None and request.action == "ListAccessKeys":
+                return self._stale(environ, start_response, fault.stale_status)
         return self._forward(request, environ, body, start_response)
 
     def _forward(
@@ -354,6 +360,14 @@ class FaultInjector:
         kept = [(k, v) for k, v in headers if k.lower() != "content-length"]
         start_response(status, [*kept, ("Content-Length", str(len(body)))])
         return [body]
+
+    def _stale(
+        self, environ: dict[str, Any], start_response: StartResponse, status: str
+    ) -> list[bytes]:
+        line, headers, body = _answered(self.app, environ)
+        if line.startswith("200"):
+            body = _KEY_STATUS.sub(f"<Status>{status}</Status>".encode(), body)
+        return self._replace_body(line, headers, body, start_response)
 
     def _account_states(
         self,

@@ -31,7 +31,7 @@ from botocore.exceptions import ClientError
 from orgscan.clients import CallCounter, ClientFactory, RateLimiter, error_code, error_message
 from orgscan.collect.live import list_keys, with_last_used
 from orgscan.config import Config
-from orgscan.evaluate import exception_matches
+from orgscan.evaluate import governing_exception
 from orgscan.model import (
     AccessKey,
     AccountFailure,
@@ -43,6 +43,7 @@ from orgscan.model import (
 )
 from orgscan.organizations import AccountFilter, Organization, describe_organization, walk_accounts
 from orgscan.remediation.plan import KeyAction, Plan, UserAction
+from orgscan.reports.view import recommended_key
 from orgscan.sessions import AccountCredentials, caller_identity
 
 KIND = "orgscan-remediation-journal"
@@ -335,17 +336,42 @@ class _Recorder:
         self.file.close()
 
 
-# UpdateAccessKey attempts of the change in progress: None for each one AWS answered, the
-# exception for each one that got no answer (and so may still take effect).
-_ATTEMPTS: ContextVar[list[BaseException | None] | None] = ContextVar(
-    "orgscan_update_attempts", default=None
+# Errors with which AWS refuses a request before carrying it out: a change so answered did
+# not happen. Any other answer (a 5xx above all: ServiceFailure, InternalFailure,
+# ServiceUnavailable) or none at all leaves the outcome unknown.
+REFUSALS = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "AccessDenied",
+        "AccessDeniedException",
+        "ValidationError",
+        "InvalidParameterValue",
+        "InvalidInput",
+        "NoSuchEntity",
+        "LimitExceeded",
+        "InvalidClientTokenId",
+        "SignatureDoesNotMatch",
+        "IncompleteSignature",
+        "MissingAuthenticationToken",
+        "ExpiredToken",
+        "RequestExpired",
+    }
 )
 
+# UpdateAccessKey attempts of the change in progress: True for each one AWS refused (one of
+# REFUSALS), False for each one that may have been carried out (another error, or no answer).
+_ATTEMPTS: ContextVar[list[bool] | None] = ContextVar("orgscan_update_attempts", default=None)
 
-def _attempt_seen(exception: BaseException | None = None, **_: Any) -> None:
+
+def _attempt_seen(
+    exception: BaseException | None = None, parsed_response: Any = None, **_: Any
+) -> None:
     attempts = _ATTEMPTS.get()
     if attempts is not None:
-        attempts.append(exception)
+        code = (parsed_response or {}).get("Error", {}).get("Code") if exception is None else None
+        attempts.append(code in REFUSALS)
 
 
 def _watch_attempts(iam: Any) -> None:
@@ -382,7 +408,7 @@ async def _change(
     await record(
         dataclasses.replace(base, outcome=Outcome.PENDING, reason=f"{target} sent", at=utcnow())
     )
-    attempts: list[BaseException | None] = []
+    attempts: list[bool] = []
     token = _ATTEMPTS.set(attempts)
     try:
         await iam.update_access_key(
@@ -398,8 +424,8 @@ async def _change(
             dataclasses.replace(base, outcome=done, reason=reason, after_status=target, at=utcnow())
         )
         return
-    answered = isinstance(error, ClientError) and bool(attempts) and not any(attempts)
-    await _settle(iam, record, base, target, done, reason, _failure(error), answered)
+    refused = isinstance(error, ClientError) and bool(attempts) and all(attempts)
+    await _settle(iam, record, base, target, done, reason, _failure(error), refused)
 
 
 async def _settle(
@@ -410,14 +436,18 @@ async def _settle(
     done: Outcome,
     reason: str,
     error: str | None,
-    answered: bool,
+    refused: bool,
+    quiet: bool = False,
 ) -> None:
     """Re-read a key whose change has no clean answer (`error`, or None for a pending entry
-    resolved before its account is left), and journal what that shows."""
+    resolved before its account is left), and journal what that shows; with `quiet`, only an
+    outcome that is no longer pending."""
     sent = f"{target} sent, then {error}" if error else (base.reason or f"{target} sent")
     try:
         status = await _live_status(iam, base.user_name, base.access_key_id)
     except Exception as exc:
+        if quiet:
+            return
         await record(
             dataclasses.replace(
                 base,
@@ -444,7 +474,7 @@ async def _settle(
                 base, outcome=Outcome.SKIPPED, reason="the key no longer exists", at=utcnow()
             )
         )
-    elif answered:
+    elif refused:
         await record(
             dataclasses.replace(
                 base,
@@ -454,7 +484,7 @@ async def _settle(
                 at=utcnow(),
             )
         )
-    else:
+    elif not quiet:
         await record(
             dataclasses.replace(
                 base,
@@ -462,19 +492,53 @@ async def _settle(
                 reason=f"{sent}; re-reading shows the key still {status}, but the request may "
                 "yet arrive"
                 if error
-                else f"{sent}; still {status} when re-read before leaving the account",
+                else f"{sent}; still {status} at every re-read before leaving the account",
                 at=utcnow(),
             )
         )
 
 
+# The longest a change sent is waited for to show, whatever the config's call limits.
+SETTLE_CAP = 120.0
+
+
+def settle_window(config: Config) -> float:
+    """How long a pending change is re-read for before it is left pending: as long as its own
+    call could have taken to land (call_timeout x max_attempts), capped at SETTLE_CAP. IAM is
+    eventually consistent, so a change that landed can read as not made for a while."""
+    return min(config.scan.call_timeout * config.scan.max_attempts, SETTLE_CAP)
+
+
 async def _resolve_pending(
-    iam: Any, record: _Recorder, account_id: str, target: str, done: Outcome, reason: str
+    iam: Any,
+    record: _Recorder,
+    account_id: str,
+    target: str,
+    done: Outcome,
+    reason: str,
+    window: float,
 ) -> None:
-    """Before an account is left, re-read every key of it still pending and journal that."""
-    for entry in list(record.journal.entries):
-        if entry.account_id == account_id and entry.outcome is Outcome.PENDING:
-            await _settle(iam, record, entry, target, done, reason, None, False)
+    """Before an account is left, re-read every key of it still pending, with growing pauses,
+    until each shows an outcome or `window` seconds are over; a key still not showing one is
+    journaled pending once more, with what the last re-read saw."""
+    loop = asyncio.get_running_loop()
+    deadline, pause = loop.time() + window, 0.2
+
+    def pending() -> list[Entry]:
+        return [
+            e
+            for e in record.journal.entries
+            if e.account_id == account_id and e.outcome is Outcome.PENDING
+        ]
+
+    while keys := pending():
+        last = loop.time() >= deadline
+        for entry in keys:
+            await _settle(iam, record, entry, target, done, reason, None, False, quiet=not last)
+        if last:
+            return
+        await asyncio.sleep(max(0.0, min(pause, deadline - loop.time())))
+        pause = min(pause * 2, 5.0)
 
 
 @dataclass(slots=True)
@@ -594,8 +658,7 @@ def _finish(record: _Recorder, planned: list[Entry], why: str) -> None:
 def _excepted(config: Config, action: UserAction, today: date) -> ApprovedException | None:
     """The current config's valid exception for the user, as the scan's evaluation judges it."""
     user = UserKeys(action.account_id, action.user_name, action.arn, "", ())
-    valid = [e for e in config.exceptions if exception_matches(e, user) and not e.is_expired(today)]
-    return max(valid, key=lambda e: e.expires, default=None)
+    return governing_exception(config.exceptions, user, today)
 
 
 async def _excluded_accounts(run: _Run, account_ids: Collection[str]) -> dict[str, str]:
@@ -621,6 +684,13 @@ def _used_since(planned: datetime | None, live: datetime | None) -> bool:
     return live is not None and (planned is None or live > planned)
 
 
+def _used_after_plan(planned: KeyAction, now: AccessKey) -> str:
+    return (
+        f"used at {iso(now.last_used_at)} ({now.last_used_service or 'unknown service'}), "
+        f"after the plan was made (the plan saw {iso(planned.last_used_at) or 'never used'})"
+    )
+
+
 def _entry(
     action: UserAction, key_id: str, outcome: Outcome, reason: str | None, **kw: Any
 ) -> Entry:
@@ -636,7 +706,13 @@ class _Apply:
         for action in actions:
             await self.user(iam, action)
         await _resolve_pending(
-            iam, self.run.record, account_id, "Inactive", Outcome.DEACTIVATED, "deactivated"
+            iam,
+            self.run.record,
+            account_id,
+            "Inactive",
+            Outcome.DEACTIVATED,
+            "deactivated",
+            settle_window(self.run.config),
         )
 
     async def user(self, iam: Any, action: UserAction) -> None:
@@ -674,13 +750,42 @@ class _Apply:
                 "could lock the user out",
             )
             return
+        # The evidence may have been edited before the plan was made from it (the plan's
+        # digest binds only what it was made from): the key to keep is chosen again from the
+        # live last use of every active key, by the plan's own rule, and must be the plan's.
+        try:
+            live = {key.id: await with_last_used(iam, key) for key in keys.values() if key.active}
+        except Exception as exc:
+            await all_keys(Outcome.FAILED, f"reading the keys' last use: {_failure(exc)}")
+            return
+        chosen = recommended_key(
+            UserKeys(action.account_id, action.user_name, action.arn, "", tuple(live.values()))
+        )
+        if chosen is None or chosen.key.id != action.keep:
+            picked = f"{chosen.key.id} to keep ({chosen.reason})" if chosen else "no key"
+            for planned in action.deactivate:
+                now = live.get(planned.access_key_id)
+                await record(
+                    _entry(
+                        action,
+                        planned.access_key_id,
+                        Outcome.SKIPPED,
+                        _used_after_plan(planned, now)
+                        if now and _used_since(planned.last_used_at, now.last_used_at)
+                        else f"the keys' live last use picks {picked}, not the plan's "
+                        f"{action.keep}; deactivating the others could switch off the key in "
+                        "use (was the evidence edited, or has use changed since the scan?)",
+                    )
+                )
+            return
         for planned in action.deactivate:
             if self.run.stop.signal:
                 await record(
                     _entry(action, planned.access_key_id, Outcome.SKIPPED, self.run.not_attempted())
                 )
                 continue
-            await self.key(iam, action, planned, keys.get(planned.access_key_id))
+            key_id = planned.access_key_id
+            await self.key(iam, action, planned, live.get(key_id) or keys.get(key_id))
 
     async def key(
         self, iam: Any, action: UserAction, planned: KeyAction, live: AccessKey | None
@@ -693,11 +798,7 @@ class _Apply:
         if not live.active:
             await record(_entry(action, key_id, Outcome.SKIPPED, f"already {live.status}"))
             return
-        try:
-            now = await with_last_used(iam, live)
-        except Exception as exc:
-            await record(_entry(action, key_id, Outcome.FAILED, _failure(exc)))
-            return
+        now = live  # an active key: read with its last use by `user`
         before = {"before_status": live.status, "before_last_used_at": now.last_used_at}
         if _used_since(planned.last_used_at, now.last_used_at):
             await record(
@@ -705,9 +806,7 @@ class _Apply:
                     action,
                     key_id,
                     Outcome.SKIPPED,
-                    f"used at {iso(now.last_used_at)} "
-                    f"({now.last_used_service or 'unknown service'}), after the plan was made "
-                    f"(the plan saw {iso(planned.last_used_at) or 'never used'})",
+                    _used_after_plan(planned, now),
                     **before,
                 )
             )
@@ -794,7 +893,13 @@ class _Rollback:
         for entry in entries:
             await self.key(iam, entry)
         await _resolve_pending(
-            iam, self.run.record, account_id, "Active", Outcome.REACTIVATED, "rolled back"
+            iam,
+            self.run.record,
+            account_id,
+            "Active",
+            Outcome.REACTIVATED,
+            "rolled back",
+            settle_window(self.run.config),
         )
 
     async def key(self, iam: Any, applied: Entry) -> None:

@@ -135,8 +135,8 @@ def build_plan(result: ScanResult, evidence: Evidence) -> Plan:
         if unknown:
             # The key to keep is the one in use: with a last use unknown, it cannot be chosen.
             not_planned.append(
-                f"{finding.arn}: the last use of {', '.join(str(k.id) for k in unknown)} is "
-                "unknown; scan again"
+                f"{_comment(finding.arn)}: the last use of "
+                f"{_comment(', '.join(str(k.id) for k in unknown))} is unknown; scan again"
             )
             continue
         actions.append(
@@ -160,10 +160,23 @@ def build_plan(result: ScanResult, evidence: Evidence) -> Plan:
         actions=tuple(actions),
         not_planned=tuple(not_planned),
     )
-    problems = malformed(plan)
+    problems = [*_used_after_the_run(result), *malformed(plan)]
     if problems:
         raise PlanError("the evidence is not fit for a plan: " + "; ".join(problems[:5]))
     return plan
+
+
+def _used_after_the_run(result: ScanResult) -> list[str]:
+    """Last uses no scan could have seen: dated after the run that read them had finished
+    (for a run with no end, in the future), so the evidence was edited."""
+    end = result.run.finished_at or utcnow()
+    return [
+        f"{_comment(user.arn)}: key {_comment(str(key.id))} was last used at "
+        f"{iso(key.last_used_at)}, after its run finished at {iso(end)}"
+        for user in result.users
+        for key in user.access_keys
+        if key.last_used_at is not None and key.last_used_at > end
+    ]
 
 
 def _bad(what: str, value: object, expected: str) -> str:

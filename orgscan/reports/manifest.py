@@ -166,7 +166,13 @@ def _check_manifest_fields(
     """Every field the manifest repeats must be what findings.json gives; the file entries
     and findings_sha256 are checked against the files themselves."""
     expected = json.loads(render(result, files))
-    return [
+    # A key orgscan never writes is a claim nothing backs (e.g. "sweep": "complete").
+    unknown = [
+        f"{FILENAME}: {key!r} is not a field orgscan writes; it claims what the evidence "
+        "does not back"
+        for key in sorted(manifest.keys() - expected.keys())
+    ]
+    return unknown + [
         f"{findings_json.FILENAME}: {key} is {expected[key]!r}, the manifest says "
         f"{manifest.get(key)!r}"
         for key in expected
