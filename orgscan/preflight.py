@@ -10,24 +10,25 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any
 
 from botocore.exceptions import NoCredentialsError, NoRegionError
 
-from orgscan.clients import (
-    CallCounter,
-    ClientFactory,
+from orgscan.accounts import AccountFilter
+from orgscan.aws.clients import ClientFactory, region_hint
+from orgscan.aws.credentials import (
+    AccountCredentials,
     Credentials,
-    RateLimiter,
+    Identity,
     RefreshableCredentials,
-    error_code,
-    error_message,
+    caller_identity,
+    role_arn,
 )
+from orgscan.aws.errors import error_code, error_message
+from orgscan.aws.interfaces import OrganizationsReader
+from orgscan.aws.organizations import Organization, describe_organization, walk_accounts
+from orgscan.aws.ratelimit import CallCounter, RateLimiter
 from orgscan.config import Config
 from orgscan.model import Account, AccountFailure
-from orgscan.organizations import AccountFilter, Organization, describe_organization, walk_accounts
-from orgscan.scanner import region_hint
-from orgscan.sessions import AccountCredentials, Identity, caller_identity, role_arn
 
 # AssumeRole from a role session is role chaining, which AWS caps at one hour.
 CHAINED_MAXIMUM = 3600
@@ -203,7 +204,7 @@ class _Checks:
 
 
 async def _organization(
-    org: Any, config: Config, identity: Identity, result: Preflight
+    org: OrganizationsReader, config: Config, identity: Identity, result: Preflight
 ) -> tuple[Organization, list[Account], AccountFilter] | None:
     delegation = (
         "the management account must delegate Organizations' read calls to the caller's "

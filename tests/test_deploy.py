@@ -349,9 +349,7 @@ def test_default_role_names_agree_everywhere(template, terraform):
     audit = PERMISSIONS["audit_role"]["default_name"]
     remediation = PERMISSIONS["remediation_role"]["default_name"]
     assert defaults.role.name == audit
-    # remediation.role_name exists once the remediation feature has landed in the config.
-    if hasattr(defaults, "remediation"):
-        assert defaults.remediation.role_name == remediation
+    assert defaults.remediation.role_name == remediation
     parameters = template["Parameters"]
     assert parameters["AuditRoleName"]["Default"] == audit
     assert parameters["RemediationRoleName"]["Default"] == remediation

@@ -21,7 +21,7 @@ from orgscan.demo.faults import Fault
 from orgscan.demo.seed import ACTIVE, INACTIVE, AccountSpec, OrgSpec, UserSpec
 from orgscan.evaluate import evaluate
 from orgscan.model import NO_SUCH_ENTITY, Change, ScanError, ScanStatus
-from orgscan.remediation.plan import build_plan
+from orgscan.remediation.plan import Evidence, build_plan
 
 from .conftest import config, run_scan, seed
 from .report_fixtures import UNREADABLE_ARN, scan_result
@@ -243,6 +243,6 @@ def test_a_key_whose_last_use_is_unknown_is_never_planned_for_deactivation():
         replace(a, users=[unknown if u.arn == deployer.arn else u for u in a.users])
         for a in result.accounts
     ]
-    plan = build_plan(replace(result, accounts=accounts))
+    plan = build_plan(replace(result, accounts=accounts), Evidence("/tmp/findings.json", "0" * 64))
     assert deployer.arn not in {a.arn for a in plan.actions}
     assert any(line.startswith(f"{deployer.arn}: the last use of") for line in plan.not_planned)

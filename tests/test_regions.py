@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orgscan.clients import ClientFactory
+from orgscan.aws.clients import ClientFactory
 from orgscan.config import ScanConfig
 from orgscan.demo.faults import Fault
 from orgscan.demo.seed import ACTIVE, AccountSpec, OrgSpec, UserSpec

@@ -15,8 +15,8 @@ from orgscan.cli import ExitCode, app
 from orgscan.model import ScanResult
 from orgscan.reports import json as findings_json
 from orgscan.reports.manifest import check_package, verify_package
-from orgscan.reports.rule import load_rule, parse_rule
 from orgscan.reports.writer import write_reports
+from orgscan.rules import load_rule, parse_rule
 
 from .report_fixtures import PARTIAL, SCP_DENIAL, UNREADABLE_ARN, scan_result
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from orgscan.model import AccessKey, UserKeys
-from orgscan.reports.view import ControlStatus, control_status, recommended_key
+from orgscan.reports.view import ControlStatus, control_status
+from orgscan.rules import recommended_key
 
 from .report_fixtures import scan_result, without_open_findings
 

@@ -8,19 +8,19 @@ from datetime import UTC, datetime
 
 import pytest
 
-from orgscan.clients import (
+from orgscan.aws.clients import ClientFactory
+from orgscan.aws.credentials import (
     REFRESH_AHEAD,
-    CallCounter,
-    ClientFactory,
+    AccountCredentials,
     Credentials,
-    RateLimiter,
     RefreshableCredentials,
+    caller_identity,
 )
+from orgscan.aws.ratelimit import CallCounter, RateLimiter
 from orgscan.config import parse_config
 from orgscan.demo.faults import ROLE_CHAINING_MESSAGE, Fault
 from orgscan.demo.seed import ACTIVE, AccountSpec, OrgSpec, UserSpec
 from orgscan.model import AccountFailure, ScanStatus
-from orgscan.sessions import AccountCredentials, caller_identity
 
 from .conftest import config, run_scan, seed
 

@@ -8,9 +8,9 @@ from collections import Counter
 import yaml
 from typer.testing import CliRunner
 
+from orgscan.accounts import Shard
 from orgscan.cli import ExitCode, app
 from orgscan.demo.seed import ACTIVE, AccountSpec, OrgSpec, UserSpec
-from orgscan.organizations import Shard
 from orgscan.reports.manifest import verify_package
 
 from .conftest import seed

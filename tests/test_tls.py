@@ -23,9 +23,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from orgscan.clients import CallCounter, ClientFactory, RateLimiter
+from orgscan.aws.clients import ClientFactory
+from orgscan.aws.ratelimit import CallCounter, RateLimiter
+from orgscan.aws.wire import WIRE_OPERATIONS
 from orgscan.config import parse_config
-from orgscan.wire import WIRE_OPERATIONS
 
 ANSWERS = {
     "GetCallerIdentity": (

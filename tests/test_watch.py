@@ -20,8 +20,8 @@ from typer.testing import CliRunner
 from orgscan.cli import ExitCode, app
 from orgscan.demo.faults import Fault
 from orgscan.demo.seed import ACTIVE, INACTIVE, AccountSpec, OrgSpec, UserSpec, member_iam
-from orgscan.evaluate import RULE_ID
 from orgscan.reports import sarif
+from orgscan.rules import RULE_ID
 from orgscan.watch import lambda_entry
 from orgscan.watch.events import EventError
 

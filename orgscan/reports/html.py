@@ -33,7 +33,7 @@ from orgscan.model import (
 from orgscan.reports import json as findings_json
 from orgscan.reports import view
 from orgscan.reports.interface import Renderer
-from orgscan.reports.rule import load_rule
+from orgscan.rules import load_rule, recommended_key
 
 TEMPLATE = "report.html.j2"
 SCRIPT = "report.js"
@@ -168,7 +168,7 @@ def _key_row(key: AccessKey, keep: AccessKey | None) -> KeyRow:
 def _finding_row(
     finding: Finding, user: UserKeys | None, account: AccountResult | None
 ) -> FindingRow:
-    keep = view.recommended_key(user) if user else None
+    keep = recommended_key(user) if user else None
     keys = user.access_keys if user else ()
     return FindingRow(
         state=str(finding.state),

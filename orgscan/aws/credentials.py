@@ -1,15 +1,156 @@
-"""Credentials per account: AssumeRole, or the caller's own for the management account."""
+"""Credentials per account: AssumeRole (renewed before and when they expire), or the
+caller's own for the management account. `Credentials` never print their secrets."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
-from orgscan.clients import Credentials, RefreshableCredentials, error_code, error_message
+from orgscan.aws.botocore_adapter import AioCredentials
+from orgscan.aws.errors import EXPIRED_TOKEN, error_code, error_message
+from orgscan.aws.interfaces import StsClient
+from orgscan.aws.wire import WireCredentials
 from orgscan.config import Config
 from orgscan.model import AccountFailure
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Sessions are renewed this long before they expire: botocore's refreshable credentials stop
+# using theirs 10 minutes before (its "mandatory" refresh). A session shorter than twice this is
+# renewed halfway through instead, so that a renewal is never due the moment it is made.
+REFRESH_AHEAD = 600.0
+# When a renewal ahead of time fails, the old session is used for now and renewal tried again
+# this much later, until the old session has no more than this left.
+REFRESH_RETRY = 30.0
+# ExpiredToken answers one call may meet; each needs a session that worked since it was made.
+MAX_RENEWALS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    access_key_id: str
+    secret_access_key: str = field(repr=False)
+    session_token: str | None = field(default=None, repr=False)
+    expiration: datetime | None = None  # as AssumeRole gives it; None: they do not expire
+
+    def for_signing(self) -> AioCredentials:
+        return AioCredentials(self.access_key_id, self.secret_access_key, self.session_token)
+
+
+class SessionKeys:
+    """One issue of an account's credentials, in the forms botocore and the wire sign with."""
+
+    __slots__ = ("expires_at", "refresh_at", "renewable", "signing", "wire")
+
+    def __init__(self, credentials: Credentials, now: float, refreshable: bool) -> None:
+        self.signing = credentials.for_signing()
+        self.wire = WireCredentials(
+            credentials.access_key_id, credentials.secret_access_key, credentials.session_token
+        )
+        expiration = credentials.expiration
+        self.expires_at = expiration.timestamp() if expiration else math.inf
+        lifetime = self.expires_at - now
+        self.refresh_at = (
+            self.expires_at - min(REFRESH_AHEAD, lifetime / 2) if refreshable else math.inf
+        )
+        # Whether an ExpiredToken answer to these keys is worth a renewal. Keys from a renewal
+        # earn it by working once: fresh keys that AWS refuses at once would be refused again.
+        self.renewable = True
+
+
+class RefreshableCredentials:
+    """One account's session: renewed a little before it expires, as botocore renews its
+    refreshable credentials, and at once when AWS answers ExpiredToken, so that the call can be
+    retried (see `BoundClient`) rather than the account started again.
+
+    `renew` obtains new credentials (AssumeRole again); without it the credentials are fixed.
+    One renewal at a time: calls that find their keys already replaced just use the new ones.
+    """
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        renew: Callable[[], Awaitable[Credentials]] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._renew = renew
+        self.clock = clock
+        self._lock = asyncio.Lock()
+        self.keys = SessionKeys(credentials, clock(), renew is not None)
+        self.renewals = 0
+
+    async def _replace(self) -> SessionKeys:
+        assert self._renew is not None
+        credentials = await self._renew()
+        self.renewals += 1
+        self.keys = SessionKeys(credentials, self.clock(), refreshable=True)
+        self.keys.renewable = False
+        return self.keys
+
+    async def current(self) -> SessionKeys:
+        """The keys to sign with now, renewed first when their time has come."""
+        keys = self.keys
+        if self.clock() < keys.refresh_at:
+            return keys
+        async with self._lock:
+            if self.keys is not keys:
+                return self.keys
+            try:
+                return await self._replace()
+            except Exception as exc:
+                now = self.clock()
+                if now + REFRESH_RETRY >= keys.expires_at:
+                    raise
+                log.warning(
+                    "renewing a session failed (%s); using it for its last %.0f s",
+                    exc,
+                    keys.expires_at - now,
+                )
+                keys.refresh_at = now + REFRESH_RETRY
+                return keys
+
+    async def expired(self, keys: SessionKeys, error: ClientError) -> SessionKeys:
+        """AWS answered ExpiredToken to a call signed with `keys`: the keys to retry it with."""
+        async with self._lock:
+            if self.keys is not keys:
+                return self.keys  # another call renewed the session already
+            if self._renew is None:
+                raise error
+            if not keys.renewable:
+                raise AccountFailure(
+                    error_code(error),
+                    f"{error_message(error)} (the session had just been renewed)",
+                )
+            return await self._replace()
+
+    async def call(self, send: Callable[[SessionKeys], Awaitable[T]]) -> T:
+        """`send` signed with the current keys; after ExpiredToken, again with renewed ones."""
+        keys = self.keys
+        if self.clock() >= keys.refresh_at:
+            keys = await self.current()
+        renewals = 0
+        while True:
+            try:
+                response = await send(keys)
+            except ClientError as exc:
+                if renewals == MAX_RENEWALS or error_code(exc) not in EXPIRED_TOKEN:
+                    raise
+                renewals += 1
+                log.info("%s; renewing the session to retry the call", error_code(exc))
+                keys = await self.expired(keys, exc)
+            else:
+                keys.renewable = True
+                return response
+
 
 # AWS caps a session at one hour when the caller is itself a role session (role chaining), and
 # answers a longer DurationSeconds with a ValidationError whose message says so.
@@ -30,7 +171,7 @@ class Identity:
         return self.arn.split(":", 5)[-1].startswith("assumed-role/")
 
 
-async def caller_identity(sts: Any) -> Identity:
+async def caller_identity(sts: StsClient) -> Identity:
     response = await sts.get_caller_identity()
     arn = response["Arn"]
     # arn:<partition>:sts::<account>:assumed-role/... — the partition decides every ARN we build.
@@ -45,10 +186,10 @@ def _chaining_refused(exc: ClientError) -> bool:
     return error_code(exc) == "ValidationError" and ROLE_CHAINING in error_message(exc)
 
 
-def region_disabled(sts: Any, account_id: str, aws_message: str) -> AccountFailure:
+def region_disabled(sts: StsClient, account_id: str, aws_message: str) -> AccountFailure:
     """AssumeRole goes to the regional STS endpoint of the configured region, which must be
     active in the target account (opt-in regions are not, until someone activates them)."""
-    region, url = sts.meta.region_name, sts.meta.endpoint_url
+    region, url = sts.region_name, sts.endpoint_url
     return AccountFailure(
         "RegionDisabledException",
         f"AssumeRole was sent to STS in {region} ({url}), which is not active in account "
@@ -66,7 +207,7 @@ class AccountCredentials:
     """
 
     def __init__(
-        self, sts: Any, identity: Identity, config: Config, management_account_id: str
+        self, sts: StsClient, identity: Identity, config: Config, management_account_id: str
     ) -> None:
         self._sts = sts
         self._identity = identity
@@ -103,7 +244,7 @@ class AccountCredentials:
             )
         return None
 
-    async def _assume(self, sts: Any, arn: str, account_id: str) -> Credentials:
+    async def _assume(self, sts: StsClient, arn: str, account_id: str) -> Credentials:
         role = self._config.role
         kwargs: dict[str, Any] = {
             "RoleArn": arn,

@@ -1,13 +1,21 @@
-"""The rule's metadata (`orgscan/rule.yaml`): title, descriptions, remediation, references."""
+"""The rule: its metadata, read from `orgscan/rule.yaml` alone (id, severity, title,
+descriptions, remediation, references), and the remedy's decision of which key to keep.
+
+Evaluation, the reports and remediation all read the rule from here."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
 from typing import Any
 
 import yaml
+
+from orgscan.model import AccessKey, UserKeys
+
+_EPOCH = datetime.min.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,3 +83,31 @@ def parse_rule(data: dict[str, Any]) -> Rule:
 def load_rule() -> Rule:
     text = resources.files("orgscan").joinpath("rule.yaml").read_text(encoding="utf-8")
     return parse_rule(yaml.safe_load(text))
+
+
+# The rule's id and severity, as every finding carries them: rule.yaml's, never restated.
+RULE_ID = load_rule().id
+SEVERITY = load_rule().severity
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    key: AccessKey
+    reason: str
+
+
+def recommended_key(user: UserKeys) -> Recommendation | None:
+    """The active key to keep: the most recently used one; if none was ever used, the newest.
+
+    Only active keys are candidates: the remedy deactivates keys, it never reactivates one.
+    Ties fall to the key id so that every report names the same key.
+    """
+    active = [key for key in user.access_keys if key.active]
+    if not active:
+        return None
+    used = [key for key in active if key.last_used_at is not None]
+    if used:
+        best = max(used, key=lambda k: (k.last_used_at or _EPOCH, k.id or ""))
+        return Recommendation(best, "most recently used")
+    best = max(active, key=lambda k: (k.created_at or _EPOCH, k.id or ""))
+    return Recommendation(best, "newest; no active key has been used")

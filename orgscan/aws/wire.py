@@ -31,27 +31,27 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import aiohttp
-from botocore.exceptions import (
+
+from orgscan.aws.botocore_adapter import (
     ConnectionClosedError,
     ConnectTimeoutError,
     EndpointConnectionError,
+    ExponentialBackoff,
     HTTPClientError,
     NoCredentialsError,
+    ProxyConfiguration,
     ReadTimeoutError,
-    SSLError,
-)
-from botocore.httpsession import ProxyConfiguration
-from botocore.retries import quota
-from botocore.retries.standard import (
-    ExponentialBackoff,
     RetryEventAdapter,
     RetryHandler,
     RetryPolicy,
+    RetryQuota,
     RetryQuotaChecker,
+    SSLError,
     StandardRetryConditions,
+    create_serializer,
+    get_environ_proxies,
+    resolve_endpoint,
 )
-from botocore.serialize import create_serializer
-from botocore.utils import get_environ_proxies
 
 # The calls a scan makes per user or per account, by service (botocore's service name):
 # read-only IAM calls, and the AssumeRole into each account. Every other call is botocore's.
@@ -179,7 +179,7 @@ class Retries:
     __slots__ = ("handler", "quota")
 
     def __init__(self, max_attempts: int) -> None:
-        self.quota = RetryQuotaChecker(quota.RetryQuota())
+        self.quota = RetryQuotaChecker(RetryQuota())
         self.handler = RetryHandler(
             retry_policy=RetryPolicy(
                 retry_checker=StandardRetryConditions(max_attempts=max_attempts),
@@ -276,7 +276,7 @@ class QueryWire:
         context: dict[str, Any] = {}
         try:
             # The endpoint rules (partition, FIPS, AWS_ENDPOINT_URL...) as botocore applies them.
-            url, headers, _ = await client._resolve_endpoint_ruleset(operation, {}, context)
+            url, headers, _ = await resolve_endpoint(client, operation, context)
         except Exception:
             return None
         signing = context.get("signing", {})
