@@ -64,9 +64,9 @@ def template_dirs() -> list[Path]:
     return [package / "templates", package.parent / "templates"]
 
 
-def environment(loader: FileSystemLoader | None = None) -> Environment:
+def environment(loader: FileSystemLoader) -> Environment:
     env = Environment(
-        loader=loader or FileSystemLoader(template_dirs()),
+        loader=loader,
         autoescape=True,
         undefined=StrictUndefined,
         trim_blocks=True,

@@ -8,8 +8,7 @@ import pytest
 
 from orgscan.delta import BaselineMismatch, compare
 from orgscan.model import Change, ScanStatus
-
-from ..report_fixtures import scan_result, without_open_findings
+from tests.report_fixtures import scan_result, without_open_findings
 
 
 def test_findings_gone_from_a_scanned_account_are_resolved_and_new_ones_new():

@@ -10,8 +10,7 @@ import pytest
 from orgscan.accounts import Shard
 from orgscan.merge import MergeError, merge
 from orgscan.model import ScanStatus, sweep_complete
-
-from ..report_fixtures import scan_result
+from tests.report_fixtures import scan_result
 
 
 def _shard(index: int, count: int, **kwargs):

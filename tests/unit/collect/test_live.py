@@ -6,8 +6,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from orgscan.collect.live import IamUser, collect_live, list_users, live_user_keys
-
-from ..fakes import FakeIam, client_error
+from tests.unit.fakes import FakeIam, client_error
 
 ACCOUNT = "111111111111"
 

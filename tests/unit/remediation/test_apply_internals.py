@@ -6,8 +6,7 @@ from __future__ import annotations
 from botocore.exceptions import EndpointConnectionError
 
 from orgscan.remediation.apply import Entry, Outcome, _change, _watch_attempts
-
-from ..fakes import FakeIam, client_error
+from tests.unit.fakes import FakeIam, client_error
 
 KEY = "AKIAEXAMPLE000000001"
 
