@@ -275,6 +275,7 @@ def _orgscan_child(
     self_before = resource.getrusage(resource.RUSAGE_SELF)
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
+
     async def run() -> Any:
         # As the CLI runs it: with the collector tuned around the scan (orgscan.runner).
         async with frozen_gc() if tune_gc else contextlib.nullcontext():
