@@ -163,8 +163,7 @@ def shard_package(tmp_path, name: str, shard: str, started) -> str:
     from dataclasses import replace
 
     from orgscan.reports.writer import write_reports
-
-    from .report_fixtures import scan_result
+    from tests.report_fixtures import scan_result
 
     result = scan_result(started=started)
     result.run = replace(result.run, shard=shard, id=f"run-{name}")
@@ -175,7 +174,7 @@ def shard_package(tmp_path, name: str, shard: str, started) -> str:
 def test_merge_refuses_shards_further_apart_than_the_window(tmp_path):
     from datetime import timedelta
 
-    from .report_fixtures import STARTED
+    from tests.report_fixtures import STARTED
 
     early = shard_package(tmp_path, "s1", "1/2", STARTED)
     late = shard_package(tmp_path, "s2", "2/2", STARTED + timedelta(days=8))
