@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import math
@@ -172,7 +173,7 @@ class _Timeline(Progress):
         self._watch_credentials()
 
     def _watch_credentials(self) -> None:
-        from orgscan import sessions
+        from orgscan.aws import credentials as sessions
 
         get = sessions.AccountCredentials.get
         timeline = self
@@ -239,8 +240,9 @@ def _orgscan_child(
 ) -> None:
     use_sim(url)
     # Imports are not part of the measurement: a scan starts after them.
+    from orgscan.accounts import Shard
     from orgscan.config import parse_config
-    from orgscan.organizations import Shard
+    from orgscan.runner import frozen_gc
     from orgscan.scanner import ScanOptions, scan
 
     cfg = parse_config(config)
@@ -248,6 +250,17 @@ def _orgscan_child(
         from orgscan.collect.credential_report import ReportPolling
 
         options["report_polling"] = ReportPolling(**options["report_polling"])
+    # Ablations are not options of a scan: they patch what the scan is built from.
+    if not options.pop("wire", True):
+        from orgscan.aws.clients import ClientFactory
+
+        async def no_wire(self: ClientFactory, service: str, client: Any) -> None:
+            return None  # botocore sends every call
+
+        ClientFactory._wire_for = no_wire  # type: ignore[method-assign]
+    tune_gc = options.pop("tune_gc", True)
+    if "shared_clients" in options:
+        sys.exit("shared_clients: a client per account is gone; see README Performance history")
     scan_options = ScanOptions(**options)
     profiler = None
     if profile:
@@ -262,17 +275,18 @@ def _orgscan_child(
     self_before = resource.getrusage(resource.RUSAGE_SELF)
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    result = asyncio.run(
-        _measured(
-            scan(
+
+    async def run() -> Any:
+        # As the CLI runs it: with the collector tuned around the scan (orgscan.runner).
+        async with frozen_gc() if tune_gc else contextlib.nullcontext():
+            return await scan(
                 cfg,
                 options=scan_options,
                 progress=timeline,
                 shard=Shard(*shard) if shard else None,
-            ),
-            lags,
-        )
-    )
+            )
+
+    result = asyncio.run(_measured(run(), lags))
     wall = time.perf_counter() - started
     self_after = resource.getrusage(resource.RUSAGE_SELF)
     children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -597,7 +611,7 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="a ScanOptions field, e.g. wire=false or "
+        help="a ScanOptions field, or an ablation (wire=false, tune_gc=false), or "
         'report_polling={"first_delay":1,"max_delay":10,"factor":2}',
     )
     parser.add_argument(

@@ -7,14 +7,12 @@ import dataclasses
 import json
 import logging
 import shlex
-import signal
 import sys
 import tempfile
-import threading
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from enum import IntEnum, StrEnum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,6 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, 
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 
 from orgscan import __version__
+from orgscan.accounts import Shard
 from orgscan.attestation import (
     LocalSigner,
     Signer,
@@ -32,16 +31,15 @@ from orgscan.attestation import (
     generate_key,
     load_public_key,
 )
-from orgscan.clients import error_code, error_message
+from orgscan.aws.errors import error_code, error_message
 from orgscan.config import STRATEGIES, Config, ConfigError, ScanConfig, load_config
 from orgscan.delta import BaselineMismatch, compare
+from orgscan.fs import OutputError, prepare_output, previous_run_path
 from orgscan.logs import setup_logging
 from orgscan.merge import DEFAULT_WINDOW, MergeError, merge
-from orgscan.model import Change, Delta, FindingState, ScanResult, ScanStatus
-from orgscan.organizations import Shard
-from orgscan.outdir import OutputError, prepare_output, previous_run_path
+from orgscan.model import ScanResult
 from orgscan.preflight import preflight as run_preflight
-from orgscan.progress import Progress, progress_for
+from orgscan.progress import progress_for
 from orgscan.publish import PublishError, Retention, S3Location, publish
 from orgscan.remediation.apply import (
     Journal,
@@ -59,8 +57,18 @@ from orgscan.remediation.plan import read as read_plan
 from orgscan.remediation.plan import write as write_plan
 from orgscan.reports import json as findings_json
 from orgscan.reports.manifest import check_package
-from orgscan.reports.writer import write_reports
-from orgscan.scanner import ResumeMismatch, ScanAborted, older_run, scan
+from orgscan.reports.summary import delta_text, scan_summary, sweep_text
+from orgscan.reports.writer import package_files, write_reports
+from orgscan.runner import (
+    ExitCode,
+    FailOn,
+    exit_code,
+    journal_exit_code,
+    remediate_until_signalled,
+    scan_until_signalled,
+    wait_for_signal,
+)
+from orgscan.scanner import ResumeMismatch, ScanAborted, older_run
 
 app = typer.Typer(
     add_completion=False,
@@ -72,24 +80,10 @@ app = typer.Typer(
 log = logging.getLogger("orgscan")
 
 
-class ExitCode(IntEnum):
-    CLEAN = 0
-    FINDINGS = 1
-    USAGE = 2
-    INCOMPLETE = 3
-    INTERRUPTED = 130
-
-
-HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _NO_SETUP: dict[type[Exception], str] = {
     NoCredentialsError: "no AWS credentials found; set AWS_PROFILE, AWS_ACCESS_KEY_ID or use SSO",
     NoRegionError: "no AWS region configured; set AWS_REGION",
 }
-
-
-class FailOn(StrEnum):
-    OPEN = "open"
-    NEVER = "never"
 
 
 OutputOption = Annotated[
@@ -223,57 +217,6 @@ def _fail(message: str, code: ExitCode) -> typer.Exit:
     return typer.Exit(int(code))
 
 
-def exit_code(result: ScanResult, fail_on: FailOn) -> ExitCode:
-    """Incomplete beats findings: a partial sweep must never read as a finished one."""
-    if not result.run.complete:
-        return ExitCode.INCOMPLETE
-    if fail_on is FailOn.OPEN and result.findings_in(FindingState.OPEN):
-        return ExitCode.FINDINGS
-    return ExitCode.CLEAN
-
-
-def _summary(result: ScanResult, files: list[Path]) -> str:
-    accounts = len(result.accounts)
-    scanned = len(result.accounts_with(ScanStatus.SCANNED))
-    partial = result.accounts_with(ScanStatus.PARTIAL)
-    failed = result.accounts_with(ScanStatus.FAILED)
-    skipped = len(result.accounts_with(ScanStatus.SKIPPED))
-    unreadable = sum(1 for user in result.users if user.error)
-    lines = [
-        f"accounts: {scanned} scanned, {len(partial)} partial, {len(failed)} failed, "
-        f"{skipped} skipped (of {accounts})",
-        f"users:    {len(result.users)}"
-        + (f" ({unreadable} could not be read)" if unreadable else ""),
-        f"findings: {len(result.findings_in(FindingState.OPEN))} open, "
-        f"{len(result.findings_in(FindingState.EXCEPTED))} excepted "
-        f"(users with more than one active access key)",
-    ]
-    lines += [
-        f"failed:   {r.account.id} ({r.account.name}): {r.error.code}" for r in failed if r.error
-    ]
-    lines += [
-        f"partial:  {r.account.id} ({r.account.name}): "
-        + (
-            f"{len(r.unreadable_users)} user(s) could not be read ("
-            + ", ".join(sorted({u.error.code for u in r.unreadable_users if u.error}))
-            + ")"
-            if r.unreadable_users
-            else "the last use of some keys is unknown"
-        )
-        for r in partial
-    ]
-    lines += [f"error:    {e.code}: {e.message}" for e in result.run.errors]
-    lines += [f"warning:  {w}" for w in result.run.warnings]
-    status = (
-        "complete" if result.run.complete else "INCOMPLETE: not every account was fully scanned"
-    )
-    lines.append(f"scan:     {status}")
-    if result.delta:
-        lines.append(_delta_text(result.delta, result))
-    lines += [f"wrote:    {path}" for path in files]
-    return "\n".join(lines)
-
-
 def _write(
     result: ScanResult, output: Path, sarif: SarifSuppressed, delivery: Delivery = Delivery()
 ) -> bool:
@@ -287,10 +230,10 @@ def _write(
             sign=(lambda contents: asyncio.run(attest(contents, signer))) if signer else None,
         )
     except SigningError as exc:
-        typer.echo(_summary(result, []))
+        typer.echo(scan_summary(result, []))
         typer.echo(f"error: the package in {output} is written but NOT signed: {exc}", err=True)
         return False
-    typer.echo(_summary(result, files))
+    typer.echo(scan_summary(result, files))
     return _upload(output, delivery)
 
 
@@ -315,51 +258,6 @@ def _load(config_path: Path) -> Config:
         return load_config(config_path)
     except ConfigError as exc:
         raise _fail(str(exc), ExitCode.USAGE) from None
-
-
-async def _scan_until_signalled(
-    settings: Config,
-    progress: Progress,
-    previous: ScanResult | None,
-    shard: Shard | None = None,
-    *,
-    retry_failed: bool = False,
-    recheck_arns: frozenset[str] = frozenset(),
-) -> tuple[ScanResult, int | None]:
-    """Run the scan; SIGINT/SIGTERM stop it gracefully, and a second signal aborts at once."""
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    received: list[int] = []
-
-    def on_signal(signum: int) -> None:
-        received.append(signum)
-        stop.set()
-        for handled in HANDLED_SIGNALS:
-            loop.remove_signal_handler(handled)
-        log.warning(
-            "%s: stopping; writing what is finished (signal again to abort without output)",
-            signal.Signals(signum).name,
-        )
-
-    for signum in HANDLED_SIGNALS:
-        loop.add_signal_handler(signum, on_signal, signum)
-    try:
-        result = await scan(
-            settings,
-            progress=progress,
-            stop=stop,
-            previous=previous,
-            shard=shard,
-            retry_failed=retry_failed,
-            recheck_arns=recheck_arns,
-        )
-    finally:
-        for signum in HANDLED_SIGNALS:
-            loop.remove_signal_handler(signum)
-    if received:
-        result.run.interrupted = signal.Signals(received[0]).name
-        result.run.complete = False
-    return result, received[0] if received else None
 
 
 @app.command("scan")
@@ -441,19 +339,19 @@ def scan_command(
         if baseline is not None:
             earlier = _read_baseline(baseline)
         if resume is not None:
-            path = previous_run_path(resume)
+            path = previous_run_path(resume, findings_json.FILENAME)
             stored = findings_json.load(path)
             previous = findings_json.parse(stored, path)
             if stored.get("schema_version") != findings_json.SCHEMA_VERSION:
                 raise older_run(previous.run.id, str(stored.get("schema_version")))
-        prepare_output(target, force=force, resuming=target == resume)
+        prepare_output(target, package_files(), force=force, resuming=target == resume)
     except (OutputError, findings_json.EvidenceError) as exc:
         raise _fail(str(exc), ExitCode.USAGE) from None
     except ResumeMismatch as exc:
         raise _fail(f"--resume: {exc}", ExitCode.USAGE) from None
     try:
         result, signum = asyncio.run(
-            _scan_until_signalled(
+            scan_until_signalled(
                 settings,
                 progress_for(quiet),
                 previous,
@@ -502,27 +400,6 @@ def _read_baseline(path: Path) -> ScanResult:
         raise _fail(f"--baseline: {exc}", ExitCode.USAGE) from None
 
 
-def _delta_text(delta: Delta, current: ScanResult) -> str:
-    names = {a.account.id: a.account.name for a in current.accounts}
-    counts = ", ".join(f"{len(delta.of(c))} {c}" for c in Change)
-    lines = [f"since run {delta.baseline_run_id}: {counts}"]
-    lines += [
-        f"  {c.change:<10} {c.account_id} ({names.get(c.account_id, '?')}) {c.arn}"
-        + (f"\n             {c.reason}" if c.reason else "")
-        for c in delta.findings
-        if c.change is not Change.UNCHANGED
-    ]
-    for label, ids in (
-        ("accounts added", delta.accounts_added),
-        ("accounts removed", delta.accounts_removed),
-        ("coverage lost", delta.coverage_lost),
-        ("coverage gained", delta.coverage_gained),
-    ):
-        if ids:
-            lines.append(f"{label}: {', '.join(ids)}")
-    return "\n".join(lines)
-
-
 @app.command()
 def diff(
     old: Annotated[Path, typer.Argument(help="The earlier findings.json.")],
@@ -539,7 +416,7 @@ def diff(
         later.delta = delta
         typer.echo(json.dumps(findings_json.to_dict(later)["delta"], indent=2))
     else:
-        typer.echo(_delta_text(delta, later))
+        typer.echo(delta_text(delta, later))
 
 
 @app.command("validate-config")
@@ -610,7 +487,7 @@ def demo(
     """Run the real pipeline against an embedded demo organization (moto, never real AWS)."""
     setup_logging(verbose)
     try:
-        prepare_output(output, force=force)
+        prepare_output(output, package_files(), force=force)
     except OutputError as exc:
         raise _fail(str(exc), ExitCode.USAGE) from None
     delivery = Delivery()
@@ -645,18 +522,9 @@ def demo(
                 "\n  orgscan remediate rollback remediation-journal.jsonl "
                 f"--config {config_path} --yes"
             )
-            _wait_for_signal()
+            wait_for_signal()
+            typer.echo("the demo organization stopped.")
     raise typer.Exit(int(exit_code(result, fail_on)))
-
-
-def _wait_for_signal() -> None:
-    stopped = threading.Event()
-    for handled in HANDLED_SIGNALS:
-        signal.signal(handled, lambda *_: stopped.set())
-    # A timed wait: Python runs signal handlers only between bytecodes of the main thread.
-    while not stopped.wait(0.5):
-        pass
-    typer.echo("the demo organization stopped.")
 
 
 @app.command()
@@ -681,7 +549,7 @@ def report(
     try:
         data = findings_json.load(findings)
         result = findings_json.parse(data, findings)
-        prepare_output(output, force=force)
+        prepare_output(output, package_files(), force=force)
     except (findings_json.EvidenceError, OutputError) as exc:
         raise _fail(str(exc), ExitCode.USAGE) from None
     contradiction = findings_json.stored_complete_contradiction(data, result)
@@ -719,7 +587,7 @@ def merge_command(
     try:
         shards = [findings_json.read(d / findings_json.FILENAME) for d in directories]
         merged = merge(shards, timedelta(days=window))
-        prepare_output(output, force=force)
+        prepare_output(output, package_files(), force=force)
     except (findings_json.EvidenceError, MergeError, OutputError) as exc:
         raise _fail(str(exc), ExitCode.USAGE) from None
     _finish(merged, output, fail_on, sarif, delivery=delivery)
@@ -788,7 +656,7 @@ def _verify(directory: Path, key: EllipticCurvePublicKey | None, shown: str) -> 
         typer.echo(f"MISMATCH {problem}", err=True)
     for note in check.notes:
         typer.echo(f"note:    {note}")
-    typer.echo(f"sweep:   {_sweep_text(check.evidence)}")
+    typer.echo(f"sweep:   {sweep_text(check.evidence)}")
     for line in check.signed:
         typer.echo(f"signed:  {line}")
     if key is None:
@@ -815,28 +683,6 @@ def publish_command(
     delivery = _delivery(None, target, retain_until, retain_days, retain_mode)
     if not _upload(directory, delivery):
         raise typer.Exit(int(ExitCode.INCOMPLETE))
-
-
-def _sweep_text(evidence: ScanResult | None) -> str:
-    """Whether the sweep was complete, as findings.json's own accounts show."""
-    if evidence is None:
-        return "UNKNOWN: findings.json cannot be read"
-    counts = (
-        f"{len(evidence.accounts_with(ScanStatus.SCANNED))} scanned, "
-        f"{len(evidence.accounts_with(ScanStatus.SKIPPED))} skipped, "
-        f"of {len(evidence.accounts)} accounts"
-    )
-    if evidence.run.complete:
-        return f"complete ({counts})"
-    seen = (ScanStatus.SCANNED, ScanStatus.SKIPPED)
-    missing = [a for a in evidence.accounts if a.scan_status not in seen]
-    why = [f"{a.account.id}: {a.scan_status}" for a in missing[:5]]
-    if len(missing) > 5:
-        why.append(f"and {len(missing) - 5} more")
-    why += [f"{e.code}: {e.message}" for e in evidence.run.errors]
-    if evidence.run.interrupted:
-        why.append(f"interrupted by {evidence.run.interrupted}")
-    return f"INCOMPLETE ({counts}; " + "; ".join(why) + ")"
 
 
 @app.command()
@@ -911,39 +757,12 @@ def _new_journal(path: Path) -> None:
         )
 
 
-async def _until_signalled(run: Callable[[Stop], Coroutine[Any, Any, Journal]]) -> Journal:
-    """The first SIGINT/SIGTERM stops starting keys and lets the changes in flight finish and
-    be re-read; a second aborts those, which then stay pending in the journal."""
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    stop = Stop()
-
-    def on_signal(signum: int) -> None:
-        if stop.signal is None:
-            stop.signal = signal.Signals(signum).name
-            log.warning(
-                "%s: starting no more keys; finishing the changes in flight "
-                "(signal again to abort them; they then stay pending in the journal)",
-                stop.signal,
-            )
-        elif task is not None:
-            task.cancel()
-
-    for signum in HANDLED_SIGNALS:
-        loop.add_signal_handler(signum, on_signal, signum)
-    try:
-        return await run(stop)
-    finally:
-        for signum in HANDLED_SIGNALS:
-            loop.remove_signal_handler(signum)
-
-
 def _remediate(
     run: Callable[[Stop], Coroutine[Any, Any, Journal]], path: Path, done: Outcome
 ) -> None:
     """Run apply or rollback into a new journal at `path`, then report and exit on it."""
     try:
-        journal = asyncio.run(_until_signalled(run))
+        journal = asyncio.run(remediate_until_signalled(run))
     except RemediationError as exc:
         raise _fail(str(exc), ExitCode.USAGE) from None
     except (NoCredentialsError, NoRegionError) as exc:
@@ -971,11 +790,7 @@ def _journal_exit(journal: Journal, done: Outcome, path: Path) -> None:
             f"interrupted by {journal.interrupted}: no key was started after it; every change "
             "sent was finished and re-read, or is listed as pending"
         )
-        raise typer.Exit(128 + signal.Signals[journal.interrupted])
-    # A pending change has an unknown result: as much in need of attention as a failure.
-    if journal.count(Outcome.FAILED) or journal.count(Outcome.PENDING):
-        raise typer.Exit(int(ExitCode.INCOMPLETE))
-    raise typer.Exit(int(ExitCode.FINDINGS if journal.count(Outcome.SKIPPED) else ExitCode.CLEAN))
+    raise typer.Exit(journal_exit_code(journal))
 
 
 @remediate.command("plan")

@@ -7,9 +7,7 @@ from datetime import date
 from fnmatch import fnmatchcase
 
 from orgscan.model import ApprovedException, Finding, FindingState, UserKeys
-
-RULE_ID = "iam-user-multiple-active-access-keys"
-SEVERITY = "medium"
+from orgscan.rules import RULE_ID, SEVERITY
 
 
 def violates(user: UserKeys) -> bool:

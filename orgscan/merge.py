@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 
+from orgscan.accounts import Shard
 from orgscan.model import (
     AccountResult,
     Finding,
@@ -21,9 +22,8 @@ from orgscan.model import (
     ScanStatus,
     evidence_complete,
     iso,
+    new_run_id,
 )
-from orgscan.organizations import Shard
-from orgscan.scanner import new_run_id
 
 # Shards further apart than this are not one sweep; `orgscan merge --window` changes it.
 DEFAULT_WINDOW = timedelta(days=7)

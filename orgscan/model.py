@@ -6,6 +6,7 @@ rendered from it, so the model must hold all the evidence and nothing that is no
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -14,6 +15,11 @@ from enum import StrEnum
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def new_run_id() -> str:
+    """A run's id: when it started, and enough randomness that two runs never share one."""
+    return f"{utcnow():%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
 
 
 def iso(value: datetime | None) -> str | None:

@@ -10,31 +10,27 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any
 
 from botocore.exceptions import NoCredentialsError, NoRegionError
 
-from orgscan.clients import (
-    CallCounter,
-    ClientFactory,
-    Credentials,
-    RateLimiter,
-    RefreshableCredentials,
-    error_code,
-    error_message,
-)
-from orgscan.config import Config
-from orgscan.model import Account, AccountFailure
-from orgscan.organizations import AccountFilter, Organization, describe_organization, walk_accounts
-from orgscan.scanner import config_warnings, region_hint
-from orgscan.sessions import (
+from orgscan.accounts import AccountFilter, config_warnings
+from orgscan.aws.clients import ClientFactory, region_hint
+from orgscan.aws.credentials import (
     CHAINED_MAX_SECONDS,
     AccountCredentials,
+    Credentials,
     Identity,
+    RefreshableCredentials,
     caller_identity,
     region_disabled_fix,
     role_arn,
 )
+from orgscan.aws.errors import error_code, error_message
+from orgscan.aws.interfaces import OrganizationsReader
+from orgscan.aws.organizations import Organization, describe_organization, walk_accounts
+from orgscan.aws.ratelimit import CallCounter, RateLimiter
+from orgscan.config import Config
+from orgscan.model import Account, AccountFailure
 
 PERMISSIONS = "deploy/permissions.json"
 TEMPLATE = "deploy/cloudformation/orgscan-roles.yaml"
@@ -212,7 +208,7 @@ class _Checks:
 
 
 async def _organization(
-    org: Any, config: Config, identity: Identity, result: Preflight
+    org: OrganizationsReader, config: Config, identity: Identity, result: Preflight
 ) -> tuple[Organization, list[Account], AccountFilter] | None:
     delegation = (
         "the management account must delegate Organizations' read calls to the caller's "

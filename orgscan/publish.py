@@ -16,8 +16,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 from orgscan.attestation import FILENAME as ATTESTATION
+from orgscan.aws.errors import error_code, error_message
 from orgscan.aws.s3 import Bucket, Stored, bucket
-from orgscan.clients import error_code, error_message
 from orgscan.config import ScanConfig
 from orgscan.reports import manifest
 

@@ -7,17 +7,19 @@ once and the number of accounts in flight (connections, memory) never exceeds th
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import math
-import secrets
-import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 from orgscan import __version__
-from orgscan.clients import CallCounter, ClientFactory, RateLimiter, error_code, error_message
+from orgscan.accounts import AccountFilter, Shard, config_warnings
+from orgscan.aws.clients import ClientFactory, region_hint
+from orgscan.aws.credentials import AccountCredentials, caller_identity
+from orgscan.aws.errors import error_code, error_message
+from orgscan.aws.interfaces import IamReader
+from orgscan.aws.organizations import describe_organization, walk_accounts
+from orgscan.aws.ratelimit import CallCounter, RateLimiter
 from orgscan.collect.credential_report import ReportPolling, collect_from_report
 from orgscan.collect.live import Collected, collect_live
 from orgscan.config import Config
@@ -32,12 +34,11 @@ from orgscan.model import (
     ScanError,
     ScanResult,
     ScanStatus,
+    new_run_id,
     sweep_complete,
     utcnow,
 )
-from orgscan.organizations import AccountFilter, Shard, describe_organization, walk_accounts
 from orgscan.progress import Progress
-from orgscan.sessions import AccountCredentials, caller_identity
 
 log = logging.getLogger(__name__)
 
@@ -46,81 +47,12 @@ class ScanAborted(Exception):
     """The scan could not start: no caller identity or no organization to walk."""
 
 
-def region_hint(factory: ClientFactory, exc: BaseException) -> str:
-    """GovCloud and China credentials are unknown to the `aws` partition's endpoints, where a
-    caller without any configured region is sent."""
-    if factory.region_configured or error_code(exc) != "InvalidClientTokenId":
-        return ""
-    return (
-        f"; no AWS region is configured, so orgscan used {factory.region} (partition aws): for "
-        "GovCloud or China credentials set AWS_REGION, e.g. us-gov-west-1 or cn-north-1"
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class ScanOptions:
     """Knobs that are not configuration: paging and polling, which tests and the bench tune."""
 
     page_size: int | None = None
     report_polling: ReportPolling = field(default_factory=ReportPolling)
-    # Switches for measuring what each optimisation buys (`python -m bench --option KEY=false`);
-    # a scan has no reason to turn them off.
-    wire: bool = True  # the hot calls straight over the wire (orgscan/wire.py), not botocore
-    shared_clients: bool = True  # one client per service for all accounts, not one per account
-    tune_gc: bool = True  # see Collector
-
-
-# Python's cyclic collector runs a young collection every 700 new container objects and, now
-# and then, a full one over every object in the process. A scan allocates a few hundred objects
-# per call; the full collections over botocore's loaded models and the growing results took a
-# third of the scan's CPU, in pauses of up to half a second that delayed rate-limited calls
-# into throttles.
-YOUNG_COLLECTION = 20_000
-# How often the objects that survived so far (mostly results) are frozen, in seconds.
-FREEZE_EVERY = 2.0
-
-
-class Collector:
-    """The cyclic collector during a scan. What exists at the start (modules, service models)
-    and, every FREEZE_EVERY seconds, what has survived since (mostly results) is frozen, so a
-    full collection only ever looks at recent objects; young collections run less often.
-
-    Frozen objects are still freed by reference counting; only garbage cycles among them wait
-    for the end of the scan, when everything is unfrozen and the settings are restored.
-    """
-
-    def __init__(self, tuned: bool = True) -> None:
-        self.tuned = tuned
-        self._threshold = gc.get_threshold()
-        self._next = 0.0
-
-    def __enter__(self) -> Collector:
-        if self.tuned:
-            gc.freeze()
-            gc.set_threshold(max(self._threshold[0], YOUNG_COLLECTION), *self._threshold[1:])
-            self._next = time.monotonic() + FREEZE_EVERY
-        return self
-
-    def checkpoint(self) -> None:
-        """Freeze what has survived so far, at most every FREEZE_EVERY seconds."""
-        if self.tuned and (now := time.monotonic()) >= self._next:
-            gc.freeze()
-            self._next = now + FREEZE_EVERY
-
-    def __exit__(self, *exc: object) -> None:
-        if self.tuned:
-            gc.set_threshold(*self._threshold)
-            gc.unfreeze()
-
-    async def __aenter__(self) -> Collector:
-        return self.__enter__()
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.__exit__(*exc)
-
-
-def new_run_id() -> str:
-    return f"{utcnow():%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
 
 
 def workers_per_account(rate: float) -> int:
@@ -146,7 +78,7 @@ class _Scanner:
         self.recheck_arns = recheck_arns
         self.workers = workers_per_account(config.scan.account_rate_limit)
 
-    async def _collect(self, iam: Any, account_id: str) -> Collected:
+    async def _collect(self, iam: IamReader, account_id: str) -> Collected:
         if self.config.scan.strategy == "credential-report":
             return await collect_from_report(
                 iam, account_id, self.workers, self.options.report_polling, self.recheck_arns
@@ -161,9 +93,7 @@ class _Scanner:
             # A session that expires is renewed and the call retried (RefreshableCredentials),
             # so an account is never started again, however long its scan takes.
             credentials = await self.credentials.get(account.id)
-            async with self.factory.client(
-                "iam", limiter, counter, credentials, pool=self.workers
-            ) as iam:
+            async with self.factory.client("iam", limiter, counter, credentials) as iam:
                 collected = await self._collect(iam, account.id)
         except AccountFailure as exc:
             result.error = exc.error
@@ -202,17 +132,6 @@ def _interrupted(account: Account, when: str) -> AccountResult:
 
 class ResumeMismatch(Exception):
     """The previous run cannot be continued with this configuration or organization."""
-
-
-def config_warnings(config: Config) -> list[str]:
-    """Settings that are valid but seldom meant: said in run.warnings, never refused."""
-    states = config.organization.include_states
-    if "ACTIVE" in states:
-        return []
-    return [
-        f"organization.include_states is {', '.join(states)}: it leaves out ACTIVE, so every "
-        "active account is skipped; add ACTIVE unless that is what you mean"
-    ]
 
 
 def older_run(run_id: str, schema_version: str) -> ResumeMismatch:
@@ -280,16 +199,15 @@ async def scan(
     stop = stop or asyncio.Event()
     finished = _resumable(previous, config, shard, retry_failed) if previous else {}
     started = previous.run.started_at if previous else utcnow()
-    factory = ClientFactory(config.scan, wire=options.wire)
+    factory = ClientFactory(config.scan)
     management = RateLimiter(config.scan.management_rate_limit)
     management_calls = CallCounter()
     results: list[AccountResult] = []
     run_errors: list[ScanError] = []
     async with (
-        factory if options.shared_clients else nullcontext(),
+        factory,
         factory.client("organizations", management, management_calls) as org,
         factory.client("sts", management, management_calls) as sts,
-        Collector(options.tune_gc) as collector,
         progress,
     ):
         try:
@@ -336,7 +254,6 @@ async def scan(
                         result = _interrupted(account, "while this account was scanned")
                 results.append(result)
                 progress.finished(result)
-                collector.checkpoint()
 
         async def list_accounts() -> None:
             async for account in walk_accounts(org, options.page_size):

@@ -1,6 +1,6 @@
 # orgscan roles for one account: the read-only audit role and, only when enabled, a role that can
 # deactivate (never delete) access keys. The same as ../cloudformation/orgscan-roles.yaml; the
-# permissions must match ../permissions.json, which tests/test_deploy.py checks.
+# permissions must match ../permissions.json, which tests/integration/deploy/test_deploy.py checks.
 
 data "aws_partition" "current" {}
 

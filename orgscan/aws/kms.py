@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from orgscan.attestation import KMS_PREFIX, SigningError, load_public_key
-from orgscan.clients import CallCounter, ClientFactory, RateLimiter, error_code, error_message
+from orgscan.aws.clients import ClientFactory
+from orgscan.aws.errors import error_code, error_message
+from orgscan.aws.ratelimit import CallCounter, RateLimiter
 from orgscan.config import ScanConfig
 
 # cosign's form: awskms:///<key ARN> or awskms:///alias/<name> (the endpoint part left empty:

@@ -10,7 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from orgscan.clients import CallCounter, ClientFactory, RateLimiter, error_code
+from orgscan.aws.clients import ClientFactory
+from orgscan.aws.errors import error_code
+from orgscan.aws.interfaces import S3Store
+from orgscan.aws.ratelimit import CallCounter, RateLimiter
 from orgscan.config import ScanConfig
 
 
@@ -28,7 +31,7 @@ class Stored:
 class Bucket:
     """One bucket through a client bound to the caller's own credentials."""
 
-    def __init__(self, client: Any, name: str) -> None:
+    def __init__(self, client: S3Store, name: str) -> None:
         self._s3 = client
         self.name = name
 

@@ -13,20 +13,19 @@ import io
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from botocore.exceptions import ClientError
 
-from orgscan.clients import error_code
+from orgscan.aws.errors import error_code
+from orgscan.aws.interfaces import IamReader
 from orgscan.collect.live import (
     Collected,
     IamUser,
-    bounded_map,
     last_use_notes,
     list_users,
     live_user_keys,
-    task_group,
 )
+from orgscan.concurrency import bounded_map, task_group
 from orgscan.model import AccessKey, AccountFailure, KeySource, UserKeys
 
 ROOT_ROW = "<root_account>"
@@ -63,7 +62,7 @@ class MalformedReport(AccountFailure):
         super().__init__("MalformedCredentialReport", f"line {line}: {problem}")
 
 
-async def fetch_report(iam: Any, polling: ReportPolling) -> tuple[bytes, datetime | None]:
+async def fetch_report(iam: IamReader, polling: ReportPolling) -> tuple[bytes, datetime | None]:
     """Generate the report, then poll GetCredentialReport, backing off, until AWS hands it over
     or time runs out.
 
@@ -191,7 +190,7 @@ def parse_report(content: bytes, account_id: str) -> list[UserKeys]:
 
 
 async def collect_from_report(
-    iam: Any,
+    iam: IamReader,
     account_id: str,
     workers: int,
     polling: ReportPolling,

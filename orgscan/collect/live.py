@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
-from orgscan.clients import EXPIRED_TOKEN, error_code, error_message
+from orgscan.aws.errors import EXPIRED_TOKEN, error_code, error_message
+from orgscan.aws.interfaces import IamReader
+from orgscan.concurrency import bounded_map
 from orgscan.model import NO_SUCH_ENTITY, AccessKey, KeySource, ScanError, UserKeys
 
 T = TypeVar("T")
@@ -46,44 +46,7 @@ class Collected:
     report_generated_at: datetime | None = None
 
 
-@asynccontextmanager
-async def task_group() -> AsyncIterator[asyncio.TaskGroup]:
-    """A TaskGroup (siblings cancelled on the first error) that raises that error itself.
-
-    The account's error code is read from the exception, so it must not arrive wrapped in an
-    ExceptionGroup.
-    """
-    try:
-        async with asyncio.TaskGroup() as group:
-            yield group
-    except BaseExceptionGroup as errors:
-        raise errors.exceptions[0] from None
-
-
-async def bounded_map(
-    func: Callable[[T], Awaitable[R]], items: Sequence[T], workers: int
-) -> list[R]:
-    """func over items with at most `workers` in flight, results in input order.
-
-    A fixed set of workers, not a task per item: an account with thousands of users must not
-    hold thousands of pending coroutines.
-    """
-    results: list[R | None] = [None] * len(items)
-    position = iter(range(len(items)))
-
-    async def worker() -> None:
-        for index in position:
-            results[index] = await func(items[index])
-
-    # A TaskGroup cancels the other workers when one fails: an account already recorded as
-    # failed must not go on spending its rate limit, or overlap the retry of its account.
-    async with task_group() as group:
-        for _ in range(min(workers, len(items))):
-            group.create_task(worker())
-    return results  # type: ignore[return-value]
-
-
-async def list_users(iam: Any) -> list[IamUser]:
+async def list_users(iam: IamReader) -> list[IamUser]:
     # Paged by hand: a paginator costs CPU for nothing a Marker loop does not do.
     users: list[IamUser] = []
     params: dict[str, Any] = {"MaxItems": LIST_USERS_PAGE}
@@ -98,7 +61,7 @@ async def list_users(iam: Any) -> list[IamUser]:
         params["Marker"] = page["Marker"]
 
 
-async def list_keys(iam: Any, user_name: str) -> list[AccessKey]:
+async def list_keys(iam: IamReader, user_name: str) -> list[AccessKey]:
     # A user has at most two keys, so one page; paged by hand all the same, since a paginator
     # costs more CPU than the call it makes.
     keys: list[AccessKey] = []
@@ -127,7 +90,7 @@ def _known(value: str | None) -> str | None:
     return None if value in (None, "", "N/A") else value
 
 
-async def with_last_used(iam: Any, key: AccessKey) -> AccessKey:
+async def with_last_used(iam: IamReader, key: AccessKey) -> AccessKey:
     response = await iam.get_access_key_last_used(AccessKeyId=key.id)
     used = response.get("AccessKeyLastUsed", {})
     return AccessKey(
@@ -140,7 +103,7 @@ async def with_last_used(iam: Any, key: AccessKey) -> AccessKey:
     )
 
 
-async def _last_used(iam: Any, key: AccessKey) -> AccessKey:
+async def _last_used(iam: IamReader, key: AccessKey) -> AccessKey:
     """The key with its last use, or with the error that kept it unknown."""
     try:
         return await with_last_used(iam, key)
@@ -151,7 +114,7 @@ async def _last_used(iam: Any, key: AccessKey) -> AccessKey:
         return AccessKey(key.id, key.status, key.created_at, last_used_error=error)
 
 
-async def live_user_keys(iam: Any, account_id: str, user: IamUser) -> UserKeys | None:
+async def live_user_keys(iam: IamReader, account_id: str, user: IamUser) -> UserKeys | None:
     """The user's keys read live; the last-used evidence only for users the rule flags.
 
     None when the user was deleted after it was listed. A user whose keys cannot be read is
@@ -199,7 +162,7 @@ def last_use_notes(users: Sequence[UserKeys]) -> list[str]:
     return notes
 
 
-async def collect_live(iam: Any, account_id: str, workers: int) -> Collected:
+async def collect_live(iam: IamReader, account_id: str, workers: int) -> Collected:
     users = await list_users(iam)
     found = await bounded_map(lambda u: live_user_keys(iam, account_id, u), users, workers)
     result = Collected(users=[u for u in found if u is not None])

@@ -28,7 +28,13 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
-from orgscan.clients import CallCounter, ClientFactory, RateLimiter, error_code, error_message
+from orgscan.accounts import AccountFilter
+from orgscan.aws.clients import ClientFactory
+from orgscan.aws.credentials import AccountCredentials, caller_identity
+from orgscan.aws.errors import error_code, error_message
+from orgscan.aws.interfaces import IamWriter, OrganizationsReader
+from orgscan.aws.organizations import Organization, describe_organization, walk_accounts
+from orgscan.aws.ratelimit import CallCounter, RateLimiter
 from orgscan.collect.live import list_keys, with_last_used
 from orgscan.config import Config
 from orgscan.evaluate import governing_exception
@@ -41,10 +47,8 @@ from orgscan.model import (
     parse_iso,
     utcnow,
 )
-from orgscan.organizations import AccountFilter, Organization, describe_organization, walk_accounts
 from orgscan.remediation.plan import KeyAction, Plan, UserAction
-from orgscan.reports.view import recommended_key
-from orgscan.sessions import AccountCredentials, caller_identity
+from orgscan.rules import recommended_key
 
 KIND = "orgscan-remediation-journal"
 T = TypeVar("T")
@@ -374,14 +378,12 @@ def _attempt_seen(
         attempts.append(code in REFUSALS)
 
 
-def _watch_attempts(iam: Any) -> None:
+def _watch_attempts(iam: IamWriter) -> None:
     # botocore retries inside one call; this sees every attempt, not only the last.
-    iam.meta.events.register(
-        "response-received.iam.UpdateAccessKey", _attempt_seen, unique_id="orgscan-attempts"
-    )
+    iam.on_attempt("UpdateAccessKey", _attempt_seen)
 
 
-async def _live_status(iam: Any, user_name: str, key_id: str) -> str | None:
+async def _live_status(iam: IamWriter, user_name: str, key_id: str) -> str | None:
     """The key's status now; None when the key or its user no longer exists."""
     try:
         keys = await list_keys(iam, user_name)
@@ -397,7 +399,7 @@ def _failure(exc: BaseException) -> str:
 
 
 async def _change(
-    iam: Any, record: Record, base: Entry, target: str, done: Outcome, reason: str
+    iam: IamWriter, record: Record, base: Entry, target: str, done: Outcome, reason: str
 ) -> None:
     """Journal the change as pending, send it, and journal what is known of its outcome.
 
@@ -429,7 +431,7 @@ async def _change(
 
 
 async def _settle(
-    iam: Any,
+    iam: IamWriter,
     record: Record,
     base: Entry,
     target: str,
@@ -510,7 +512,7 @@ def settle_window(config: Config) -> float:
 
 
 async def _resolve_pending(
-    iam: Any,
+    iam: IamWriter,
     record: _Recorder,
     account_id: str,
     target: str,
@@ -551,7 +553,7 @@ class _Run:
     factory: ClientFactory
     credentials: AccountCredentials
     organization: Organization
-    org: Any
+    org: OrganizationsReader
 
     def not_attempted(self) -> str:
         return f"not attempted: interrupted by {self.stop.signal}"
@@ -599,7 +601,9 @@ async def _session(
 ) -> AsyncIterator[_Run]:
     factory = ClientFactory(config.scan)
     management, calls = RateLimiter(config.scan.management_rate_limit), CallCounter()
+    # The scan's send path: shared clients and the wire, open for the whole run.
     async with (
+        factory,
         factory.client("organizations", management, calls) as org,
         factory.client("sts", management, calls) as sts,
     ):
@@ -702,7 +706,7 @@ class _Apply:
         self.run = run
         self.today = utcnow().date()
 
-    async def account(self, iam: Any, account_id: str, actions: Sequence[UserAction]) -> None:
+    async def account(self, iam: IamWriter, account_id: str, actions: Sequence[UserAction]) -> None:
         for action in actions:
             await self.user(iam, action)
         await _resolve_pending(
@@ -715,7 +719,7 @@ class _Apply:
             settle_window(self.run.config),
         )
 
-    async def user(self, iam: Any, action: UserAction) -> None:
+    async def user(self, iam: IamWriter, action: UserAction) -> None:
         record = self.run.record
 
         async def all_keys(outcome: Outcome, reason: str) -> None:
@@ -788,7 +792,7 @@ class _Apply:
             await self.key(iam, action, planned, live.get(key_id) or keys.get(key_id))
 
     async def key(
-        self, iam: Any, action: UserAction, planned: KeyAction, live: AccessKey | None
+        self, iam: IamWriter, action: UserAction, planned: KeyAction, live: AccessKey | None
     ) -> None:
         record = self.run.record
         key_id = planned.access_key_id
@@ -889,7 +893,7 @@ class _Rollback:
         self.run = run
         self.include_pending = include_pending
 
-    async def account(self, iam: Any, account_id: str, entries: Sequence[Entry]) -> None:
+    async def account(self, iam: IamWriter, account_id: str, entries: Sequence[Entry]) -> None:
         for entry in entries:
             await self.key(iam, entry)
         await _resolve_pending(
@@ -902,7 +906,7 @@ class _Rollback:
             settle_window(self.run.config),
         )
 
-    async def key(self, iam: Any, applied: Entry) -> None:
+    async def key(self, iam: IamWriter, applied: Entry) -> None:
         record = self.run.record
         base = dataclasses.replace(
             applied,

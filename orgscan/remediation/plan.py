@@ -23,10 +23,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from orgscan.fs import write_atomic
 from orgscan.model import FindingState, ScanResult, iso, parse_iso, utcnow
 from orgscan.reports import json as findings_json
-from orgscan.reports.files import write_atomic
-from orgscan.reports.view import recommended_key
+from orgscan.rules import recommended_key
 
 KIND = "orgscan-remediation-plan"
 # 1.1: the plan names its evidence (path and SHA-256). A 1.0 plan cannot be checked against

@@ -35,7 +35,7 @@ from orgscan.model import (
 from orgscan.reports import json as findings_json
 from orgscan.reports import view
 from orgscan.reports.interface import Renderer
-from orgscan.reports.rule import load_rule
+from orgscan.rules import load_rule, recommended_key
 
 TEMPLATE = "report.html.j2"
 SCRIPT = "report.js"
@@ -66,9 +66,9 @@ def template_dirs() -> list[Path]:
     return [package / "templates", package.parent / "templates"]
 
 
-def environment(loader: FileSystemLoader | None = None) -> Environment:
+def environment(loader: FileSystemLoader) -> Environment:
     env = Environment(
-        loader=loader or FileSystemLoader(template_dirs()),
+        loader=loader,
         autoescape=True,
         undefined=StrictUndefined,
         trim_blocks=True,
@@ -170,7 +170,7 @@ def _key_row(key: AccessKey, keep: AccessKey | None) -> KeyRow:
 def _finding_row(
     finding: Finding, user: UserKeys | None, account: AccountResult | None
 ) -> FindingRow:
-    keep = view.recommended_key(user) if user else None
+    keep = recommended_key(user) if user else None
     keys = user.access_keys if user else ()
     return FindingRow(
         state=str(finding.state),

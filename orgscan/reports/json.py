@@ -11,6 +11,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from orgscan.fs import write_atomic
 from orgscan.model import (
     AccessKey,
     Account,
@@ -33,7 +34,6 @@ from orgscan.model import (
     iso,
     parse_iso,
 )
-from orgscan.reports.files import write_atomic
 
 SCHEMA_VERSION = "1.1"
 # Versions the reader accepts. 1.0 named the account lifecycle `status` (Organizations'

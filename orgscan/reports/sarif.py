@@ -33,7 +33,7 @@ from orgscan.model import (
 )
 from orgscan.reports import view
 from orgscan.reports.interface import Renderer
-from orgscan.reports.rule import Rule, load_rule
+from orgscan.rules import Rule, load_rule, recommended_key
 
 log = logging.getLogger("orgscan")
 
@@ -300,7 +300,7 @@ def _message(finding: Finding, user: UserKeys | None, account: AccountResult | N
         f"IAM user {finding.user_name} in account {finding.account_id}{name} has "
         f"{finding.active_key_count} active access keys{keys}."
     ]
-    keep = view.recommended_key(user) if user else None
+    keep = recommended_key(user) if user else None
     if keep:
         parts.append(
             f"Keep {_key_label(keep.key)} ({keep.reason}) and deactivate the other "
@@ -384,7 +384,7 @@ def _result(
     finding: Finding, user: UserKeys | None, account: AccountResult | None
 ) -> dict[str, Any]:
     path = user.path if user else "/"
-    keep = view.recommended_key(user) if user else None
+    keep = recommended_key(user) if user else None
     properties: dict[str, Any] = {
         "accountId": finding.account_id,
         "accountName": account.account.name if account else None,

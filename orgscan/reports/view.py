@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date
 from enum import StrEnum
 
 from orgscan.model import (
-    AccessKey,
     AccountResult,
     ApprovedException,
     Finding,
@@ -15,8 +13,6 @@ from orgscan.model import (
     ScanResult,
     UserKeys,
 )
-
-_EPOCH = datetime.min.replace(tzinfo=UTC)
 
 
 class UserState(StrEnum):
@@ -33,29 +29,6 @@ class ControlStatus(StrEnum):
     FAIL = "FAIL"
     # Not FAIL, since nothing failed, but never PASS: unscanned accounts may hold failures.
     INCOMPLETE = "INCOMPLETE"
-
-
-@dataclass(frozen=True, slots=True)
-class Recommendation:
-    key: AccessKey
-    reason: str
-
-
-def recommended_key(user: UserKeys) -> Recommendation | None:
-    """The active key to keep: the most recently used one; if none was ever used, the newest.
-
-    Only active keys are candidates: the remedy deactivates keys, it never reactivates one.
-    Ties fall to the key id so that every report names the same key.
-    """
-    active = [key for key in user.access_keys if key.active]
-    if not active:
-        return None
-    used = [key for key in active if key.last_used_at is not None]
-    if used:
-        best = max(used, key=lambda k: (k.last_used_at or _EPOCH, k.id or ""))
-        return Recommendation(best, "most recently used")
-    best = max(active, key=lambda k: (k.created_at or _EPOCH, k.id or ""))
-    return Recommendation(best, "newest; no active key has been used")
 
 
 def evaluation_days(result: ScanResult) -> tuple[date, date]:

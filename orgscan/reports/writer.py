@@ -5,16 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from orgscan.fs import write_atomic
 from orgscan.model import ScanResult
 from orgscan.reports import json as findings_json
 from orgscan.reports import manifest
 from orgscan.reports.csv import CsvRenderer
-from orgscan.reports.files import write_atomic
 from orgscan.reports.html import HtmlRenderer
 from orgscan.reports.interface import Renderer
-from orgscan.reports.sarif import SUPPRESSED_CHOICES, SarifRenderer
-
-__all__ = ["SUPPRESSED_CHOICES", "EvidenceRenderer", "renderers", "write_reports"]
+from orgscan.reports.sarif import SarifRenderer
 
 
 class EvidenceRenderer(Renderer):
@@ -56,3 +54,8 @@ def write_reports(
         write_atomic(path, sign(contents))
         paths.append(path)
     return paths
+
+
+def package_files() -> list[str]:
+    """The names of every file of a package: the renderings, the manifest and the attestation."""
+    return [r.filename for r in renderers()] + [manifest.FILENAME, manifest.ATTESTATION]

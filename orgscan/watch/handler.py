@@ -17,10 +17,14 @@ from typing import Any
 
 from botocore.exceptions import NoCredentialsError, NoRegionError
 
-from orgscan.clients import CallCounter, ClientFactory, RateLimiter, error_code, error_message
+from orgscan.aws.clients import ClientFactory
+from orgscan.aws.credentials import AccountCredentials, caller_identity
+from orgscan.aws.errors import error_code, error_message
+from orgscan.aws.organizations import describe_organization
+from orgscan.aws.ratelimit import CallCounter, RateLimiter
 from orgscan.collect.live import IamUser, list_users, live_user_keys
 from orgscan.config import Config
-from orgscan.evaluate import RULE_ID, evaluate
+from orgscan.evaluate import evaluate
 from orgscan.model import (
     AccessKey,
     AccountFailure,
@@ -31,9 +35,8 @@ from orgscan.model import (
     iso,
     utcnow,
 )
-from orgscan.organizations import describe_organization
 from orgscan.reports.sarif import fingerprint
-from orgscan.sessions import AccountCredentials, caller_identity
+from orgscan.rules import RULE_ID
 from orgscan.watch.events import ACTIVE, KeyEvent
 
 log = logging.getLogger(__name__)

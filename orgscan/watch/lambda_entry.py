@@ -20,7 +20,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from orgscan.clients import CallCounter, ClientFactory, RateLimiter
+from orgscan.aws.clients import ClientFactory
+from orgscan.aws.ratelimit import CallCounter, RateLimiter
 from orgscan.config import Config, load_config
 from orgscan.watch.alert import Renderer, render_json
 from orgscan.watch.events import parse_event

@@ -1,6 +1,6 @@
 # orgscan watch, in the security account: the same as ../cloudformation/orgscan-watch.yaml. The
 # provider must be in us-east-1, where IAM's events arrive. Permissions must match
-# ../../permissions.json (watch_function), which tests/test_deploy_watch.py checks.
+# ../../permissions.json (watch_function), which tests/integration/deploy/test_deploy_watch.py checks.
 
 data "aws_partition" "current" {}
 

@@ -1,0 +1,75 @@
+"""The per-account rate limit and call counter, charged for every HTTP attempt."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from asyncio_throttle import Throttler
+
+
+class RateLimiter(Throttler):  # type: ignore[misc]
+    """A token bucket like AWS's own (a burst of one second's calls, then the rate), in which
+    each caller reserves its own slot and sleeps once, until exactly then.
+
+    asyncio-throttle's `acquire` polls every 10 ms per waiter; waking all waiters whenever a
+    slot frees is no better, since all but one go back to sleep. Here the bucket may run into
+    debt: a caller takes a token, and if none was there it waits for its turn in the refill.
+    Callers are served in arrival order, and nothing wakes without a slot. A cancelled caller's
+    token stays spent, which errs on the safe side of the limit.
+
+    Two things can still make calls reach AWS closer together than planned:
+    - A busy event loop wakes sleepers late, and all the late ones at once. So a caller that
+      wakes is also checked against a second bucket charged when calls are really sent; if
+      late predecessors used its token, it waits again for the shortfall (rarely, and briefly).
+    - Calls take different times to reach AWS. Holding back `JITTER` seconds' worth of the
+      burst keeps the calls that arrive in any interval within what AWS admits, for
+      differences up to `JITTER`.
+    """
+
+    JITTER = 0.2  # seconds
+    REFILL = 0.995  # of the rate, against rounding at the bucket's edge
+
+    def __init__(self, rate_per_second: float) -> None:
+        # asyncio-throttle's terms, for anyone who reads them: `rate_limit` calls per `period`.
+        calls = max(1, int(rate_per_second))
+        super().__init__(rate_limit=calls, period=calls / rate_per_second)
+        # AWS's bucket: `burst` calls, refilled at the rate. Ours holds JITTER seconds' worth
+        # fewer. Where that would leave less than one call, ours refills more slowly instead,
+        # so that two calls sent back to back still arrive a full 1/rate apart.
+        burst = max(1.0, rate_per_second)
+        self.capacity = max(1.0, burst - rate_per_second * self.JITTER)
+        slowest = (burst + 1 - self.capacity) / (1 / rate_per_second + self.JITTER)
+        self.rate = min(rate_per_second, slowest) * self.REFILL
+        now = time.monotonic()
+        self._planned, self._planned_at = self.capacity, now  # tokens, as of when
+        self._sent, self._sent_at = self.capacity, now
+
+    def reserve(self, now: float) -> float:
+        """Plan a call at time `now` (monotonic seconds): the seconds until its slot."""
+        tokens = min(self.capacity, self._planned + (now - self._planned_at) * self.rate) - 1.0
+        self._planned, self._planned_at = tokens, now
+        return max(0.0, -tokens / self.rate)
+
+    def take(self, now: float) -> float:
+        """Send a call at time `now` if the calls really sent leave a token: 0.0, the token
+        taken. Otherwise the seconds until one is there (nothing taken)."""
+        tokens = min(self.capacity, self._sent + (now - self._sent_at) * self.rate)
+        if tokens >= 1.0:
+            self._sent, self._sent_at = tokens - 1.0, now
+            return 0.0
+        self._sent, self._sent_at = tokens, now
+        return (1.0 - tokens) / self.rate
+
+    async def acquire(self) -> None:
+        wait = self.reserve(time.monotonic())
+        if wait > 0:
+            await asyncio.sleep(wait)
+        while (wait := self.take(time.monotonic())) > 0:
+            await asyncio.sleep(wait)
+
+
+@dataclass(slots=True)
+class CallCounter:
+    calls: int = 0

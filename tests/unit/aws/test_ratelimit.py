@@ -1,0 +1,81 @@
+"""The per-account limiter against AWS's own token bucket, in simulated time."""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections.abc import Callable
+
+import pytest
+
+from orgscan.aws.ratelimit import RateLimiter
+
+
+class AwsBucket:
+    """AWS's side: a token bucket holding one second of calls (at least one), checked on
+    arrival."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.capacity = self.tokens = max(1.0, rate)
+        self.stamp = 0.0
+
+    def admit(self, now: float) -> bool:
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+def fresh_limiter(rate: float) -> RateLimiter:
+    limiter = RateLimiter(rate)
+    limiter._planned_at = limiter._sent_at = 0.0  # its clock starts at 0 here
+    return limiter
+
+
+def send_times(limiter: RateLimiter, asked: list[float], late: Callable[[], float]) -> list[float]:
+    """When calls asked for at `asked` are sent by acquire(), if the event loop wakes each
+    sleeper `late()` seconds late."""
+    wakeups = []
+    for index, now in enumerate(asked):
+        wait = limiter.reserve(now)
+        heapq.heappush(wakeups, (now + wait + late() if wait else now, index))
+    sent = []
+    while wakeups:
+        now, index = heapq.heappop(wakeups)
+        wait = limiter.take(now)
+        if wait:
+            heapq.heappush(wakeups, (now + wait + late(), index))
+        else:
+            sent.append(now)
+    return sent
+
+
+@pytest.mark.parametrize("rate", [0.5, 1, 3, 10, 20, 100])
+def test_the_limiter_never_outruns_aws_despite_late_wakeups_and_uneven_delays(rate):
+    draw = random.Random(rate)
+    limiter = fresh_limiter(rate)
+    # Callers at random times, some in bursts. The event loop wakes a third of the sleepers
+    # up to 0.5 s late; then each call takes up to JITTER to reach AWS.
+    asked = sorted(
+        at
+        for start in (draw.uniform(0, 60) for _ in range(max(3, int(rate * 10))))
+        for at in [start] * draw.randint(1, 4)
+    )
+    sent = send_times(limiter, asked, lambda: draw.choice([0.0, 0.0, draw.uniform(0, 0.5)]))
+    assert len(sent) == len(asked)
+    bucket = AwsBucket(rate)
+    arrivals = sorted(at + draw.uniform(0, limiter.JITTER) for at in sent)
+    assert all(bucket.admit(at) for at in arrivals)
+
+
+@pytest.mark.parametrize("rate", [10, 100])
+def test_the_limiter_keeps_up_with_the_rate(rate):
+    limiter = fresh_limiter(rate)
+    sent = [limiter.reserve(0.0) for _ in range(rate * 5)]
+    # A burst at once, then one call every 1/rate seconds: no slot is left unused.
+    assert sent[: int(limiter.capacity)] == [0.0] * int(limiter.capacity)
+    assert sent[-1] == pytest.approx((rate * 5 - limiter.capacity) / limiter.rate)
+    assert limiter.rate == pytest.approx(rate * limiter.REFILL)

@@ -1,0 +1,101 @@
+"""In-memory stand-ins behind the seams of orgscan.aws.interfaces."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+CREATED = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def client_error(code: str, operation: str, message: str = "") -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": message or code}}, operation)
+
+
+class FakeIam:
+    """One account's IAM: users and their keys (id → status), with scripted failures.
+
+    `fail[operation]` is a list of exceptions raised by the next calls of that operation;
+    `attempts` are the per-attempt outcomes UpdateAccessKey reports to `on_attempt` handlers
+    (None: AWS answered), and `applies` whether an UpdateAccessKey takes effect even when it
+    then raises (an answer lost on the way back).
+    """
+
+    def __init__(self, users: dict[str, dict[str, str]], page: int = 100) -> None:
+        self.users = users
+        self.page = page
+        self.fail: dict[str, list[Exception]] = {}
+        self.attempts: list[BaseException | None] = [None]
+        self.applies = True
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self._handlers: list[Callable[..., None]] = []
+
+    def _call(self, operation: str, params: dict[str, Any]) -> None:
+        self.calls.append((operation, params))
+        failures = self.fail.get(operation)
+        if failures:
+            raise failures.pop(0)
+
+    async def list_users(self, **params: Any) -> dict[str, Any]:
+        self._call("ListUsers", params)
+        names = sorted(self.users)
+        start = int(params.get("Marker", 0))
+        chunk = names[start : start + self.page]
+        page: dict[str, Any] = {
+            "Users": [
+                {"UserName": n, "Arn": f"arn:aws:iam::111111111111:user/{n}", "Path": "/"}
+                for n in chunk
+            ],
+            "IsTruncated": start + self.page < len(names),
+        }
+        if page["IsTruncated"]:
+            page["Marker"] = str(start + self.page)
+        return page
+
+    async def list_access_keys(self, **params: Any) -> dict[str, Any]:
+        self._call("ListAccessKeys", params)
+        name = params["UserName"]
+        if name not in self.users:
+            raise client_error("NoSuchEntity", "ListAccessKeys")
+        keys = self.users[name]
+        return {
+            "AccessKeyMetadata": [
+                {"UserName": name, "AccessKeyId": k, "Status": s, "CreateDate": CREATED}
+                for k, s in keys.items()
+            ],
+            "IsTruncated": False,
+        }
+
+    async def get_access_key_last_used(self, **params: Any) -> dict[str, Any]:
+        self._call("GetAccessKeyLastUsed", params)
+        return {"AccessKeyLastUsed": {"ServiceName": "N/A", "Region": "N/A"}}
+
+    async def generate_credential_report(self, **params: Any) -> dict[str, Any]:
+        self._call("GenerateCredentialReport", params)
+        return {"State": "COMPLETE"}
+
+    async def get_credential_report(self, **params: Any) -> dict[str, Any]:
+        self._call("GetCredentialReport", params)
+        raise client_error("ReportNotPresent", "GetCredentialReport")
+
+    async def update_access_key(self, **params: Any) -> dict[str, Any]:
+        self.calls.append(("UpdateAccessKey", params))
+        failures = self.fail.get("UpdateAccessKey")
+        # An attempt that was answered carries AWS's answer, as botocore's event does: the
+        # error that will be raised, if any.
+        answer = getattr(failures[0], "response", None) if failures else None
+        for outcome in self.attempts:
+            for handler in self._handlers:
+                handler(exception=outcome, parsed_response=None if outcome else answer)
+        if self.applies:
+            self.users[params["UserName"]][params["AccessKeyId"]] = params["Status"]
+        if failures:
+            raise failures.pop(0)
+        return {}
+
+    def on_attempt(self, operation: str, handler: Callable[..., None]) -> None:
+        assert operation == "UpdateAccessKey"
+        self._handlers.append(handler)
