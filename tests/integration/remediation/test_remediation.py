@@ -739,7 +739,7 @@ def test_the_typer_floor_is_a_typer_that_brings_its_own_click():
     from packaging.requirements import Requirement
     from packaging.version import Version
 
-    pyproject = (Path(__file__).parent.parent / "pyproject.toml").read_text()
+    pyproject = (Path(__file__).resolve().parents[3] / "pyproject.toml").read_text()
     project = __import__("tomllib").loads(pyproject)["project"]
     (typer,) = [Requirement(r) for r in project["dependencies"] if r.startswith("typer")]
     floors = [Version(s.version) for s in typer.specifier if s.operator in (">=", "==", "~=")]
