@@ -7,6 +7,7 @@ from pathlib import Path
 
 from orgscan.reports import json as findings_json
 from orgscan.reports import manifest
+from orgscan.reports.formats import FORMATS
 from orgscan.reports.writer import renderers
 
 
@@ -15,7 +16,11 @@ class OutputError(Exception):
 
 
 def package_files() -> list[str]:
-    return [r.filename for r in renderers()] + [manifest.FILENAME, manifest.ATTESTATION]
+    # Every format's file, not only the default ones: an older run may have written any.
+    return [r.filename for r in renderers(formats=FORMATS)] + [
+        manifest.FILENAME,
+        manifest.ATTESTATION,
+    ]
 
 
 def prepare_output(directory: Path, *, force: bool = False, resuming: bool = False) -> None:
