@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import botocore.session
+from botocore.validate import ParamValidator
 from py_ocsf_models.events.findings.compliance_finding import ComplianceFinding
 from py_ocsf_models.objects.cloud import Cloud
 
@@ -23,3 +25,32 @@ def ocsf_events(data: bytes) -> list[dict[str, Any]]:
         assert event["type_uid"] == 200300 + event["activity_id"]
         assert "cloud" in event["metadata"]["profiles"]
     return events
+
+
+def asff_findings(data: bytes) -> list[dict[str, Any]]:
+    """The file as the Findings of a BatchImportFindings request, checked by botocore against
+    Security Hub's own service model (required members, types, enums), and ASFF's text limits."""
+    findings: list[dict[str, Any]] = json.loads(data)
+    model = botocore.session.get_session().get_service_model("securityhub")
+    shape = model.operation_model("BatchImportFindings").input_shape
+    for start in range(0, max(len(findings), 1), 100):  # at most 100 per call
+        report = ParamValidator().validate({"Findings": findings[start : start + 100]}, shape)
+        assert not report.has_errors(), report.generate_report()
+    enums = {
+        ("Workflow", "Status"): model.shape_for("WorkflowStatus").enum,
+        ("RecordState",): model.shape_for("RecordState").enum,
+        ("Compliance", "Status"): model.shape_for("ComplianceStatus").enum,
+        ("Severity", "Label"): model.shape_for("SeverityLabel").enum,
+    }
+    for finding in findings:
+        for path, allowed in enums.items():
+            value: Any = finding
+            for part in path:
+                value = value[part]
+            assert value in allowed, (path, value)
+        assert len(finding["Title"]) <= 256 and len(finding["Description"]) <= 1024
+        assert len(finding["Id"]) <= 512
+        assert len(finding.get("Note", {}).get("Text", "")) <= 512
+        account = finding["AwsAccountId"]
+        assert finding["ProductArn"].endswith(f":{account}:product/{account}/default")
+    return findings

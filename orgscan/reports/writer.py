@@ -8,6 +8,7 @@ from pathlib import Path
 from orgscan.model import ScanResult
 from orgscan.reports import json as findings_json
 from orgscan.reports import manifest
+from orgscan.reports.asff import AsffRenderer
 from orgscan.reports.csv import CsvRenderer
 from orgscan.reports.files import write_atomic
 from orgscan.reports.formats import DEFAULT_FORMATS, FORMATS
@@ -43,6 +44,8 @@ def _renderer(name: str, sarif_suppressed: str) -> Renderer:
         return CsvRenderer()
     if name == "ocsf":
         return OcsfRenderer()
+    if name == "asff":
+        return AsffRenderer()
     raise ValueError(f"no renderer for format {name!r}")
 
 
