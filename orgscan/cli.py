@@ -56,9 +56,11 @@ from orgscan.remediation.plan import check as check_plan
 from orgscan.remediation.plan import read as read_plan
 from orgscan.remediation.plan import write as write_plan
 from orgscan.reports import json as findings_json
+from orgscan.reports.formats import DEFAULT_FORMATS, FORMATS, parse_formats
+from orgscan.reports.manifest import FILENAME as MANIFEST
 from orgscan.reports.manifest import check_package
 from orgscan.reports.summary import delta_text, scan_summary, sweep_text
-from orgscan.reports.writer import package_files, write_reports
+from orgscan.reports.writer import formats_of, package_files, write_reports
 from orgscan.runner import (
     ExitCode,
     FailOn,
@@ -109,6 +111,26 @@ SarifOption = Annotated[
         "(GitHub code scanning ignores suppressions).",
     ),
 ]
+FormatsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--formats",
+        help="Comma-separated files to write beside findings.json and manifest.json: "
+        + ", ".join(FORMATS)
+        + f", or 'all' (default: {','.join(DEFAULT_FORMATS)}).",
+    ),
+]
+
+
+def _formats(option: str | None, default: tuple[str, ...] = DEFAULT_FORMATS) -> tuple[str, ...]:
+    if option is None:
+        return default
+    try:
+        return parse_formats(option.split(","))
+    except ValueError as exc:
+        raise _fail(f"--formats: {exc}", ExitCode.USAGE) from None
+
+
 SignOption = Annotated[
     str | None,
     typer.Option(
@@ -218,7 +240,11 @@ def _fail(message: str, code: ExitCode) -> typer.Exit:
 
 
 def _write(
-    result: ScanResult, output: Path, sarif: SarifSuppressed, delivery: Delivery = Delivery()
+    result: ScanResult,
+    output: Path,
+    sarif: SarifSuppressed,
+    delivery: Delivery = Delivery(),
+    formats: tuple[str, ...] = DEFAULT_FORMATS,
 ) -> bool:
     """Write (and sign) the package, then upload it; False when it is not all delivered."""
     signer = delivery.signer
@@ -227,6 +253,7 @@ def _write(
             result,
             output,
             sarif_suppressed=sarif.value,
+            formats=formats,
             sign=(lambda contents: asyncio.run(attest(contents, signer))) if signer else None,
         )
     except SigningError as exc:
@@ -244,8 +271,9 @@ def _finish(
     sarif: SarifSuppressed,
     signum: int | None = None,
     delivery: Delivery = Delivery(),
+    formats: tuple[str, ...] = DEFAULT_FORMATS,
 ) -> None:
-    delivered = _write(result, output, sarif, delivery)
+    delivered = _write(result, output, sarif, delivery, formats)
     if signum is not None:
         # The shell convention for "killed by signal N", after the partial package is written.
         raise typer.Exit(128 + signum)
@@ -301,6 +329,7 @@ def scan_command(
     ] = None,
     fail_on: FailOnOption = FailOn.OPEN,
     sarif: SarifOption = SarifSuppressed.INCLUDE,
+    formats: FormatsOption = None,
     sign: SignOption = None,
     upload: UploadOption = None,
     retain_until: RetainUntilOption = None,
@@ -312,6 +341,7 @@ def scan_command(
     """Scan the organization that the current AWS credentials manage."""
     setup_logging(verbose)
     settings = _load(config)
+    written = _formats(formats, settings.output.formats)
     delivery = _delivery(sign, upload, retain_until, retain_days, retain_mode)
     if strategy is not None:
         if strategy not in STRATEGIES:
@@ -390,7 +420,7 @@ def scan_command(
         except BaselineMismatch as exc:
             # The scan itself is sound evidence; only the comparison is meaningless.
             result.run.warnings.append(f"--baseline ignored: {exc}")
-    _finish(result, target, fail_on, sarif, signum, delivery)
+    _finish(result, target, fail_on, sarif, signum, delivery, written)
 
 
 def _read_baseline(path: Path) -> ScanResult:
@@ -465,6 +495,7 @@ def demo(
     ] = False,
     fail_on: FailOnOption = FailOn.OPEN,
     sarif: SarifOption = SarifSuppressed.INCLUDE,
+    formats: FormatsOption = None,
     serve: Annotated[
         bool,
         typer.Option(
@@ -486,6 +517,7 @@ def demo(
 ) -> None:
     """Run the real pipeline against an embedded demo organization (moto, never real AWS)."""
     setup_logging(verbose)
+    written = _formats(formats)
     try:
         prepare_output(output, package_files(), force=force)
     except OutputError as exc:
@@ -506,7 +538,7 @@ def demo(
         ) from None
     with demo_organization() as organization:
         result = asyncio.run(run_demo(organization, progress_for(quiet)))
-        if not _write(result, output, sarif, delivery):
+        if not _write(result, output, sarif, delivery, written):
             raise typer.Exit(int(ExitCode.INCOMPLETE))
         if serve:
             config_path = output.with_name(output.name + "-config.yaml")
@@ -532,6 +564,14 @@ def report(
     findings: Annotated[Path, typer.Argument(help="A findings.json written by a scan.")],
     output: OutputOption,
     sarif: SarifOption = SarifSuppressed.INCLUDE,
+    formats: Annotated[
+        str | None,
+        typer.Option(
+            "--formats",
+            help="Comma-separated formats to write (see 'scan --formats'); default: those the "
+            "manifest.json beside findings.json lists, else " + ",".join(DEFAULT_FORMATS) + ".",
+        ),
+    ] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Replace an older run's package in --output.")
     ] = False,
@@ -546,6 +586,7 @@ def report(
     accounts show an incomplete sweep, whatever its `complete` flag claims)."""
     setup_logging(False)
     delivery = _delivery(sign, upload, retain_until, retain_days, retain_mode)
+    written = _formats(formats, _listed_formats(findings.parent))
     try:
         data = findings_json.load(findings)
         result = findings_json.parse(data, findings)
@@ -555,7 +596,17 @@ def report(
     contradiction = findings_json.stored_complete_contradiction(data, result)
     if contradiction:
         typer.echo(f"warning: {findings}: {contradiction}; the rebuilt package says so", err=True)
-    _finish(result, output, fail_on, sarif, delivery=delivery)
+    _finish(result, output, fail_on, sarif, delivery=delivery, formats=written)
+
+
+def _listed_formats(directory: Path) -> tuple[str, ...]:
+    """The formats of the package a findings.json came with, as its manifest lists them: the
+    manifest already names every file, so no other record of the formats is needed."""
+    try:
+        listed = json.loads((directory / MANIFEST).read_bytes())["files"]
+        return formats_of(entry["name"] for entry in listed)
+    except (OSError, ValueError, KeyError, TypeError):
+        return DEFAULT_FORMATS
 
 
 @app.command("merge")
@@ -563,6 +614,7 @@ def merge_command(
     directories: Annotated[list[Path], typer.Argument(help="Shard output directories.")],
     output: OutputOption,
     sarif: SarifOption = SarifSuppressed.INCLUDE,
+    formats: FormatsOption = None,
     force: Annotated[
         bool, typer.Option("--force", help="Replace an older run's package in --output.")
     ] = False,
@@ -584,13 +636,14 @@ def merge_command(
     """Combine the packages of 'scan --shard K/N' into one package: one SARIF run, one manifest."""
     setup_logging(False)
     delivery = _delivery(sign, upload, retain_until, retain_days, retain_mode)
+    written = _formats(formats)
     try:
         shards = [findings_json.read(d / findings_json.FILENAME) for d in directories]
         merged = merge(shards, timedelta(days=window))
         prepare_output(output, package_files(), force=force)
     except (findings_json.EvidenceError, MergeError, OutputError) as exc:
         raise _fail(str(exc), ExitCode.USAGE) from None
-    _finish(merged, output, fail_on, sarif, delivery=delivery)
+    _finish(merged, output, fail_on, sarif, delivery=delivery, formats=written)
 
 
 @app.command()

@@ -34,6 +34,7 @@ from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
 from orgscan.controls import builtin_controls, merge_controls
 from orgscan.model import ACCOUNT_STATES, ApprovedException, Control, split_ou_path
+from orgscan.reports.formats import ALL, DEFAULT_FORMATS, FORMATS, parse_formats
 
 T = TypeVar("T")
 
@@ -349,6 +350,14 @@ class RemediationConfig(_Keyed):
     role_name: RoleName = "OrgScanRemediation"
 
 
+@dataclass(frozen=True, slots=True)
+class OutputConfig(_Keyed):
+    # The files written beside findings.json and manifest.json; 'all' writes every format.
+    formats: Annotated[
+        ListOf[Annotated[str, _one_of((ALL, *FORMATS))]], AfterValidator(parse_formats)
+    ] = DEFAULT_FORMATS
+
+
 def _over_builtin(overrides: tuple[Control, ...]) -> tuple[Control, ...]:
     return merge_controls(builtin_controls(), overrides)
 
@@ -368,6 +377,7 @@ class Config(_Keyed):
         AfterValidator(_over_builtin),
     ] = field(default_factory=builtin_controls)
     remediation: Annotated[RemediationConfig, _Section()] = field(default_factory=RemediationConfig)
+    output: Annotated[OutputConfig, _Section()] = field(default_factory=OutputConfig)
 
     def for_remediation(self) -> Config:
         """What `orgscan remediate` enters accounts with: the remediation role, in the
@@ -381,7 +391,10 @@ class Config(_Keyed):
 
     def digest(self) -> str:
         """SHA-256 of the effective configuration, so evidence names the exact settings used."""
-        canonical = json.dumps(asdict(self), sort_keys=True, default=str, separators=(",", ":"))
+        # What is written and where findings are published are not scan settings: a run
+        # resumed with other formats is the same sweep, and earlier digests stay valid.
+        settings = {k: v for k, v in asdict(self).items() if k not in ("output", "securityhub")}
+        canonical = json.dumps(settings, sort_keys=True, default=str, separators=(",", ":"))
         return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 

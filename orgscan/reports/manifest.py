@@ -197,12 +197,15 @@ def _check_renderings(
     `comparable` is None when this orgscan wrote the package's schema and version; otherwise
     it says why byte equality is not expected, and a difference is a note, not a problem.
     """
+    from orgscan.reports.formats import FORMATS
     from orgscan.reports.writer import renderers  # the writer imports this module
 
     problems, notes = [], []
     sarif = directory / "orgscan.sarif"
     mode = _sarif_mode(sarif.read_bytes()) if sarif.is_file() else "include"
-    for renderer in renderers(sarif_suppressed=mode):
+    # Every format this orgscan knows: each file present must re-render (the manifest check
+    # has already said whether the files present are the ones it lists).
+    for renderer in renderers(sarif_suppressed=mode, formats=FORMATS):
         name = renderer.filename
         path = directory / name
         if name == findings_json.FILENAME or not path.is_file():

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from orgscan.fs import write_atomic
 from orgscan.model import ScanResult
 from orgscan.reports import json as findings_json
 from orgscan.reports import manifest
+from orgscan.reports.asff import AsffRenderer
 from orgscan.reports.csv import CsvRenderer
+from orgscan.reports.formats import DEFAULT_FORMATS, FORMATS
 from orgscan.reports.html import HtmlRenderer
 from orgscan.reports.interface import Renderer
+from orgscan.reports.ocsf import OcsfRenderer
 from orgscan.reports.sarif import SarifRenderer
 
 
@@ -24,9 +27,36 @@ class EvidenceRenderer(Renderer):
         return findings_json.dumps(result)
 
 
-def renderers(*, sarif_suppressed: str = "include") -> list[Renderer]:
-    """The package's files in the order they are written: the evidence first."""
-    return [EvidenceRenderer(), HtmlRenderer(), SarifRenderer(sarif_suppressed), CsvRenderer()]
+def _renderer(name: str, sarif_suppressed: str) -> Renderer:
+    if name == "html":
+        return HtmlRenderer()
+    if name == "sarif":
+        return SarifRenderer(sarif_suppressed)
+    if name == "csv":
+        return CsvRenderer()
+    if name == "ocsf":
+        return OcsfRenderer()
+    if name == "asff":
+        return AsffRenderer()
+    raise ValueError(f"no renderer for format {name!r}")
+
+
+def renderers(
+    *, sarif_suppressed: str = "include", formats: Iterable[str] = DEFAULT_FORMATS
+) -> list[Renderer]:
+    """The package's files in the order they are written: the evidence first, then each of
+    `formats` (names from `reports.formats.FORMATS`)."""
+    chosen = set(formats)
+    return [EvidenceRenderer()] + [
+        _renderer(name, sarif_suppressed) for name in FORMATS if name in chosen
+    ]
+
+
+def formats_of(filenames: Iterable[str]) -> tuple[str, ...]:
+    """The formats whose files are among `filenames` (e.g. a manifest's entries): how
+    `orgscan report` rebuilds the package a run wrote, with no record beyond the manifest."""
+    present = set(filenames)
+    return tuple(name for name in FORMATS if _renderer(name, "include").filename in present)
 
 
 def write_reports(
@@ -34,6 +64,7 @@ def write_reports(
     directory: Path,
     *,
     sarif_suppressed: str = "include",
+    formats: Iterable[str] = DEFAULT_FORMATS,
     sign: Callable[[Mapping[str, bytes]], bytes] | None = None,
 ) -> list[Path]:
     """Every output for the result, then manifest.json over them; the paths in that order.
@@ -42,7 +73,8 @@ def write_reports(
     directory as it was rather than half a package. `sarif_suppressed="omit"` leaves excepted
     findings out of the SARIF file (GitHub ignores suppressions).
     """
-    contents = {r.filename: r.render(result) for r in renderers(sarif_suppressed=sarif_suppressed)}
+    chosen = renderers(sarif_suppressed=sarif_suppressed, formats=formats)
+    contents = {r.filename: r.render(result) for r in chosen}
     contents[manifest.FILENAME] = manifest.render(result, contents)
     paths = []
     for name, data in contents.items():
@@ -57,5 +89,9 @@ def write_reports(
 
 
 def package_files() -> list[str]:
-    """The names of every file of a package: the renderings, the manifest and the attestation."""
-    return [r.filename for r in renderers()] + [manifest.FILENAME, manifest.ATTESTATION]
+    """The names of every file a package may hold: every format's (an older run may have
+    written any), the manifest and the attestation."""
+    return [r.filename for r in renderers(formats=FORMATS)] + [
+        manifest.FILENAME,
+        manifest.ATTESTATION,
+    ]

@@ -25,7 +25,14 @@ from orgscan.reports.writer import write_reports
 from tests.report_fixtures import scan_result
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGE = ["findings.csv", "findings.json", "manifest.json", "orgscan.sarif", "report.html"]
+PACKAGE = [
+    "findings.csv",
+    "findings.json",
+    "findings.ocsf.jsonl",
+    "manifest.json",
+    "orgscan.sarif",
+    "report.html",
+]
 
 
 def _pem(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey, path: Path) -> Path:
@@ -311,7 +318,7 @@ def test_upload_with_retention_is_locked_and_verifies_in_place(
     with pytest.raises(s3.exceptions.ClientError, match="AccessDenied"):
         s3.delete_object(Bucket=bucket, Key="2026-Q4/findings.json", VersionId=head["VersionId"])
     code, output = _verify(f"s3://{bucket}/2026-Q4/", keys[1])
-    assert code == 0 and "fetched: 6 object(s)" in output, output
+    assert code == 0 and "fetched: 7 object(s)" in output, output
     # One prefix per run: a second package is refused, not mixed in.
     _, code, output = _signed(
         tmp_path / "again", str(keys[0]), "--upload", f"s3://{bucket}/2026-Q4/"

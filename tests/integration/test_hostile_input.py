@@ -16,6 +16,7 @@ from orgscan.cli import app
 from orgscan.demo.seed import ACTIVE, AccountSpec, OrgSpec, UserSpec
 from orgscan.reports.manifest import verify_package
 from tests.conftest import seed
+from tests.format_checks import asff_findings, ocsf_events
 
 IMG = "<img src=x onerror=alert(1)>"
 SCRIPT = '"><script>alert(1)</script>'
@@ -55,7 +56,9 @@ def test_hostile_names_pass_through_every_output_inert(aws, tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text(yaml.safe_dump({}))
     out = tmp_path / "out"
-    result = CliRunner().invoke(app, ["scan", "-c", str(cfg), "-o", str(out), "-q"])
+    result = CliRunner().invoke(
+        app, ["scan", "-c", str(cfg), "-o", str(out), "-q", "--formats", "all"]
+    )
     assert result.exit_code == 1, result.output
 
     # JSON: valid, and the names are carried exactly.
@@ -92,4 +95,15 @@ def test_hostile_names_pass_through_every_output_inert(aws, tmp_path):
     ]
     assert len(uris) == 3
     assert all(":" not in uri and "<" not in uri and " " not in uri for uri in uris)
+
+    # OCSF and ASFF: valid against their models, and the names carried exactly, as data.
+    events = ocsf_events((out / "findings.ocsf.jsonl").read_bytes())
+    assert len(events) == 3
+    ocsf_names = {e["cloud"]["account"]["name"] for e in events}
+    found = asff_findings((out / "findings.asff.json").read_bytes())
+    assert {f["AwsAccountName"] for f in found} == ocsf_names
+    assert ocsf_names & {IMG, SCRIPT, FORMULA, UNICODE}
+    assert "/<script>alert(1)</script>/" in {
+        f["Resources"][0]["Details"]["AwsIamUser"]["Path"] for f in found
+    }
     assert verify_package(out) == []

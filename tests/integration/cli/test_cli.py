@@ -17,6 +17,7 @@ from orgscan.cli import ExitCode, FailOn, app, exit_code
 from orgscan.demo.faults import Fault
 from orgscan.demo.seed import ACTIVE, INACTIVE, AccountSpec, OrgSpec, UserSpec
 from tests.conftest import seed
+from tests.format_checks import asff_findings, ocsf_events
 
 CLEAN = OrgSpec(accounts=(AccountSpec("a", "Root/Prod", (UserSpec("solo", (ACTIVE, INACTIVE)),)),))
 DIRTY = OrgSpec(
@@ -172,13 +173,16 @@ def test_demo_runs_the_real_pipeline_and_exits_3(tmp_path):
     # A subprocess: the demo starts its own moto server and rewrites the AWS environment.
     out = tmp_path / "demo"
     done = subprocess.run(
-        [sys.executable, "-m", "orgscan", "demo", "--output", str(out), "--quiet"],
+        [sys.executable, "-m", "orgscan", "demo", "-o", str(out), "-q", "--formats", "all"],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
     assert done.returncode == ExitCode.INCOMPLETE, done.stderr
+    # Every format of the demo against its standard's model or schema.
+    assert len(ocsf_events((out / "findings.ocsf.jsonl").read_bytes())) == 5
+    assert len(asff_findings((out / "findings.asff.json").read_bytes())) == 5
     data = json.loads((out / "findings.json").read_text())
     assert data["summary"] == {
         "accounts": 12,
@@ -224,7 +228,14 @@ def test_report_rebuilds_the_package_from_findings_json_alone(aws, tmp_path):
     result = CliRunner().invoke(app, ["report", str(out / "findings.json"), "-o", str(rebuilt)])
     assert result.exit_code == ExitCode.INCOMPLETE  # it exits as the scan did
     assert aws.faults.calls == {}  # and reads nothing from AWS
-    for name in ("findings.json", "findings.csv", "orgscan.sarif", "report.html"):
+    assert {p.name for p in rebuilt.iterdir()} == {p.name for p in out.iterdir()}
+    for name in (
+        "findings.json",
+        "findings.csv",
+        "orgscan.sarif",
+        "report.html",
+        "findings.ocsf.jsonl",
+    ):
         assert (rebuilt / name).read_bytes() == (out / name).read_bytes(), name
 
 

@@ -19,7 +19,14 @@ from orgscan.reports.writer import write_reports
 from orgscan.rules import load_rule, parse_rule
 from tests.report_fixtures import PARTIAL, SCP_DENIAL, UNREADABLE_ARN, scan_result
 
-FILES = ["findings.json", "report.html", "orgscan.sarif", "findings.csv", "manifest.json"]
+FILES = [
+    "findings.json",
+    "report.html",
+    "orgscan.sarif",
+    "findings.csv",
+    "findings.ocsf.jsonl",
+    "manifest.json",
+]
 
 
 @pytest.fixture

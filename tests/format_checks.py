@@ -1,0 +1,56 @@
+"""Each new output format checked against its standard's own model or schema; shared by the
+renderer tests, the demo test and the hostile-input test."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import botocore.session
+from botocore.validate import ParamValidator
+from py_ocsf_models.events.findings.compliance_finding import ComplianceFinding
+from py_ocsf_models.objects.cloud import Cloud
+
+
+def ocsf_events(data: bytes) -> list[dict[str, Any]]:
+    """Every line a Compliance Finding (class 2003) that py-ocsf-models accepts, with a cloud
+    profile object it accepts too; the parsed events."""
+    text = data.decode("ascii")  # ASCII only: no line separator hides inside a name
+    assert text == "" or text.endswith("\n")
+    events = [json.loads(line) for line in text.splitlines()]
+    for event in events:
+        ComplianceFinding.model_validate(event)
+        Cloud.model_validate(event["cloud"])
+        assert (event["class_uid"], event["category_uid"]) == (2003, 2)
+        assert event["type_uid"] == 200300 + event["activity_id"]
+        assert "cloud" in event["metadata"]["profiles"]
+    return events
+
+
+def asff_findings(data: bytes) -> list[dict[str, Any]]:
+    """The file as the Findings of a BatchImportFindings request, checked by botocore against
+    Security Hub's own service model (required members, types, enums), and ASFF's text limits."""
+    findings: list[dict[str, Any]] = json.loads(data)
+    model = botocore.session.get_session().get_service_model("securityhub")
+    shape = model.operation_model("BatchImportFindings").input_shape
+    for start in range(0, max(len(findings), 1), 100):  # at most 100 per call
+        report = ParamValidator().validate({"Findings": findings[start : start + 100]}, shape)
+        assert not report.has_errors(), report.generate_report()
+    enums = {
+        ("Workflow", "Status"): model.shape_for("WorkflowStatus").enum,
+        ("RecordState",): model.shape_for("RecordState").enum,
+        ("Compliance", "Status"): model.shape_for("ComplianceStatus").enum,
+        ("Severity", "Label"): model.shape_for("SeverityLabel").enum,
+    }
+    for finding in findings:
+        for path, allowed in enums.items():
+            value: Any = finding
+            for part in path:
+                value = value[part]
+            assert value in allowed, (path, value)
+        assert len(finding["Title"]) <= 256 and len(finding["Description"]) <= 1024
+        assert len(finding["Id"]) <= 512
+        assert len(finding.get("Note", {}).get("Text", "")) <= 512
+        account = finding["AwsAccountId"]
+        assert finding["ProductArn"].endswith(f":{account}:product/{account}/default")
+    return findings

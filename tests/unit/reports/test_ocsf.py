@@ -1,0 +1,117 @@
+"""findings.ocsf.jsonl: OCSF Compliance Findings, validated with py-ocsf-models."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+from orgscan.delta import compare
+from orgscan.model import AccessKey, Account, AccountResult, ScanStatus, UserKeys
+from orgscan.reports.ocsf import OcsfRenderer
+from orgscan.reports.sarif import SarifRenderer
+from tests.format_checks import ocsf_events
+from tests.report_fixtures import (
+    CAROL_NEWER,
+    PROD,
+    STARTED,
+    VALID_EXCEPTION,
+    round_trip,
+    scan_result,
+    without_open_findings,
+)
+
+
+def test_one_compliance_finding_per_finding_with_the_sarif_identity() -> None:
+    result = scan_result()
+    events = ocsf_events(OcsfRenderer().render(result))
+    assert len(events) == len(result.findings) == 4
+    sarif = json.loads(SarifRenderer().render(result))
+    prints = {
+        r["locations"][0]["logicalLocations"][0]["fullyQualifiedName"]: r["partialFingerprints"][
+            "primaryLocationLineHash"
+        ]
+        for r in sarif["runs"][0]["results"]
+    }
+    assert {e["resources"][0]["uid"]: e["finding_info"]["uid"] for e in events} == prints
+    event = events[0]
+    assert event["cloud"]["provider"] == "AWS"
+    assert event["cloud"]["account"]["uid"] == event["resources"][0]["data"]["account_id"]
+    assert event["cloud"]["org"]["uid"] == "o-abc123defg"
+    assert event["resources"][0]["cloud_partition"] == "aws"
+    assert event["metadata"]["version"] == "1.5.0"
+    assert "CIS AWS Foundations Benchmark v1.4.0 1.13" in event["compliance"]["requirements"]
+    assert "NIST SP 800-53 Rev. 5 IA-5" in event["compliance"]["requirements"]
+    assert event["compliance"]["status_id"] == 3  # Fail
+    assert event["severity_id"] == 3  # Medium
+
+
+def test_an_excepted_finding_is_suppressed_with_owner_expiry_and_ticket() -> None:
+    events = ocsf_events(OcsfRenderer().render(scan_result()))
+    suppressed = [e for e in events if e["status_id"] == 3]
+    assert len(suppressed) == 1
+    exception = suppressed[0]["unmapped"]["exception"]
+    assert exception == {
+        "owner": VALID_EXCEPTION.owner,
+        "expires": VALID_EXCEPTION.expires.isoformat(),
+        "ticket": VALID_EXCEPTION.ticket,
+        "reason": VALID_EXCEPTION.reason,
+    }
+    assert VALID_EXCEPTION.owner in suppressed[0]["status_detail"]
+    assert all(e["status_id"] == 1 for e in events if e is not suppressed[0])  # New
+
+
+def test_findings_resolved_since_the_baseline_are_resolved_and_pass() -> None:
+    baseline = scan_result()
+    current = without_open_findings(scan_result(run_id="20250414T093000Z-1a2b3c4d"))
+    current.delta = compare(baseline, current)
+    events = ocsf_events(OcsfRenderer().render(round_trip(current)))
+    assert events and {e["status_id"] for e in events} == {4}  # Resolved
+    assert {e["activity_id"] for e in events} == {3}  # Close
+    assert {e["compliance"]["status_id"] for e in events} == {1}  # Pass
+    before = {e["finding_info"]["uid"] for e in ocsf_events(OcsfRenderer().render(baseline))}
+    assert {e["finding_info"]["uid"] for e in events} <= before
+
+
+def thousand_users(result=None):
+    """A 1,000-user account beside the fixture's accounts; every third user has two keys."""
+    result = result or scan_result()
+    account_id = "888888888888"
+    users = [
+        UserKeys(
+            account_id=account_id,
+            user_name=f"user-{i:04d}",
+            arn=f"arn:aws:iam::{account_id}:user/team/user-{i:04d}",
+            path="/team/",
+            access_keys=tuple(
+                AccessKey(id=f"AKIA{i:08d}KEY{k:05d}", status="Active", created_at=STARTED)
+                for k in range(2 if i % 3 == 0 else 1)
+            ),
+        )
+        for i in range(1000)
+    ]
+    big = AccountResult(
+        account=Account(account_id, "big", "big@example.com", "ACTIVE", "Root/Big", ("r-ab12",)),
+        scan_status=ScanStatus.SCANNED,
+        users=users,
+        scanned_at=STARTED,
+    )
+    from orgscan.evaluate import evaluate
+
+    accounts = [*result.accounts, big]
+    findings = evaluate([u for a in accounts for u in a.users], result.exceptions, STARTED.date())
+    return round_trip(replace(result, accounts=accounts, findings=findings))
+
+
+def test_a_thousand_user_account_renders_valid_events() -> None:
+    result = thousand_users()
+    events = ocsf_events(OcsfRenderer().render(result))
+    assert len(events) == len(result.findings) == 4 + 334
+    assert len({e["finding_info"]["uid"] for e in events}) == len(events)
+
+
+def test_active_keys_are_resources_and_no_secret_is_written() -> None:
+    events = ocsf_events(OcsfRenderer().render(scan_result()))
+    keys = [r["uid"] for e in events for r in e["resources"] if r["type"] == "AWS::IAM::AccessKey"]
+    assert CAROL_NEWER in keys
+    assert all(r["data"]["account_id"] for e in events for r in e["resources"])
+    assert PROD in {e["cloud"]["account"]["uid"] for e in events}
