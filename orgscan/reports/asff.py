@@ -18,8 +18,6 @@ from typing import Any
 from orgscan.model import (
     AccountResult,
     ApprovedException,
-    Change,
-    Finding,
     FindingState,
     ScanResult,
     UserKeys,
@@ -194,23 +192,13 @@ class _Findings:
         return finding
 
 
-def _excepted(finding: Finding) -> ApprovedException | None:
-    return finding.exception if finding.state is FindingState.EXCEPTED else None
-
-
 def findings(result: ScanResult) -> list[dict[str, Any]]:
     """Open and excepted findings, then those resolved since the baseline."""
     builder = _Findings(result)
-    out = [
-        builder.finding(f.rule_id, f.account_id, f.user_name, f.arn, f.state, _excepted(f))
-        for f in view.sorted_findings(result)
+    return [
+        builder.finding(r.rule_id, r.account_id, r.user_name, r.arn, r.state, r.exception)
+        for r in view.reported_findings(result)
     ]
-    resolved = result.delta.of(Change.RESOLVED) if result.delta else []
-    out += [
-        builder.finding(c.rule_id, c.account_id, c.user_name, c.arn, None)
-        for c in sorted(resolved, key=lambda c: (c.account_id, c.user_name, c.arn))
-    ]
-    return out
 
 
 class AsffRenderer(Renderer):

@@ -39,7 +39,6 @@ from orgscan.model import (
     ApprovedException,
     Change,
     Control,
-    Finding,
     FindingState,
     ScanResult,
     UserKeys,
@@ -257,20 +256,10 @@ def _message(user_name: str, account_id: str, arn: str, state: FindingState | No
 def events(result: ScanResult) -> list[dict[str, Any]]:
     """Open and excepted findings, then the findings resolved since the baseline."""
     builder = _Events(result)
-    out = [
-        builder.event(f.rule_id, f.account_id, f.user_name, f.arn, f.state, _exception(f))
-        for f in view.sorted_findings(result)
+    return [
+        builder.event(r.rule_id, r.account_id, r.user_name, r.arn, r.state, r.exception)
+        for r in view.reported_findings(result)
     ]
-    resolved = result.delta.of(Change.RESOLVED) if result.delta else []
-    out += [
-        builder.event(c.rule_id, c.account_id, c.user_name, c.arn, None)
-        for c in sorted(resolved, key=lambda c: (c.account_id, c.user_name, c.arn))
-    ]
-    return out
-
-
-def _exception(finding: Finding) -> ApprovedException | None:
-    return finding.exception if finding.state is FindingState.EXCEPTED else None
 
 
 class OcsfRenderer(Renderer):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date
 from enum import StrEnum
 
 from orgscan.model import (
     AccountResult,
     ApprovedException,
+    Change,
     Finding,
     FindingState,
     ScanResult,
@@ -62,6 +64,39 @@ def sorted_users(result: ScanResult) -> list[UserKeys]:
 
 def sorted_findings(result: ScanResult) -> list[Finding]:
     return sorted(result.findings, key=lambda f: (f.account_id, f.user_name, f.arn))
+
+
+@dataclass(frozen=True, slots=True)
+class Reported:
+    """A finding as the dashboards' formats (OCSF, ASFF) carry it: open or excepted now, or
+    resolved since the baseline (`state` None)."""
+
+    rule_id: str
+    account_id: str
+    user_name: str
+    arn: str
+    state: FindingState | None
+    exception: ApprovedException | None  # the approval in force, for an excepted finding
+
+
+def reported_findings(result: ScanResult) -> list[Reported]:
+    """Open and excepted findings, then the findings resolved since the baseline."""
+    now = [
+        Reported(
+            f.rule_id,
+            f.account_id,
+            f.user_name,
+            f.arn,
+            f.state,
+            f.exception if f.state is FindingState.EXCEPTED else None,
+        )
+        for f in sorted_findings(result)
+    ]
+    resolved = result.delta.of(Change.RESOLVED) if result.delta else []
+    return now + [
+        Reported(c.rule_id, c.account_id, c.user_name, c.arn, None, None)
+        for c in sorted(resolved, key=lambda c: (c.account_id, c.user_name, c.arn))
+    ]
 
 
 def control_status(result: ScanResult) -> ControlStatus:
