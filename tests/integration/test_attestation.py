@@ -370,3 +370,33 @@ def test_retention_on_a_bucket_without_object_lock_is_refused(
     )
     assert run.exit_code == ExitCode.USAGE and "has no Object Lock" in run.output
     assert "Contents" not in boto3.client("s3").list_objects_v2(Bucket="plain-bucket")
+
+
+# --- Review of issue 12: what AWS authorises, re-publishing, one version per key -------------
+
+PERMISSIONS = json.loads((ROOT / "deploy" / "permissions.json").read_text())
+WRITER = frozenset(
+    a for s in PERMISSIONS["evidence_writer"]["statements"].values() for a in s["actions"]
+)
+
+
+def test_the_evidence_writer_role_can_upload_and_verify_a_locked_package(
+    tmp_path: Path, keys: tuple[Path, Path], bucket: str, aws: MotoServer
+) -> None:
+    """With exactly deploy/permissions.json's evidence_writer grants, as AWS authorises them:
+    the read-back of a version needs s3:GetObjectVersion, and its retention is only answered
+    with s3:GetObjectRetention."""
+    aws.inject([Fault(s3_grants=WRITER)])
+    _, code, output = _signed(
+        tmp_path, str(keys[0]), "--upload", f"s3://{bucket}/q/", *RETAIN, "--fail-on", "never"
+    )
+    assert code == ExitCode.CLEAN, output
+    assert "every file written and read back" in output
+    code, output = _verify(f"s3://{bucket}/q/", keys[1])
+    assert code == 0, output
+    # The layer really refuses what is not granted.
+    aws.inject([Fault(s3_grants=WRITER - {"s3:GetObjectRetention"})])
+    _, code, output = _signed(
+        tmp_path / "r", str(keys[0]), "--upload", f"s3://{bucket}/r/", *RETAIN
+    )
+    assert code == ExitCode.INCOMPLETE and "retention read back is None" in output, output

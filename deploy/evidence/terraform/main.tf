@@ -237,14 +237,14 @@ data "aws_iam_policy_document" "writer" {
   statement {
     sid       = "WriteEvidence"
     effect    = "Allow"
-    actions   = ["s3:GetObject", "s3:PutObject", "s3:PutObjectRetention"]
+    actions   = ["s3:GetObject", "s3:GetObjectRetention", "s3:GetObjectVersion", "s3:PutObject", "s3:PutObjectRetention"]
     resources = ["arn:${data.aws_partition.current.partition}:s3:::${aws_s3_bucket.evidence.bucket}/*"]
   }
 
   statement {
     sid       = "ReadEvidenceBucket"
     effect    = "Allow"
-    actions   = ["s3:GetBucketObjectLockConfiguration", "s3:ListBucket"]
+    actions   = ["s3:GetBucketObjectLockConfiguration", "s3:ListBucket", "s3:ListBucketVersions"]
     resources = ["arn:${data.aws_partition.current.partition}:s3:::${aws_s3_bucket.evidence.bucket}"]
   }
 
