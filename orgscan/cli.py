@@ -9,7 +9,7 @@ import logging
 import shlex
 import sys
 import tempfile
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -197,6 +197,9 @@ def _upload(output: Path, delivery: Delivery) -> bool:
     for stored in upload.stored:
         lock = f", {stored.lock_mode} until {stored.retain_until}" if stored.lock_mode else ""
         typer.echo(f"uploaded: {upload.location.bucket}/{stored.key} (sha256 verified{lock})")
+    for stored in upload.kept:
+        lock = f", {stored.lock_mode} until {stored.retain_until}" if stored.lock_mode else ""
+        typer.echo(f"kept:     {upload.location.bucket}/{stored.key} (already there{lock})")
     for problem in upload.problems:
         typer.echo(f"error:    upload: {problem}", err=True)
     if upload.problems:
@@ -624,13 +627,13 @@ def verify(
         raise _fail(str(exc), ExitCode.USAGE) from None
     with tempfile.TemporaryDirectory(prefix="orgscan-verify-") as temporary:
         try:
-            names = asyncio.run(download(location, Path(temporary), ScanConfig()))
+            names, history = asyncio.run(download(location, Path(temporary), ScanConfig()))
         except PublishError as exc:
             raise _fail(str(exc), ExitCode.INCOMPLETE) from None
         except (NoCredentialsError, NoRegionError) as exc:
             raise _fail(_NO_SETUP[type(exc)], ExitCode.USAGE) from None
         typer.echo(f"fetched: {len(names)} object(s) from {location}")
-        _verify(Path(temporary), public, target)
+        _verify(Path(temporary), public, target, history)
 
 
 def _public_key(ref: str) -> EllipticCurvePublicKey:
@@ -650,8 +653,11 @@ def _public_key(ref: str) -> EllipticCurvePublicKey:
         raise _fail(_NO_SETUP[type(exc)], ExitCode.USAGE) from None
 
 
-def _verify(directory: Path, key: EllipticCurvePublicKey | None, shown: str) -> None:
+def _verify(
+    directory: Path, key: EllipticCurvePublicKey | None, shown: str, history: Sequence[str] = ()
+) -> None:
     check = check_package(directory, key)
+    check.problems[:0] = history  # S3: keys replaced or hidden since the upload
     for problem in check.problems:
         typer.echo(f"MISMATCH {problem}", err=True)
     for note in check.notes:

@@ -312,11 +312,17 @@ def test_upload_with_retention_is_locked_and_verifies_in_place(
         s3.delete_object(Bucket=bucket, Key="2026-Q4/findings.json", VersionId=head["VersionId"])
     code, output = _verify(f"s3://{bucket}/2026-Q4/", keys[1])
     assert code == 0 and "fetched: 6 object(s)" in output, output
-    # One prefix per run: a second package is refused, not mixed in.
+    # The same run signed again: only the attestation differs, and the one there is kept.
     _, code, output = _signed(
         tmp_path / "again", str(keys[0]), "--upload", f"s3://{bucket}/2026-Q4/"
     )
-    assert code == ExitCode.USAGE and "already exists" in output
+    assert code == ExitCode.INCOMPLETE, output
+    assert "attestation.intoto.jsonl: the key already holds other content" in output
+    # One prefix per run: another run's package is refused before anything is written.
+    other = tmp_path / "other"
+    write_reports(scan_result(complete=True, run_id="20250314T093000Z-0therrun"), other)
+    run = CliRunner().invoke(app, ["publish", str(other), f"s3://{bucket}/2026-Q4/"])
+    assert run.exit_code == ExitCode.USAGE and "already exists" in run.output
 
 
 def test_partial_upload_exits_3_and_leaves_no_manifest(
@@ -400,3 +406,60 @@ def test_the_evidence_writer_role_can_upload_and_verify_a_locked_package(
         tmp_path / "r", str(keys[0]), "--upload", f"s3://{bucket}/r/", *RETAIN
     )
     assert code == ExitCode.INCOMPLETE and "retention read back is None" in output, output
+
+
+def _objects(bucket: str, prefix: str) -> list[str]:
+    listed = boto3.client("s3").list_objects_v2(Bucket=bucket, Prefix=prefix)
+    return sorted(o["Key"][len(prefix) :] for o in listed.get("Contents", []))
+
+
+@pytest.mark.parametrize("last", ["attestation.intoto.jsonl", "manifest.json"])
+def test_a_failed_last_object_leaves_no_manifest_and_a_republish_completes(
+    tmp_path: Path, keys: tuple[Path, Path], bucket: str, aws: MotoServer, last: str
+) -> None:
+    aws.inject([Fault(action="PutObject", object_key=f"/{last}", error="AccessDenied")])
+    out, code, output = _signed(tmp_path, str(keys[0]), "--upload", f"s3://{bucket}/run/", *RETAIN)
+    assert code == ExitCode.INCOMPLETE and f"upload: {last}: AccessDenied" in output, output
+    # The manifest is the last object: without it, nothing there looks like a package.
+    assert "manifest.json" not in _objects(bucket, "run/")
+    code, output = _verify(f"s3://{bucket}/run/", None)
+    assert code != 0, output
+    aws.inject([])
+    run = CliRunner().invoke(app, ["publish", str(out), f"s3://{bucket}/run/", *RETAIN])
+    assert run.exit_code == 0, run.output
+    assert "kept:     orgscan-evidence/run/findings.json (already there, GOVERNANCE" in run.output
+    assert "uploaded: orgscan-evidence/run/manifest.json" in run.output
+    assert _objects(bucket, "run/") == sorted([*PACKAGE, "attestation.intoto.jsonl"])
+    code, output = _verify(f"s3://{bucket}/run/", keys[1])
+    assert code == 0, output
+
+
+def test_a_key_holding_other_content_is_never_replaced(
+    tmp_path: Path, keys: tuple[Path, Path], bucket: str
+) -> None:
+    """PutObject carries IfNoneMatch="*" (moto 5.2 honours it: PreconditionFailed), so an
+    upload never adds a version over another run's object, even without a manifest there."""
+    s3 = boto3.client("s3")
+    s3.put_object(Bucket=bucket, Key="run/findings.json", Body=b"{}")
+    _, code, output = _signed(tmp_path, str(keys[0]), "--upload", f"s3://{bucket}/run/")
+    assert code == ExitCode.INCOMPLETE, output
+    assert "findings.json: the key already holds other content" in output
+    assert "manifest.json" not in _objects(bucket, "run/")
+    (only,) = s3.list_object_versions(Bucket=bucket, Prefix="run/findings.json")["Versions"]
+    assert s3.get_object(Bucket=bucket, Key="run/findings.json")["Body"].read() == b"{}"
+
+
+def test_verify_s3_fails_when_a_key_has_a_later_version(
+    tmp_path: Path, keys: tuple[Path, Path], bucket: str
+) -> None:
+    """A holder of s3:PutObject who writes without If-None-Match (the bucket policy in
+    deploy/evidence denies it; moto does not evaluate bucket policies) replaces the package with
+    a forged, self-consistent one: the current versions verify, their history does not."""
+    _, code, _ = _signed(tmp_path, str(keys[0]), "--upload", f"s3://{bucket}/run/", *RETAIN)
+    forged = tmp_path / "forged"
+    write_reports(scan_result(complete=True, run_id="20250314T093000Z-forged00"), forged)
+    for path in forged.iterdir():
+        boto3.client("s3").put_object(Bucket=bucket, Key=f"run/{path.name}", Body=path.read_bytes())
+    code, output = _verify(f"s3://{bucket}/run/", None)
+    assert code == 1, output
+    assert "MISMATCH findings.json: 2 versions; evidence is written once" in output
