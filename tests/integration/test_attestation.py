@@ -445,7 +445,7 @@ def test_a_key_holding_other_content_is_never_replaced(
     assert code == ExitCode.INCOMPLETE, output
     assert "findings.json: the key already holds other content" in output
     assert "manifest.json" not in _objects(bucket, "run/")
-    (only,) = s3.list_object_versions(Bucket=bucket, Prefix="run/findings.json")["Versions"]
+    assert len(s3.list_object_versions(Bucket=bucket, Prefix="run/findings.json")["Versions"]) == 1
     assert s3.get_object(Bucket=bucket, Key="run/findings.json")["Body"].read() == b"{}"
 
 
@@ -463,3 +463,12 @@ def test_verify_s3_fails_when_a_key_has_a_later_version(
     code, output = _verify(f"s3://{bucket}/run/", None)
     assert code == 1, output
     assert "MISMATCH findings.json: 2 versions; evidence is written once" in output
+
+
+def test_rewriting_a_signed_package_unsigned_drops_the_old_attestation(tmp_path: Path) -> None:
+    """`scan --resume DIR` rewrites the package in place (prepare_output keeps the files);
+    an attestation left from the first write would sign files that changed."""
+    write_reports(scan_result(), tmp_path, sign=lambda contents: b"signed before\n")
+    assert (tmp_path / "attestation.intoto.jsonl").exists()
+    write_reports(scan_result(complete=True), tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == PACKAGE
