@@ -206,6 +206,12 @@ def test_readme_openssl_commands_verify_without_orgscan(
     assert done.returncode == 0, done.stderr
     assert "Verified OK" in done.stdout
     assert all(f"{name}: OK" in done.stdout for name in PACKAGE)
+    assert "/tmp" not in script  # a private temporary directory, not fixed shared paths
+    # A file added beside the signed ones: sha256sum -c cannot notice it, the diff does.
+    (out / "unsigned.txt").write_text("added later\n")
+    done = run()
+    assert done.returncode != 0 and "> unsigned.txt" in done.stdout, done.stdout
+    (out / "unsigned.txt").unlink()
     (out / "findings.csv").write_bytes((out / "findings.csv").read_bytes() + b"x")
     done = run()
     assert done.returncode != 0 and "findings.csv: FAILED" in done.stdout
