@@ -494,10 +494,13 @@ def demo(
     except OutputError as exc:
         raise _fail(str(exc), ExitCode.USAGE) from None
     delivery = Delivery()
+    # Files beside the package are named after its directory: resolved, as `--output .` has
+    # no name of its own.
+    beside = output.resolve()
     if sign:
         # Beside the package, never inside it: the private key must not travel with it.
-        private = output.with_name(output.name + "-signing-key.pem")
-        public = output.with_name(output.name + "-signing-key.pub.pem")
+        private = beside.with_name(beside.name + "-signing-key.pem")
+        public = beside.with_name(beside.name + "-signing-key.pub.pem")
         delivery = Delivery(signer=generate_key(private, public))
         typer.echo(f"signing key: {private} (private, 0600); verify with --key {public}")
     try:
@@ -512,7 +515,7 @@ def demo(
         if not _write(result, output, sarif, delivery):
             raise typer.Exit(int(ExitCode.INCOMPLETE))
         if serve:
-            config_path = output.with_name(output.name + "-config.yaml")
+            config_path = beside.with_name(beside.name + "-config.yaml")
             config_path.write_text(yaml.safe_dump(organization.settings, sort_keys=False))
             exports = " ".join(
                 f"{k}={shlex.quote(v)}" for k, v in organization.environment().items()

@@ -219,9 +219,16 @@ def test_readme_openssl_commands_verify_without_orgscan(
 
 def test_demo_sign_then_verify(tmp_path: Path) -> None:
     # A subprocess: the demo starts its own moto server and rewrites the AWS environment.
+    # `--output .`: the key goes beside the directory, named after it (Path(".") has no name).
     out = tmp_path / "demo-report"
+    out.mkdir()
     done = subprocess.run(
-        [sys.executable, "-m", "orgscan", "demo", "--output", str(out), "--quiet", "--sign"],
+        [sys.executable, "-m", "orgscan", "demo", "--output", ".", "--quiet", "--sign"],
+        cwd=out,
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        },
         capture_output=True,
         text=True,
         timeout=120,
