@@ -485,3 +485,14 @@ def test_rewriting_a_signed_package_unsigned_drops_the_old_attestation(tmp_path:
     assert (tmp_path / "attestation.intoto.jsonl").exists()
     write_reports(scan_result(complete=True), tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == PACKAGE
+
+
+def test_a_bare_kms_key_id_signs_and_verifies(
+    tmp_path: Path, kms_key: str, aws: MotoServer
+) -> None:
+    """cosign accepts awskms:///KEY-ID; so does KMS's KeyId parameter."""
+    ref = "awskms:///" + kms_key.rsplit("/", 1)[1]
+    out, code, output = _signed(tmp_path, ref, "--fail-on", "never")
+    assert code == ExitCode.CLEAN, output
+    code, output = _verify(out, ref)
+    assert code == 0 and f"signed by key {kms_key}" in output, output
