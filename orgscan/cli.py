@@ -121,8 +121,8 @@ UploadOption = Annotated[
     str | None,
     typer.Option(
         "--upload",
-        help="Also upload the package to s3://BUCKET/PREFIX/, checksums read back; the manifest "
-        "and attestation last.",
+        help="Also upload the package to s3://BUCKET/PREFIX/, checksums read back; the "
+        "attestation, then the manifest, last.",
     ),
 ]
 RetainUntilOption = Annotated[
@@ -686,8 +686,8 @@ def publish_command(
     retain_days: RetainDaysOption = None,
     retain_mode: RetainModeOption = None,
 ) -> None:
-    """Upload a written package to S3 (checksums read back; manifest and attestation last).
-    Exit 3 when the upload is incomplete."""
+    """Upload a written package to S3 (checksums read back; the attestation, then the manifest,
+    last). Run again, it completes an interrupted upload. Exit 3 when the upload is incomplete."""
     setup_logging(False)
     delivery = _delivery(None, target, retain_until, retain_days, retain_mode)
     if not _upload(directory, delivery):
