@@ -9,7 +9,7 @@ import logging
 import shlex
 import sys
 import tempfile
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -143,8 +143,8 @@ UploadOption = Annotated[
     str | None,
     typer.Option(
         "--upload",
-        help="Also upload the package to s3://BUCKET/PREFIX/, checksums read back; the manifest "
-        "and attestation last.",
+        help="Also upload the package to s3://BUCKET/PREFIX/, checksums read back; the "
+        "attestation, then the manifest, last.",
     ),
 ]
 RetainUntilOption = Annotated[
@@ -219,6 +219,9 @@ def _upload(output: Path, delivery: Delivery) -> bool:
     for stored in upload.stored:
         lock = f", {stored.lock_mode} until {stored.retain_until}" if stored.lock_mode else ""
         typer.echo(f"uploaded: {upload.location.bucket}/{stored.key} (sha256 verified{lock})")
+    for stored in upload.kept:
+        lock = f", {stored.lock_mode} until {stored.retain_until}" if stored.lock_mode else ""
+        typer.echo(f"kept:     {upload.location.bucket}/{stored.key} (already there{lock})")
     for problem in upload.problems:
         typer.echo(f"error:    upload: {problem}", err=True)
     if upload.problems:
@@ -523,10 +526,13 @@ def demo(
     except OutputError as exc:
         raise _fail(str(exc), ExitCode.USAGE) from None
     delivery = Delivery()
+    # Files beside the package are named after its directory: resolved, as `--output .` has
+    # no name of its own.
+    beside = output.resolve()
     if sign:
         # Beside the package, never inside it: the private key must not travel with it.
-        private = output.with_name(output.name + "-signing-key.pem")
-        public = output.with_name(output.name + "-signing-key.pub.pem")
+        private = beside.with_name(beside.name + "-signing-key.pem")
+        public = beside.with_name(beside.name + "-signing-key.pub.pem")
         delivery = Delivery(signer=generate_key(private, public))
         typer.echo(f"signing key: {private} (private, 0600); verify with --key {public}")
     try:
@@ -541,7 +547,7 @@ def demo(
         if not _write(result, output, sarif, delivery, written):
             raise typer.Exit(int(ExitCode.INCOMPLETE))
         if serve:
-            config_path = output.with_name(output.name + "-config.yaml")
+            config_path = beside.with_name(beside.name + "-config.yaml")
             config_path.write_text(yaml.safe_dump(organization.settings, sort_keys=False))
             exports = " ".join(
                 f"{k}={shlex.quote(v)}" for k, v in organization.environment().items()
@@ -677,13 +683,13 @@ def verify(
         raise _fail(str(exc), ExitCode.USAGE) from None
     with tempfile.TemporaryDirectory(prefix="orgscan-verify-") as temporary:
         try:
-            names = asyncio.run(download(location, Path(temporary), ScanConfig()))
+            names, history = asyncio.run(download(location, Path(temporary), ScanConfig()))
         except PublishError as exc:
             raise _fail(str(exc), ExitCode.INCOMPLETE) from None
         except (NoCredentialsError, NoRegionError) as exc:
             raise _fail(_NO_SETUP[type(exc)], ExitCode.USAGE) from None
         typer.echo(f"fetched: {len(names)} object(s) from {location}")
-        _verify(Path(temporary), public, target)
+        _verify(Path(temporary), public, target, history)
 
 
 def _public_key(ref: str) -> EllipticCurvePublicKey:
@@ -703,8 +709,11 @@ def _public_key(ref: str) -> EllipticCurvePublicKey:
         raise _fail(_NO_SETUP[type(exc)], ExitCode.USAGE) from None
 
 
-def _verify(directory: Path, key: EllipticCurvePublicKey | None, shown: str) -> None:
+def _verify(
+    directory: Path, key: EllipticCurvePublicKey | None, shown: str, history: Sequence[str] = ()
+) -> None:
     check = check_package(directory, key)
+    check.problems[:0] = history  # S3: keys replaced or hidden since the upload
     for problem in check.problems:
         typer.echo(f"MISMATCH {problem}", err=True)
     for note in check.notes:
@@ -730,8 +739,8 @@ def publish_command(
     retain_days: RetainDaysOption = None,
     retain_mode: RetainModeOption = None,
 ) -> None:
-    """Upload a written package to S3 (checksums read back; manifest and attestation last).
-    Exit 3 when the upload is incomplete."""
+    """Upload a written package to S3 (checksums read back; the attestation, then the manifest,
+    last). Run again, it completes an interrupted upload. Exit 3 when the upload is incomplete."""
     setup_logging(False)
     delivery = _delivery(None, target, retain_until, retain_days, retain_mode)
     if not _upload(directory, delivery):

@@ -1,9 +1,11 @@
 """`--upload s3://BUCKET/PREFIX/`: a write-once copy of the evidence package in S3.
 
-Every file goes up with its SHA-256 (S3 refuses an object whose bytes do not match it) and,
-when asked, an Object Lock retention; each is then read back (HeadObject with
-ChecksumMode=ENABLED) and compared. The manifest and then the attestation go last and only
-after every other file is in place, so a partial upload never looks like a package.
+Every file goes up with its SHA-256 (S3 refuses an object whose bytes do not match it), only
+if its key has no object yet (IfNoneMatch="*"), and, when asked, an Object Lock retention;
+each is then read back (HeadObject with ChecksumMode=ENABLED) and compared. The attestation and
+then the manifest go last, only after every other file is in place: the manifest is the one
+mark of a whole package, so a partial upload never looks like one. Uploading the same package
+again completes an interrupted upload: objects already there with the same SHA-256 are kept.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 
 from orgscan.attestation import FILENAME as ATTESTATION
 from orgscan.aws.errors import error_code, error_message
-from orgscan.aws.s3 import Bucket, Stored, bucket
+from orgscan.aws.s3 import Bucket, Stored, Version, bucket
 from orgscan.config import ScanConfig
 from orgscan.reports import manifest
 
@@ -92,6 +94,7 @@ class Retention:
 class Upload:
     location: S3Location
     stored: list[Stored] = field(default_factory=list)
+    kept: list[Stored] = field(default_factory=list)  # already there, from an earlier upload
     problems: list[str] = field(default_factory=list)
 
 
@@ -101,8 +104,9 @@ def checksum(data: bytes) -> str:
 
 
 def upload_order(names: list[str]) -> list[str]:
-    """Every file, then the manifest, then the attestation that signs it."""
-    last = [manifest.FILENAME, ATTESTATION]
+    """Every file, then the attestation (it signs the manifest's bytes, not its upload), then
+    the manifest: the last object, present only when everything else is."""
+    last = [ATTESTATION, manifest.FILENAME]
     return sorted(n for n in names if n not in last) + [n for n in last if n in names]
 
 
@@ -117,29 +121,52 @@ def package(directory: Path) -> dict[str, bytes]:
     return files
 
 
+def _retention_problems(stored: Stored, retention: Retention | None, exact: bool) -> list[str]:
+    """A retention read back that is not the one asked for; an object kept from an earlier
+    upload keeps the date it was given then (its mode must still match)."""
+    if retention is None:
+        return []
+    until = stored.retain_until if not exact and stored.retain_until else retention.until
+    if stored.lock_mode == retention.mode and stored.retain_until == until:
+        return []
+    return [
+        f"retention read back is {stored.lock_mode} until {stored.retain_until}, asked "
+        f"{retention.mode} until {retention.until.isoformat()}"
+    ]
+
+
 async def _put(
     store: Bucket, key: str, data: bytes, retention: Retention | None
-) -> tuple[Stored, list[str]]:
+) -> tuple[Stored, bool, list[str]]:
+    """Write and read back one object: what S3 holds, whether it was already there, problems."""
     sent = checksum(data)
-    version = await store.put(
-        key,
-        data,
-        sent,
-        retention.mode if retention else None,
-        retention.until if retention else None,
-    )
+    try:
+        version = await store.put(
+            key,
+            data,
+            sent,
+            retention.mode if retention else None,
+            retention.until if retention else None,
+        )
+    except Exception as exc:
+        if error_code(exc) != "PreconditionFailed":
+            raise
+        existing = await store.current(key)  # the key has an object: ours from before?
+        if existing is None or existing.checksum_sha256 != sent:
+            return (
+                existing or Stored(key, None, None, None, None),
+                True,
+                [
+                    f"the key already holds other content (SHA-256 "
+                    f"{existing.checksum_sha256 if existing else None}); evidence is never replaced"
+                ],
+            )
+        return existing, True, _retention_problems(existing, retention, exact=False)
     stored = await store.stored(key, version)
     problems = []
     if stored.checksum_sha256 != sent:
         problems.append(f"SHA-256 read back is {stored.checksum_sha256}, sent {sent}")
-    if retention is not None and (
-        stored.lock_mode != retention.mode or stored.retain_until != retention.until
-    ):
-        problems.append(
-            f"retention read back is {stored.lock_mode} until {stored.retain_until}, asked "
-            f"{retention.mode} until {retention.until.isoformat()}"
-        )
-    return stored, problems
+    return stored, False, problems + _retention_problems(stored, retention, exact=True)
 
 
 async def publish(
@@ -155,7 +182,8 @@ async def publish(
                     f"--upload: bucket {location.bucket} has no Object Lock; enable it "
                     "(see deploy/), or upload without --retain-*"
                 )
-            if await store.exists(location.prefix + manifest.FILENAME):
+            there = await store.current(location.prefix + manifest.FILENAME)
+            if there is not None and there.checksum_sha256 != checksum(files[manifest.FILENAME]):
                 raise PublishError(
                     f"{location}{manifest.FILENAME} already exists: give each package its own "
                     "prefix (e.g. the run id)"
@@ -169,22 +197,49 @@ async def publish(
                 upload.problems.append(f"{name}: not uploaded, since the package is incomplete")
                 continue
             try:
-                stored, problems = await _put(store, location.prefix + name, files[name], retention)
+                stored, kept, problems = await _put(
+                    store, location.prefix + name, files[name], retention
+                )
             except Exception as exc:
                 upload.problems.append(f"{name}: {error_code(exc)}: {error_message(exc)}")
                 continue
-            upload.stored.append(stored)
+            (upload.kept if kept else upload.stored).append(stored)
             upload.problems += [f"{name}: {p}" for p in problems]
     return upload
 
 
-async def download(location: S3Location, directory: Path, scan: ScanConfig) -> list[str]:
-    """Every object directly under the prefix into `directory`; their names."""
+def version_problems(versions: list[Version], prefix: str) -> list[str]:
+    """Each key must have exactly one version and no delete marker: written once, never
+    replaced or hidden (the bucket policy refuses both; this shows it held)."""
+    by_key: dict[str, list[Version]] = {}
+    for version in versions:
+        by_key.setdefault(version.key[len(prefix) :], []).append(version)
+    problems = []
+    for name, found in sorted(by_key.items()):
+        markers = sum(v.delete_marker for v in found)
+        if markers:
+            problems.append(f"{name}: {markers} delete marker(s); the object was hidden")
+        if len(found) - markers > 1:
+            problems.append(
+                f"{name}: {len(found) - markers} versions; evidence is written once, so a later "
+                "version replaced the one uploaded"
+            )
+    return problems
+
+
+async def download(
+    location: S3Location, directory: Path, scan: ScanConfig
+) -> tuple[list[str], list[str]]:
+    """The current version of every object directly under the prefix into `directory`: their
+    names, and the problems of the keys' version histories (see `version_problems`)."""
     async with bucket(location.bucket, scan) as store:
         try:
-            keys = await store.keys(location.prefix)
-            for key in keys:
-                (directory / key[len(location.prefix) :]).write_bytes(await store.get(key))
+            versions = await store.versions(location.prefix)
+            current = [v for v in versions if v.latest and not v.delete_marker]
+            for version in current:
+                data = await store.get(version.key, version.version_id)
+                (directory / version.key[len(location.prefix) :]).write_bytes(data)
         except Exception as exc:
             raise PublishError(f"{location}: {error_code(exc)}: {error_message(exc)}") from None
-    return [key[len(location.prefix) :] for key in keys]
+    names = [v.key[len(location.prefix) :] for v in current]
+    return names, version_problems(versions, location.prefix)

@@ -20,6 +20,11 @@ from orgscan.config import ScanConfig
 # the standard AWS endpoint variables choose it, as for every other call).
 _ARN = re.compile(r"^arn:aws[a-z-]*:kms:([a-z0-9-]+):\d{12}:(key|alias)/[A-Za-z0-9/_+=.@-]+$")
 _ALIAS = re.compile(r"^alias/[A-Za-z0-9/_-]+$")
+# A bare key id, as KMS's KeyId takes it and cosign accepts: a UUID, or mrk-... for a
+# multi-Region key.
+_KEY_ID = re.compile(
+    r"^(mrk-[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$"
+)
 SIGNING_ALGORITHM = "ECDSA_SHA_256"
 KEY_SPEC = "ECC_NIST_P256"
 
@@ -29,12 +34,12 @@ def is_kms_ref(ref: str) -> bool:
 
 
 def parse_ref(ref: str, option: str) -> str:
-    """The KeyId of an `awskms:///...` reference (a key or alias ARN, or alias/NAME)."""
+    """The KeyId of an `awskms:///...` reference (a key or alias ARN, a key id, alias/NAME)."""
     key = ref[len(KMS_PREFIX) :] if ref.startswith(KMS_PREFIX) else ""
-    if not (_ARN.match(key) or _ALIAS.match(key)):
+    if not (_ARN.match(key) or _ALIAS.match(key) or _KEY_ID.match(key)):
         raise SigningError(
-            f"{option}: expected awskms:///arn:aws:kms:REGION:ACCOUNT:key/ID or "
-            f"awskms:///alias/NAME, got {ref!r}"
+            f"{option}: expected awskms:///arn:aws:kms:REGION:ACCOUNT:key/ID, awskms:///KEY-ID "
+            f"or awskms:///alias/NAME, got {ref!r}"
         )
     return key
 

@@ -28,6 +28,26 @@ class Stored:
     retain_until: datetime | None
 
 
+@dataclass(frozen=True, slots=True)
+class Version:
+    """One entry of ListObjectVersions: a version of a key, or a delete marker."""
+
+    key: str
+    version_id: str | None
+    latest: bool
+    delete_marker: bool
+
+
+def _stored(key: str, answer: dict[str, Any]) -> Stored:
+    return Stored(
+        key,
+        answer.get("VersionId"),
+        answer.get("ChecksumSHA256"),
+        answer.get("ObjectLockMode"),
+        answer.get("ObjectLockRetainUntilDate"),
+    )
+
+
 class Bucket:
     """One bucket through a client bound to the caller's own credentials."""
 
@@ -45,14 +65,15 @@ class Bucket:
             raise
         return bool(answer.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") == "Enabled")
 
-    async def exists(self, key: str) -> bool:
+    async def current(self, key: str) -> Stored | None:
+        """The key's current version as S3 reports it, or None when there is none."""
         try:
-            await self._s3.head_object(Bucket=self.name, Key=key)
+            answer = await self._s3.head_object(Bucket=self.name, Key=key, ChecksumMode="ENABLED")
         except Exception as exc:
             if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
-                return False
+                return None
             raise
-        return True
+        return _stored(key, answer)
 
     async def put(
         self,
@@ -62,14 +83,17 @@ class Bucket:
         lock_mode: str | None,
         retain_until: datetime | None,
     ) -> str | None:
-        """Write one object; S3 refuses it when the checksum does not match the bytes it got.
-        The version id of the new object (None when the bucket is not versioned)."""
+        """Write one object, only if the key has none yet (IfNoneMatch="*": S3 answers
+        PreconditionFailed otherwise, so evidence is never replaced by a new version); S3 also
+        refuses it when the checksum does not match the bytes it got. The version id of the new
+        object (None when the bucket is not versioned)."""
         params: dict[str, Any] = {
             "Bucket": self.name,
             "Key": key,
             "Body": data,
             "ChecksumAlgorithm": "SHA256",
             "ChecksumSHA256": checksum_sha256,
+            "IfNoneMatch": "*",
         }
         if lock_mode is not None and retain_until is not None:
             params.update(ObjectLockMode=lock_mode, ObjectLockRetainUntilDate=retain_until)
@@ -81,29 +105,27 @@ class Bucket:
         params: dict[str, Any] = {"Bucket": self.name, "Key": key, "ChecksumMode": "ENABLED"}
         if version_id:
             params["VersionId"] = version_id
-        answer = await self._s3.head_object(**params)
-        return Stored(
-            key,
-            answer.get("VersionId"),
-            answer.get("ChecksumSHA256"),
-            answer.get("ObjectLockMode"),
-            answer.get("ObjectLockRetainUntilDate"),
-        )
+        return _stored(key, await self._s3.head_object(**params))
 
-    async def keys(self, prefix: str) -> list[str]:
-        """The object keys directly under `prefix` (a package is one level, no folders)."""
-        found = []
-        paginator = self._s3.get_paginator("list_objects_v2")
+    async def versions(self, prefix: str) -> list[Version]:
+        """Every version and delete marker of the keys directly under `prefix` (a package is
+        one level, no folders)."""
+        found: list[Version] = []
+        paginator = self._s3.get_paginator("list_object_versions")
         async for page in paginator.paginate(Bucket=self.name, Prefix=prefix):
-            found += [
-                item["Key"]
-                for item in page.get("Contents", [])
-                if "/" not in item["Key"][len(prefix) :]
-            ]
+            for kind, deleted in (("Versions", False), ("DeleteMarkers", True)):
+                found += [
+                    Version(item["Key"], item.get("VersionId"), bool(item.get("IsLatest")), deleted)
+                    for item in page.get(kind, [])
+                    if "/" not in item["Key"][len(prefix) :]
+                ]
         return found
 
-    async def get(self, key: str) -> bytes:
-        answer = await self._s3.get_object(Bucket=self.name, Key=key, ChecksumMode="ENABLED")
+    async def get(self, key: str, version_id: str | None) -> bytes:
+        params: dict[str, Any] = {"Bucket": self.name, "Key": key, "ChecksumMode": "ENABLED"}
+        if version_id and version_id != "null":  # "null": written while unversioned
+            params["VersionId"] = version_id
+        answer = await self._s3.get_object(**params)
         async with answer["Body"] as body:
             data: bytes = await body.read()
         return data

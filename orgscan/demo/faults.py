@@ -58,6 +58,9 @@ S3_ACTIONS = {
     "GET": "GetObject",
     "DELETE": "DeleteObject",
 }
+# HeadObject/GetObject answer these "only if the requester has the s3:GetObjectRetention
+# permission" (botocore's S3 model, HeadObjectOutput.ObjectLockMode/ObjectLockRetainUntilDate).
+_RETENTION_HEADERS = ("x-amz-object-lock-mode", "x-amz-object-lock-retain-until-date")
 JSON_11 = ("Content-Type", "application/x-amz-json-1.1")
 # Organizations' answers that carry accounts, and the key each carries them under.
 ACCOUNT_ANSWERS = {
@@ -126,6 +129,10 @@ class Fault:
     # ListAccessKeys answers every key with this status, as a read that lags a change does:
     # IAM is eventually consistent, so a key just made Inactive can still read Active.
     stale_status: str | None = None
+    # S3 requests are authorised as AWS authorises a principal granted only these IAM actions
+    # (moto authorises nothing): a request needing another action is refused AccessDenied, and
+    # HeadObject/GetObject answer no Object Lock headers without s3:GetObjectRetention.
+    s3_grants: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +235,8 @@ class FaultInjector:
                     continue
                 if fault.delegated_admin and request.service != "organizations":
                     continue
+                if fault.s3_grants is not None and request.service != "s3":
+                    continue
                 seen = self._hits.get(index, 0)
                 self._hits[index] = seen + 1
                 if fault.first is not None and seen >= fault.first:
@@ -251,6 +260,8 @@ class FaultInjector:
             environ["HTTP_AUTHORIZATION"] = _CREDENTIAL.sub(
                 f"Credential={DELEGATED_AS}/", environ.get("HTTP_AUTHORIZATION", ""), count=1
             )
+        if fault and fault.s3_grants is not None:
+            return self._authorise_s3(fault.s3_grants, request, environ, body, start_response)
         if fault and fault.land_first:
             return self._after_landing(fault, request, environ, body, start_response)
         if fault:
@@ -297,6 +308,26 @@ class FaultInjector:
             time.sleep(fault.delay)
         if fault.error:
             return self._error(fault, request, start_response)
+        start_response(status, headers)
+        return [answer]
+
+    def _authorise_s3(
+        self,
+        grants: frozenset[str],
+        request: Request,
+        environ: dict[str, Any],
+        body: bytes,
+        start_response: StartResponse,
+    ) -> Iterable[bytes]:
+        missing = s3_permissions(environ) - grants
+        if missing:
+            denied = Fault(error="AccessDenied", message=f"not authorized: {sorted(missing)}")
+            return self._error(denied, request, start_response)
+        status, headers, answer = _answered(
+            lambda env, respond: self._forward(request, env, body, respond), environ
+        )
+        if "s3:GetObjectRetention" not in grants:
+            headers = [h for h in headers if h[0].lower() not in _RETENTION_HEADERS]
         start_response(status, headers)
         return [answer]
 
@@ -426,6 +457,30 @@ class FaultInjector:
                 self._key_accounts[key.decode()] = account
             self.issued_secrets.extend(s.decode() for s in _ISSUED_SECRET.findall(body))
         return [body]
+
+
+def s3_permissions(environ: dict[str, Any]) -> set[str]:
+    """The IAM actions AWS requires for a (path-style) S3 request, for the few orgscan sends:
+    the Service Authorization Reference's "Actions defined by Amazon S3"; a request for one
+    version (`versionId`) needs the *Version action, an Object Lock header its own action."""
+    method = environ.get("REQUEST_METHOD", "")
+    query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+    on_object = "/" in environ.get("PATH_INFO", "").strip("/")
+    version = "Version" if "versionId" in query else ""
+    if not on_object:
+        if "object-lock" in query:
+            return {"s3:GetBucketObjectLockConfiguration"}
+        if method == "GET":
+            return {"s3:ListBucketVersions" if "versions" in query else "s3:ListBucket"}
+        return {f"s3:{method}Bucket"}  # nothing orgscan sends: never granted
+    if method in ("GET", "HEAD"):
+        return {f"s3:GetObject{version}"}
+    if method == "DELETE":
+        return {f"s3:DeleteObject{version}"}
+    needed = {"s3:PutObject"}
+    if environ.get("HTTP_X_AMZ_OBJECT_LOCK_MODE"):
+        needed.add("s3:PutObjectRetention")
+    return needed
 
 
 def _sign_digest(environ: dict[str, Any], body: bytes, account: str) -> bytes | None:

@@ -76,6 +76,9 @@ def write_reports(
     chosen = renderers(sarif_suppressed=sarif_suppressed, formats=formats)
     contents = {r.filename: r.render(result) for r in chosen}
     contents[manifest.FILENAME] = manifest.render(result, contents)
+    # An attestation from an earlier write (--resume, --force) signs files about to change: it
+    # goes before them, so the directory never pairs it with the new manifest.
+    (directory / manifest.ATTESTATION).unlink(missing_ok=True)
     paths = []
     for name, data in contents.items():
         path = directory / name

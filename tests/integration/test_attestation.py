@@ -213,6 +213,12 @@ def test_readme_openssl_commands_verify_without_orgscan(
     assert done.returncode == 0, done.stderr
     assert "Verified OK" in done.stdout
     assert all(f"{name}: OK" in done.stdout for name in PACKAGE)
+    assert "/tmp" not in script  # a private temporary directory, not fixed shared paths
+    # A file added beside the signed ones: sha256sum -c cannot notice it, the diff does.
+    (out / "unsigned.txt").write_text("added later\n")
+    done = run()
+    assert done.returncode != 0 and "> unsigned.txt" in done.stdout, done.stdout
+    (out / "unsigned.txt").unlink()
     (out / "findings.csv").write_bytes((out / "findings.csv").read_bytes() + b"x")
     done = run()
     assert done.returncode != 0 and "findings.csv: FAILED" in done.stdout
@@ -220,9 +226,16 @@ def test_readme_openssl_commands_verify_without_orgscan(
 
 def test_demo_sign_then_verify(tmp_path: Path) -> None:
     # A subprocess: the demo starts its own moto server and rewrites the AWS environment.
+    # `--output .`: the key goes beside the directory, named after it (Path(".") has no name).
     out = tmp_path / "demo-report"
+    out.mkdir()
     done = subprocess.run(
-        [sys.executable, "-m", "orgscan", "demo", "--output", str(out), "--quiet", "--sign"],
+        [sys.executable, "-m", "orgscan", "demo", "--output", ".", "--quiet", "--sign"],
+        cwd=out,
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        },
         capture_output=True,
         text=True,
         timeout=120,
@@ -319,11 +332,17 @@ def test_upload_with_retention_is_locked_and_verifies_in_place(
         s3.delete_object(Bucket=bucket, Key="2026-Q4/findings.json", VersionId=head["VersionId"])
     code, output = _verify(f"s3://{bucket}/2026-Q4/", keys[1])
     assert code == 0 and "fetched: 7 object(s)" in output, output
-    # One prefix per run: a second package is refused, not mixed in.
+    # The same run signed again: only the attestation differs, and the one there is kept.
     _, code, output = _signed(
         tmp_path / "again", str(keys[0]), "--upload", f"s3://{bucket}/2026-Q4/"
     )
-    assert code == ExitCode.USAGE and "already exists" in output
+    assert code == ExitCode.INCOMPLETE, output
+    assert "attestation.intoto.jsonl: the key already holds other content" in output
+    # One prefix per run: another run's package is refused before anything is written.
+    other = tmp_path / "other"
+    write_reports(scan_result(complete=True, run_id="20250314T093000Z-0therrun"), other)
+    run = CliRunner().invoke(app, ["publish", str(other), f"s3://{bucket}/2026-Q4/"])
+    assert run.exit_code == ExitCode.USAGE and "already exists" in run.output
 
 
 def test_partial_upload_exits_3_and_leaves_no_manifest(
@@ -377,3 +396,110 @@ def test_retention_on_a_bucket_without_object_lock_is_refused(
     )
     assert run.exit_code == ExitCode.USAGE and "has no Object Lock" in run.output
     assert "Contents" not in boto3.client("s3").list_objects_v2(Bucket="plain-bucket")
+
+
+# --- Review of issue 12: what AWS authorises, re-publishing, one version per key -------------
+
+PERMISSIONS = json.loads((ROOT / "deploy" / "permissions.json").read_text())
+WRITER = frozenset(
+    a for s in PERMISSIONS["evidence_writer"]["statements"].values() for a in s["actions"]
+)
+
+
+def test_the_evidence_writer_role_can_upload_and_verify_a_locked_package(
+    tmp_path: Path, keys: tuple[Path, Path], bucket: str, aws: MotoServer
+) -> None:
+    """With exactly deploy/permissions.json's evidence_writer grants, as AWS authorises them:
+    the read-back of a version needs s3:GetObjectVersion, and its retention is only answered
+    with s3:GetObjectRetention."""
+    aws.inject([Fault(s3_grants=WRITER)])
+    _, code, output = _signed(
+        tmp_path, str(keys[0]), "--upload", f"s3://{bucket}/q/", *RETAIN, "--fail-on", "never"
+    )
+    assert code == ExitCode.CLEAN, output
+    assert "every file written and read back" in output
+    code, output = _verify(f"s3://{bucket}/q/", keys[1])
+    assert code == 0, output
+    # The layer really refuses what is not granted.
+    aws.inject([Fault(s3_grants=WRITER - {"s3:GetObjectRetention"})])
+    _, code, output = _signed(
+        tmp_path / "r", str(keys[0]), "--upload", f"s3://{bucket}/r/", *RETAIN
+    )
+    assert code == ExitCode.INCOMPLETE and "retention read back is None" in output, output
+
+
+def _objects(bucket: str, prefix: str) -> list[str]:
+    listed = boto3.client("s3").list_objects_v2(Bucket=bucket, Prefix=prefix)
+    return sorted(o["Key"][len(prefix) :] for o in listed.get("Contents", []))
+
+
+@pytest.mark.parametrize("last", ["attestation.intoto.jsonl", "manifest.json"])
+def test_a_failed_last_object_leaves_no_manifest_and_a_republish_completes(
+    tmp_path: Path, keys: tuple[Path, Path], bucket: str, aws: MotoServer, last: str
+) -> None:
+    aws.inject([Fault(action="PutObject", object_key=f"/{last}", error="AccessDenied")])
+    out, code, output = _signed(tmp_path, str(keys[0]), "--upload", f"s3://{bucket}/run/", *RETAIN)
+    assert code == ExitCode.INCOMPLETE and f"upload: {last}: AccessDenied" in output, output
+    # The manifest is the last object: without it, nothing there looks like a package.
+    assert "manifest.json" not in _objects(bucket, "run/")
+    code, output = _verify(f"s3://{bucket}/run/", None)
+    assert code != 0, output
+    aws.inject([])
+    run = CliRunner().invoke(app, ["publish", str(out), f"s3://{bucket}/run/", *RETAIN])
+    assert run.exit_code == 0, run.output
+    assert "kept:     orgscan-evidence/run/findings.json (already there, GOVERNANCE" in run.output
+    assert "uploaded: orgscan-evidence/run/manifest.json" in run.output
+    assert _objects(bucket, "run/") == sorted([*PACKAGE, "attestation.intoto.jsonl"])
+    code, output = _verify(f"s3://{bucket}/run/", keys[1])
+    assert code == 0, output
+
+
+def test_a_key_holding_other_content_is_never_replaced(
+    tmp_path: Path, keys: tuple[Path, Path], bucket: str
+) -> None:
+    """PutObject carries IfNoneMatch="*" (moto 5.2 honours it: PreconditionFailed), so an
+    upload never adds a version over another run's object, even without a manifest there."""
+    s3 = boto3.client("s3")
+    s3.put_object(Bucket=bucket, Key="run/findings.json", Body=b"{}")
+    _, code, output = _signed(tmp_path, str(keys[0]), "--upload", f"s3://{bucket}/run/")
+    assert code == ExitCode.INCOMPLETE, output
+    assert "findings.json: the key already holds other content" in output
+    assert "manifest.json" not in _objects(bucket, "run/")
+    assert len(s3.list_object_versions(Bucket=bucket, Prefix="run/findings.json")["Versions"]) == 1
+    assert s3.get_object(Bucket=bucket, Key="run/findings.json")["Body"].read() == b"{}"
+
+
+def test_verify_s3_fails_when_a_key_has_a_later_version(
+    tmp_path: Path, keys: tuple[Path, Path], bucket: str
+) -> None:
+    """A holder of s3:PutObject who writes without If-None-Match (the bucket policy in
+    deploy/evidence denies it; moto does not evaluate bucket policies) replaces the package with
+    a forged, self-consistent one: the current versions verify, their history does not."""
+    _, code, _ = _signed(tmp_path, str(keys[0]), "--upload", f"s3://{bucket}/run/", *RETAIN)
+    forged = tmp_path / "forged"
+    write_reports(scan_result(complete=True, run_id="20250314T093000Z-forged00"), forged)
+    for path in forged.iterdir():
+        boto3.client("s3").put_object(Bucket=bucket, Key=f"run/{path.name}", Body=path.read_bytes())
+    code, output = _verify(f"s3://{bucket}/run/", None)
+    assert code == 1, output
+    assert "MISMATCH findings.json: 2 versions; evidence is written once" in output
+
+
+def test_rewriting_a_signed_package_unsigned_drops_the_old_attestation(tmp_path: Path) -> None:
+    """`scan --resume DIR` rewrites the package in place (prepare_output keeps the files);
+    an attestation left from the first write would sign files that changed."""
+    write_reports(scan_result(), tmp_path, sign=lambda contents: b"signed before\n")
+    assert (tmp_path / "attestation.intoto.jsonl").exists()
+    write_reports(scan_result(complete=True), tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == PACKAGE
+
+
+def test_a_bare_kms_key_id_signs_and_verifies(
+    tmp_path: Path, kms_key: str, aws: MotoServer
+) -> None:
+    """cosign accepts awskms:///KEY-ID; so does KMS's KeyId parameter."""
+    ref = "awskms:///" + kms_key.rsplit("/", 1)[1]
+    out, code, output = _signed(tmp_path, ref, "--fail-on", "never")
+    assert code == ExitCode.CLEAN, output
+    code, output = _verify(out, ref)
+    assert code == 0 and f"signed by key {kms_key}" in output, output

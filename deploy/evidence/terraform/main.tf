@@ -159,6 +159,27 @@ data "aws_iam_policy_document" "bucket" {
       identifiers = ["*"]
     }
   }
+
+  # A versioned bucket keeps every version, but a new one would become what a reader gets:
+  # only a write that S3 refuses when the key exists (If-None-Match: *) is allowed (S3 User
+  # Guide, "Enforce conditional writes on Amazon S3 buckets").
+  statement {
+    sid       = "DenyReplacingEvidence"
+    effect    = "Deny"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.evidence.arn}/*"]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "Null"
+      variable = "s3:if-none-match"
+      values   = ["true"]
+    }
+  }
 }
 
 resource "aws_s3_bucket_policy" "evidence" {
@@ -237,14 +258,14 @@ data "aws_iam_policy_document" "writer" {
   statement {
     sid       = "WriteEvidence"
     effect    = "Allow"
-    actions   = ["s3:GetObject", "s3:PutObject", "s3:PutObjectRetention"]
+    actions   = ["s3:GetObject", "s3:GetObjectRetention", "s3:GetObjectVersion", "s3:PutObject", "s3:PutObjectRetention"]
     resources = ["arn:${data.aws_partition.current.partition}:s3:::${aws_s3_bucket.evidence.bucket}/*"]
   }
 
   statement {
     sid       = "ReadEvidenceBucket"
     effect    = "Allow"
-    actions   = ["s3:GetBucketObjectLockConfiguration", "s3:ListBucket"]
+    actions   = ["s3:GetBucketObjectLockConfiguration", "s3:ListBucket", "s3:ListBucketVersions"]
     resources = ["arn:${data.aws_partition.current.partition}:s3:::${aws_s3_bucket.evidence.bucket}"]
   }
 

@@ -238,7 +238,7 @@ def _bucket_resources(resources: list[Any]) -> bool:
 @pytest.mark.parametrize("artefact", ["cloudformation", "terraform"])
 def test_bucket_policy_denies_non_tls_and_every_delete_to_everyone(template, tf, artefact):
     policy = _cfn_bucket_policy(template) if artefact == "cloudformation" else _tf_bucket_policy(tf)
-    assert set(policy) == {"DenyInsecureTransport", "DenyDeletingEvidence"}
+    assert set(policy) == {"DenyInsecureTransport", "DenyDeletingEvidence", "DenyReplacingEvidence"}
     tls = policy["DenyInsecureTransport"]
     assert (tls["Effect"], tls["Principal"], listify(tls["Action"])) == ("Deny", "*", ["s3:*"])
     assert _bucket_resources(listify(tls["Resource"]))
@@ -253,6 +253,15 @@ def test_bucket_policy_denies_non_tls_and_every_delete_to_everyone(template, tf,
     assert "Condition" not in deny and "NotPrincipal" not in deny
     # The writer's own retention call is not denied, or no upload could set one.
     assert "s3:PutObjectRetention" not in listify(deny["Action"])
+    # A new version of a key would be what readers get: a PutObject without If-None-Match
+    # (orgscan sends IfNoneMatch="*") is refused to everyone.
+    replace = policy["DenyReplacingEvidence"]
+    assert (replace["Effect"], replace["Principal"]) == ("Deny", "*")
+    assert listify(replace["Action"]) == ["s3:PutObject"]
+    (objects,) = listify(replace["Resource"])
+    assert json.dumps(objects).endswith('/*"') or json.dumps(objects).endswith('/*"}')
+    (value,) = listify(replace["Condition"]["Null"]["s3:if-none-match"])
+    assert value == "true"
 
 
 def test_only_one_branch_of_one_repository_may_assume_the_writer_through_oidc(template, tf):
