@@ -23,9 +23,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from orgscan import evidence as codec
 from orgscan.fs import write_atomic
 from orgscan.model import FindingState, ScanResult, iso, parse_iso, utcnow
-from orgscan.reports import json as findings_json
 from orgscan.rules import recommended_key
 
 KIND = "orgscan-remediation-plan"
@@ -104,11 +104,11 @@ def load_evidence(path: Path) -> tuple[ScanResult, Evidence]:
         parsed = json.loads(data)
         if not isinstance(parsed, dict):
             raise ValueError("expected a JSON object")
-        return findings_json.from_dict(parsed), evidence
-    except findings_json.EvidenceError as exc:
-        raise PlanError(f"{path}: {exc}") from None
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise PlanError(f"{path}: not a findings.json this orgscan can read: {exc!r}") from None
+        return codec.decode(parsed, str(path)), evidence
+    except codec.EvidenceError as exc:
+        raise PlanError(str(exc)) from None
+    except ValueError as exc:
+        raise PlanError(f"{path}: not a findings.json this orgscan can read: {exc}") from None
 
 
 def build_plan(result: ScanResult, evidence: Evidence) -> Plan:

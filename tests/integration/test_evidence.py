@@ -1,0 +1,244 @@
+"""The evidence codec: findings.json 2.0, the 1.x packages it still reads, and its schema."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from orgscan import evidence as codec
+from orgscan.cli import ExitCode, app
+from orgscan.delta import compare
+from orgscan.model import ScanError, ScanResult, ScanStatus
+from orgscan.reports.manifest import check_package
+from orgscan.reports.writer import write_reports
+from tests.conftest import findings_schema
+from tests.report_fixtures import (
+    PARTIAL,
+    STARTED,
+    UNREADABLE_ARN,
+    account_in,
+    scan_result,
+    users_in,
+    without_open_findings,
+)
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "evidence"
+# Written by tests/fixtures/evidence/generate.py: v1_0 with c34b649's code, v1_1 with main's
+# before the codec; every optional field that version had is set.
+OLD_PACKAGES = ["v1_0", "v1_1"]
+
+
+def every_field() -> ScanResult:
+    """A result with every optional field set: delta, exceptions, partial, failed and skipped
+    accounts, an unreadable user, a key whose last use is unknown, notes, a resumed run."""
+    result = scan_result()
+    baseline = without_open_findings(
+        scan_result(run_id="20250101T000000Z-0b0b0b0b", started=STARTED - timedelta(days=72))
+    )
+    result.delta = compare(baseline, result)
+    result.run.resumed_from = "20250314T080000Z-5e5e5e5e"
+    result.run.interrupted = "SIGTERM"
+    result.run.shard = "1/2"
+    result.run.errors.append(ScanError("OUWalkIncomplete", "the OU walk broke off"))
+    partial = next(a for a in result.accounts if a.scan_status is ScanStatus.PARTIAL)
+    partial.notes.append("2 users were deleted during the scan")
+    index, user = next((i, u) for i, u in enumerate(partial.users) if u.access_keys)
+    key = replace(user.access_keys[0], last_used_error=ScanError("Throttling", "Rate exceeded"))
+    partial.users[index] = replace(user, access_keys=(key, *user.access_keys[1:]))
+    return result
+
+
+def test_the_committed_schema_is_what_the_codec_generates() -> None:
+    """Regenerate with `python -m orgscan.evidence --write-schema` after a model change."""
+    assert codec.SCHEMA_PATH.read_text(encoding="utf-8") == codec.schema_text()
+
+
+def test_the_schema_requires_every_field_and_refuses_others() -> None:
+    data = codec.document(every_field())
+    findings_schema().validate(data)
+    del data["accounts"][0]["users"]
+    assert not findings_schema().is_valid(data)
+    data = codec.document(every_field())
+    data["accounts"][0]["account"]["status"] = "ACTIVE"  # 1.0's name, not 2.0's
+    assert not findings_schema().is_valid(data)
+
+
+def test_decode_then_encode_is_the_identity_with_every_field_set() -> None:
+    result = every_field()
+    assert result.delta is not None and result.delta.findings
+    assert any(u.error for u in result.users) and any(a.notes for a in result.accounts)
+    assert {a.scan_status for a in result.accounts} == set(ScanStatus)
+    stored = codec.encode(result)
+    again = codec.decode(json.loads(stored), "round trip")
+    assert codec.encode(again) == stored
+    assert again.delta == result.delta
+    assert again.accounts == result.accounts
+    assert again.run == result.run
+
+
+def test_findings_json_keeps_the_evidence_auditors_read(tmp_path: Path) -> None:
+    """Per-user counts, user_count, delta counts and the summary are in the file."""
+    data = codec.document(every_field())
+    vendor = next(u for u in users_in(data) if u["arn"] == UNREADABLE_ARN)
+    assert (vendor["key_count"], vendor["active_key_count"]) == (None, None)
+    deployer = next(u for u in users_in(data) if u["user_name"] == "deployer")
+    assert (deployer["key_count"], deployer["active_key_count"]) == (2, 2)
+    assert account_in(data, PARTIAL)["user_count"] == 2
+    assert data["summary"]["users_unreadable"] == 1
+    assert data["summary"]["accounts_partial"] == 1
+    assert sum(data["delta"]["counts"].values()) == len(data["delta"]["findings"])
+    assert data["run"]["started_at"] == "2025-03-14T09:30:00Z"
+
+
+@pytest.mark.parametrize("version", OLD_PACKAGES)
+def test_an_old_package_reads_into_the_same_evidence(version: str) -> None:
+    data = json.loads((FIXTURES / version / "findings.json").read_bytes())
+    result = codec.decode(data, version)
+    old_users = {u["arn"]: u for u in data["users"]}
+    assert {u.arn for u in result.users} == set(old_users)
+    for user in result.users:
+        stored = old_users[user.arn]
+        assert user.account_id == stored["account_id"]
+        assert (user.key_count, user.active_key_count) == (
+            stored["key_count"],
+            stored["active_key_count"],
+        )
+    states = {a.account.id: a.account.state for a in result.accounts}
+    lifecycle = "status" if version == "v1_0" else "state"
+    assert states == {a["id"]: a[lifecycle] for a in data["accounts"]}
+    # 1.0 had no partial accounts nor unreadable users; their counts are now 0.
+    assert data["summary"].items() <= codec.document(result)["summary"].items()
+    assert result.run.complete is False and result.delta is not None
+
+
+def test_the_upgrade_is_one_translation_into_the_current_shape() -> None:
+    data = json.loads((FIXTURES / "v1_0" / "findings.json").read_bytes())
+    upgraded = codec.upgraded(data)
+    assert "users" not in upgraded
+    first = upgraded["accounts"][0]
+    assert set(first["account"]) == {"id", "name", "email", "state", "ou_path", "ou_ids"}
+    assert all(u["account_id"] == first["account"]["id"] for u in first["users"])
+    orphan = data | {"users": [*data["users"], data["users"][0] | {"account_id": "999"}]}
+    with pytest.raises(codec.EvidenceError, match="accounts the evidence does not have: 999"):
+        codec.decode(orphan, "orphan")
+
+
+@pytest.mark.parametrize("version", OLD_PACKAGES)
+def test_orgscan_report_rebuilds_an_old_package_in_todays_schema(
+    version: str, tmp_path: Path
+) -> None:
+    rebuilt = tmp_path / "rebuilt"
+    done = CliRunner().invoke(
+        app, ["report", str(FIXTURES / version / "findings.json"), "-o", str(rebuilt)]
+    )
+    assert done.exit_code == ExitCode.INCOMPLETE, done.output
+    data = json.loads((rebuilt / "findings.json").read_bytes())
+    assert data["schema_version"] == codec.SCHEMA_VERSION
+    assert check_package(rebuilt).problems == []
+    # And today's package rebuilds byte for byte.
+    again = tmp_path / "again"
+    done = CliRunner().invoke(app, ["report", str(rebuilt / "findings.json"), "-o", str(again)])
+    assert done.exit_code == ExitCode.INCOMPLETE, done.output
+    for name in ("findings.json", "report.html", "orgscan.sarif", "findings.csv"):
+        assert (again / name).read_bytes() == (rebuilt / name).read_bytes(), name
+
+
+def test_orgscan_report_rebuilds_every_field_byte_for_byte(tmp_path: Path) -> None:
+    write_reports(every_field(), tmp_path / "first")
+    done = CliRunner().invoke(
+        app, ["report", str(tmp_path / "first" / "findings.json"), "-o", str(tmp_path / "again")]
+    )
+    assert done.exit_code == ExitCode.INCOMPLETE, done.output
+    for path in (tmp_path / "first").iterdir():
+        assert (tmp_path / "again" / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+@pytest.mark.parametrize("version", OLD_PACKAGES)
+def test_an_old_package_verifies(version: str, tmp_path: Path) -> None:
+    package = tmp_path / version
+    shutil.copytree(FIXTURES / version, package)
+    check = check_package(package)
+    assert check.problems == []
+    label = version[1:].replace("_", ".")
+    assert check.notes and all(f"has schema {label}, and this orgscan" in n for n in check.notes)
+    # What the old evidence says of itself is still checked.
+    data = json.loads((package / "findings.json").read_bytes())
+    data["summary"]["users"] = 99
+    (package / "findings.json").write_text(json.dumps(data))
+    users = len(check.evidence.users) if check.evidence else 0
+    assert (
+        f"findings.json: summary.users is 99; from the evidence, {users}"
+        in check_package(package).problems
+    )
+
+
+def test_old_packages_diff_against_each_other() -> None:
+    done = CliRunner().invoke(
+        app,
+        [
+            "diff",
+            str(FIXTURES / "v1_0" / "findings.json"),
+            str(FIXTURES / "v1_1" / "findings.json"),
+            "--json",
+        ],
+    )
+    assert done.exit_code == 0, done.output
+    delta = json.loads(done.output)
+    assert delta["counts"] == {"new": 0, "unchanged": 4, "resolved": 0, "unverified": 0}
+    assert delta["accounts_added"] == [PARTIAL]
+
+
+@pytest.mark.parametrize("version", OLD_PACKAGES)
+def test_merge_and_resume_read_an_old_package(version: str, aws, tmp_path: Path) -> None:
+    """Both get past the evidence to their own checks: an unsharded run is not a shard, and
+    the package's run used another configuration (a 1.0 run's digest cannot match any)."""
+    merged = CliRunner().invoke(
+        app, ["merge", str(FIXTURES / version), str(FIXTURES / version), "-o", str(tmp_path / "m")]
+    )
+    assert merged.exit_code == ExitCode.USAGE
+    assert "shard" in merged.output and "schema" not in merged.output
+    package = tmp_path / "resume"
+    shutil.copytree(FIXTURES / version, package)
+    config = tmp_path / "c.yaml"
+    config.write_text("scan: {}\n")
+    resumed = CliRunner().invoke(app, ["scan", "-c", str(config), "--resume", str(package), "-q"])
+    assert resumed.exit_code == ExitCode.USAGE
+    refusal = "made by an older orgscan" if version == "v1_0" else "used a different configuration"
+    assert refusal in " ".join(resumed.output.split())
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d | {"schema_version": "3.0"}, r"schema_version '3\.0' is not supported"),
+        (lambda d: d | {"schema_version": None}, "schema_version None is not supported"),
+        (lambda d: d["run"].pop("started_at"), r"where: run\.started_at: Field required"),
+        (
+            lambda d: d["accounts"][2]["users"][0].update(user_name=7),
+            r"accounts\[2\]\.users\[0\]\.user_name: Input should be a valid string",
+        ),
+        (
+            lambda d: d["run"].update(api_calls="17"),
+            r"run\.api_calls: Input should be a valid integer",
+        ),
+        (
+            lambda d: d["run"].update(started_at="2025-03-14T10:30:00+01:00"),
+            r"run\.started_at: Value error, expected an ISO 8601 time in UTC ending in 'Z'",
+        ),
+        (
+            lambda d: d["accounts"][0].update(scan_status="done"),
+            r"accounts\[0\]\.scan_status: Input should be 'scanned', 'partial'",
+        ),
+    ],
+)
+def test_bad_evidence_is_refused_naming_the_field(change, message) -> None:  # type: ignore[no-untyped-def]
+    data = codec.document(every_field())
+    changed = change(data)
+    with pytest.raises(codec.EvidenceError, match=message):
+        codec.decode(changed if isinstance(changed, dict) and "run" in changed else data, "where")
