@@ -133,7 +133,8 @@ def decode(data: dict[str, Any], where: str) -> ScanResult:
     if version not in READABLE_VERSIONS:
         raise EvidenceError(
             f"{where}: schema_version {version!r} is not supported; this orgscan reads "
-            + ", ".join(map(repr, READABLE_VERSIONS))
+            + ", ".join(map(repr, READABLE_VERSIONS[:-1]))
+            + f" or {READABLE_VERSIONS[-1]!r}"
         )
     try:
         current = upgraded(data)

@@ -15,6 +15,19 @@ from orgscan import evidence as codec
 from orgscan.cli import ExitCode, app
 from orgscan.delta import compare
 from orgscan.model import ScanError, ScanResult, ScanStatus
+from orgscan.remediation.apply import (
+    ENTRY,
+    Entry,
+    Journal,
+    JournalFile,
+    Outcome,
+    RemediationError,
+    _header,
+    read_journal,
+)
+from orgscan.remediation.plan import PLAN, PlanError, build_plan, load_evidence
+from orgscan.remediation.plan import read as read_plan
+from orgscan.remediation.plan import write as write_plan
 from orgscan.reports.manifest import check_package
 from orgscan.reports.writer import write_reports
 from tests.conftest import findings_schema
@@ -242,3 +255,97 @@ def test_bad_evidence_is_refused_naming_the_field(change, message) -> None:  # t
     changed = change(data)
     with pytest.raises(codec.EvidenceError, match=message):
         codec.decode(changed if isinstance(changed, dict) and "run" in changed else data, "where")
+
+
+# The remediation plan and the journal go through the same codec. ----------------------------
+
+
+def plan_of(result: ScanResult, tmp_path: Path) -> Path:
+    findings = tmp_path / codec.FILENAME
+    findings.write_bytes(codec.encode(result))
+    plan = build_plan(*load_evidence(findings))
+    assert plan.actions
+    return write_plan(plan, tmp_path / "plan.json")[0]
+
+
+def test_a_plan_reads_back_as_written_and_keeps_its_shape(tmp_path: Path) -> None:
+    path = plan_of(scan_result(), tmp_path)
+    plan = read_plan(path)
+    assert path.read_text() == json.dumps(PLAN.document(plan), indent=2) + "\n"
+    data = json.loads(path.read_bytes())
+    assert list(data)[:2] == ["kind", "schema_version"]
+    assert set(data["actions"][0]["deactivate"][0]) == {
+        "access_key_id",
+        "created_at",
+        "last_used_at",
+    }
+
+
+def test_a_plan_with_a_bad_field_is_refused_naming_it(tmp_path: Path) -> None:
+    path = plan_of(scan_result(), tmp_path)
+    data = json.loads(path.read_bytes())
+    data["actions"][0]["deactivate"][0]["created_at"] = "2024-01-01T00:00:00"
+    data["actions"][0]["keep"] = 5
+    path.write_text(json.dumps(data))
+    with pytest.raises(PlanError) as refused:
+        read_plan(path)
+    assert str(refused.value) == (
+        f"{path}: malformed plan: actions[0].keep: Input should be a valid string; "
+        "actions[0].deactivate[0].created_at: Value error, expected an ISO 8601 time in UTC "
+        "ending in 'Z', got '2024-01-01T00:00:00'"
+    )
+
+
+def journal_entries() -> list[Entry]:
+    at = STARTED + timedelta(hours=1)
+    return [
+        Entry(
+            account_id="222222222222",
+            user_name=f"u{i}",
+            arn=f"arn:aws:iam::222222222222:user/u{i}",
+            access_key_id=f"AKIA{i:016d}",
+            outcome=Outcome.PENDING if i else Outcome.DEACTIVATED,
+            reason="keeping the key in use",
+            before_status="Active",
+            before_last_used_at=STARTED if i else None,
+            after_status=None if i else "Inactive",
+            at=at,
+        )
+        for i in range(2)
+    ]
+
+
+def written_journal(tmp_path: Path) -> Path:
+    journal = Journal("apply", "run-1", "o-abc123defg", STARTED, evidence_sha256="ab" * 32)
+    path = tmp_path / "journal.jsonl"
+    file = JournalFile.create(path, _header(journal))
+    file.append_now([ENTRY.document(e) for e in journal_entries()])
+    file.close()
+    return path
+
+
+def test_journal_entries_read_back_as_written(tmp_path: Path) -> None:
+    path = written_journal(tmp_path)
+    header, first, _ = (json.loads(line) for line in path.read_text().splitlines())
+    assert header["schema_version"] == "2.0"
+    assert (first["record"], first["before_status"], first["after_status"]) == (
+        "entry",
+        "Active",
+        "Inactive",
+    )
+    journal = read_journal(path)
+    assert journal.entries == journal_entries()
+    assert journal.evidence_sha256 == "ab" * 32
+
+
+def test_a_journal_line_with_a_bad_field_is_refused_naming_it(tmp_path: Path) -> None:
+    path = written_journal(tmp_path)
+    lines = path.read_text().splitlines()
+    lines[2] = lines[2].replace('"pending"', '"undone"')
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(RemediationError, match=r"line 3: outcome: Input should be 'deactivated'"):
+        read_journal(path)
+    lines[0] = lines[0].replace('"2.0"', '"3.0"')
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(RemediationError, match=r"schema_version '3\.0' is not supported"):
+        read_journal(path)

@@ -92,7 +92,7 @@ def test_plan_apply_rescan_rollback_rescan(aws, tmp_path):
     assert aws.faults.assumed_roles
     assert all(r.endswith(":role/OrgScanRemediation") for r in aws.faults.assumed_roles)
     entry = journal_of(tmp_path / "remediation-journal.jsonl")[first]
-    assert (entry["outcome"], entry["before"]["status"], entry["after"]["status"]) == (
+    assert (entry["outcome"], entry["before_status"], entry["after_status"]) == (
         "deactivated",
         "Active",
         "Inactive",
@@ -286,7 +286,7 @@ def test_a_baseline_of_another_schema_is_rejected_clearly(aws, tmp_path):
     result, out = scan(tmp_path, "q1", "--baseline", str(old))
     assert result.exit_code == ExitCode.USAGE
     assert (
-        "schema_version '0.9' is not supported; this orgscan reads '1.0', '1.1', '2.0'"
+        "schema_version '0.9' is not supported; this orgscan reads '1.0', '1.1' or '2.0'"
         in result.output
     )
     assert not (out / "findings.json").exists()

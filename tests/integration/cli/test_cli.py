@@ -13,10 +13,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from orgscan import evidence as codec
 from orgscan.cli import ExitCode, FailOn, app, exit_code
 from orgscan.demo.faults import Fault
 from orgscan.demo.seed import ACTIVE, INACTIVE, AccountSpec, OrgSpec, UserSpec
-from tests.conftest import seed
+from tests.conftest import findings_schema, seed
 from tests.report_fixtures import account_in, users_in
 
 CLEAN = OrgSpec(accounts=(AccountSpec("a", "Root/Prod", (UserSpec("solo", (ACTIVE, INACTIVE)),)),))
@@ -217,6 +218,10 @@ def test_demo_runs_the_real_pipeline_and_exits_3(tmp_path):
     assert findings["etl-runner"]["expired_exception"]["ticket"] == "SEC-1187"
     users = {u["user_name"]: u for u in users_in(data)}
     assert users["alice"]["path"] == "/engineering/"
+    # Written in another process: valid against the published schema, and read back exactly.
+    findings_schema().validate(data)
+    stored = (out / "findings.json").read_bytes()
+    assert codec.encode(codec.read(out / "findings.json")) == stored
     assert (users["backup-agent"]["key_count"], users["backup-agent"]["active_key_count"]) == (2, 0)
     assert "INCOMPLETE" in done.stdout
 
