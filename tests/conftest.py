@@ -39,15 +39,15 @@ def findings_schema() -> jsonschema.Draft202012Validator:
 @pytest.fixture(autouse=True)
 def findings_json_matches_its_schema(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every findings.json any test writes in this process is valid against the published
-    schema: the codec's one way to a document is checked wherever it is called from."""
-    document = evidence.document
+    schema: the codec's one way to the file's bytes is checked wherever it is called from."""
+    encode = evidence.encode
 
-    def checked(result: ScanResult) -> dict[str, Any]:
-        data = document(result)
-        findings_schema().validate(data)
+    def checked(result: ScanResult) -> bytes:
+        data = encode(result)
+        findings_schema().validate(json.loads(data))
         return data
 
-    monkeypatch.setattr(evidence, "document", checked)
+    monkeypatch.setattr(evidence, "encode", checked)
 
 
 @pytest.fixture

@@ -106,7 +106,7 @@ def load_evidence(path: Path) -> tuple[ScanResult, Evidence]:
         parsed = json.loads(data)
         if not isinstance(parsed, dict):
             raise ValueError("expected a JSON object")
-        return codec.decode(parsed, str(path)), evidence
+        return codec.decode(parsed, str(path), data), evidence
     except codec.EvidenceError as exc:
         raise PlanError(str(exc)) from None
     except ValueError as exc:

@@ -88,6 +88,7 @@ def test_decode_then_encode_is_the_identity_with_every_field_set() -> None:
     assert any(u.error for u in result.users) and any(a.notes for a in result.accounts)
     assert {a.scan_status for a in result.accounts} == set(ScanStatus)
     stored = codec.encode(result)
+    assert json.loads(stored) == codec.document(result)
     again = codec.decode(json.loads(stored), "round trip")
     assert codec.encode(again) == stored
     assert again.delta == result.delta
