@@ -28,8 +28,8 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from orgscan import evidence as codec
 from orgscan.model import ScanResult, ScanStatus
-from orgscan.reports import json as findings_json
 from orgscan.reports import manifest
 
 # One DSSE envelope per line, as in-toto/SLSA attestation bundles are (`.intoto.jsonl`):
@@ -190,8 +190,8 @@ def predicate(result: ScanResult, findings: bytes) -> dict[str, Any]:
 
 def statement(files: Mapping[str, bytes], signed_at: datetime) -> dict[str, Any]:
     """The in-toto Statement v1 over `files` (name → content; findings.json among them)."""
-    findings = files[findings_json.FILENAME]
-    result = findings_json.parse(json.loads(findings), Path(findings_json.FILENAME))
+    findings = files[codec.FILENAME]
+    result = codec.decode(json.loads(findings), codec.FILENAME, findings)
     return {
         "_type": STATEMENT_TYPE,
         "subject": [
@@ -287,7 +287,7 @@ def _check_statement(body: Any, directory: Path) -> list[str]:
             problems.append(f"{name}: SHA-256 does not match the signed attestation")
     present = {p.name for p in directory.iterdir() if p.is_file()} - {FILENAME}
     problems += [f"{n}: not in the signed attestation" for n in sorted(present - named)]
-    for required in (findings_json.FILENAME, manifest.FILENAME):
+    for required in (codec.FILENAME, manifest.FILENAME):
         if required not in named:
             problems.append(f"{FILENAME}: {required} is not a subject")
     return problems
@@ -341,7 +341,7 @@ def check_attestation(
         return check
     check.problems += _check_statement(body, directory)
     if evidence is not None and isinstance(body, dict):
-        findings = (directory / findings_json.FILENAME).read_bytes()
+        findings = (directory / codec.FILENAME).read_bytes()
         check.problems += _check_predicate(body, evidence, findings)
     stated = body.get("predicate", {}) if isinstance(body, dict) else {}
     subjects = body.get("subject", []) if isinstance(body, dict) else []

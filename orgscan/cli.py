@@ -22,6 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, 
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 
 from orgscan import __version__
+from orgscan import evidence as codec
 from orgscan.accounts import Shard
 from orgscan.attestation import (
     LocalSigner,
@@ -55,7 +56,6 @@ from orgscan.remediation.plan import PlanError, build_plan, load_evidence
 from orgscan.remediation.plan import check as check_plan
 from orgscan.remediation.plan import read as read_plan
 from orgscan.remediation.plan import write as write_plan
-from orgscan.reports import json as findings_json
 from orgscan.reports.formats import DEFAULT_FORMATS, FORMATS, parse_formats
 from orgscan.reports.manifest import FILENAME as MANIFEST
 from orgscan.reports.manifest import check_package
@@ -372,13 +372,14 @@ def scan_command(
         if baseline is not None:
             earlier = _read_baseline(baseline)
         if resume is not None:
-            path = previous_run_path(resume, findings_json.FILENAME)
-            stored = findings_json.load(path)
-            previous = findings_json.parse(stored, path)
-            if stored.get("schema_version") != findings_json.SCHEMA_VERSION:
+            path = previous_run_path(resume, codec.FILENAME)
+            stored = codec.load(path)
+            previous = codec.parse(stored, path)
+            # A 1.0 run's config digest predates settings whose meaning changed since.
+            if stored.get("schema_version") == "1.0":
                 raise older_run(previous.run.id, str(stored.get("schema_version")))
         prepare_output(target, package_files(), force=force, resuming=target == resume)
-    except (OutputError, findings_json.EvidenceError) as exc:
+    except (OutputError, codec.EvidenceError) as exc:
         raise _fail(str(exc), ExitCode.USAGE) from None
     except ResumeMismatch as exc:
         raise _fail(f"--resume: {exc}", ExitCode.USAGE) from None
@@ -428,8 +429,8 @@ def scan_command(
 
 def _read_baseline(path: Path) -> ScanResult:
     try:
-        return findings_json.read(path)
-    except findings_json.EvidenceError as exc:
+        return codec.read(path)
+    except codec.EvidenceError as exc:
         raise _fail(f"--baseline: {exc}", ExitCode.USAGE) from None
 
 
@@ -447,7 +448,7 @@ def diff(
         raise _fail(str(exc), ExitCode.USAGE) from None
     if as_json:
         later.delta = delta
-        typer.echo(json.dumps(findings_json.to_dict(later)["delta"], indent=2))
+        typer.echo(json.dumps(codec.document(later)["delta"], indent=2))
     else:
         typer.echo(delta_text(delta, later))
 
@@ -594,12 +595,12 @@ def report(
     delivery = _delivery(sign, upload, retain_until, retain_days, retain_mode)
     written = _formats(formats, _listed_formats(findings.parent))
     try:
-        data = findings_json.load(findings)
-        result = findings_json.parse(data, findings)
+        data = codec.load(findings)
+        result = codec.parse(data, findings)
         prepare_output(output, package_files(), force=force)
-    except (findings_json.EvidenceError, OutputError) as exc:
+    except (codec.EvidenceError, OutputError) as exc:
         raise _fail(str(exc), ExitCode.USAGE) from None
-    contradiction = findings_json.stored_complete_contradiction(data, result)
+    contradiction = codec.stored_complete_contradiction(data, result)
     if contradiction:
         typer.echo(f"warning: {findings}: {contradiction}; the rebuilt package says so", err=True)
     _finish(result, output, fail_on, sarif, delivery=delivery, formats=written)
@@ -644,10 +645,10 @@ def merge_command(
     delivery = _delivery(sign, upload, retain_until, retain_days, retain_mode)
     written = _formats(formats)
     try:
-        shards = [findings_json.read(d / findings_json.FILENAME) for d in directories]
+        shards = [codec.read(d / codec.FILENAME) for d in directories]
         merged = merge(shards, timedelta(days=window))
         prepare_output(output, package_files(), force=force)
-    except (findings_json.EvidenceError, MergeError, OutputError) as exc:
+    except (codec.EvidenceError, MergeError, OutputError) as exc:
         raise _fail(str(exc), ExitCode.USAGE) from None
     _finish(merged, output, fail_on, sarif, delivery=delivery, formats=written)
 

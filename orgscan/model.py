@@ -11,6 +11,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema, computed_field
 
 
 def utcnow() -> datetime:
@@ -33,6 +36,28 @@ def parse_iso(value: str | None) -> datetime | None:
     if value is None:
         return None
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _utc_text(value: Any) -> Any:
+    """On reading evidence: a timestamp is ISO 8601 in UTC with a `Z`, as orgscan writes it;
+    an offset or a naive time would be read as something other than what was recorded."""
+    if not isinstance(value, str):
+        return value  # a datetime passes; anything else is refused by the strict validator
+    try:
+        if value.endswith("Z") and "T" in value:
+            return datetime.fromisoformat(value[:-1] + "+00:00")
+    except ValueError:
+        pass
+    raise ValueError(f"expected an ISO 8601 time in UTC ending in 'Z', got {value!r}")
+
+
+# A point in time in the model; in every file it is written by `iso` and read back strictly.
+Timestamp = Annotated[
+    datetime,
+    BeforeValidator(_utc_text),
+    PlainSerializer(iso, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time", "pattern": "Z$"}),
+]
 
 
 class ScanStatus(StrEnum):
@@ -111,8 +136,8 @@ class Account:
 class AccessKey:
     id: str | None  # None only for credential-report rows, which carry no key id
     status: str  # Active | Inactive
-    created_at: datetime | None
-    last_used_at: datetime | None = None
+    created_at: Timestamp | None
+    last_used_at: Timestamp | None = None
     last_used_service: str | None = None
     last_used_region: str | None = None
     # Set when the key's last use could not be read: last_used_* then mean "unknown", not
@@ -136,12 +161,14 @@ class UserKeys:
     # counts are then unknown (None): it is neither a finding nor a pass.
     error: ScanError | None = None
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def active_key_count(self) -> int | None:
         if self.error is not None:
             return None
         return sum(1 for key in self.access_keys if key.active)
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def key_count(self) -> int | None:
         return None if self.error is not None else len(self.access_keys)
@@ -182,17 +209,18 @@ class AccountResult:
     error: ScanError | None = None
     skip_reason: str | None = None
     users: list[UserKeys] = field(default_factory=list)
-    credential_report_generated_at: datetime | None = None
+    credential_report_generated_at: Timestamp | None = None
     notes: list[str] = field(default_factory=list)
     api_calls: int = 0
     # When orgscan began scanning (or trying to scan) this account; exceptions are judged on
     # this day. None in 1.0 evidence, where everything was judged on the run's start.
-    scanned_at: datetime | None = None
+    scanned_at: Timestamp | None = None
 
     @property
     def interrupted(self) -> bool:
         return self.error is not None and self.error.code == INTERRUPTED
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def user_count(self) -> int | None:
         """Users listed, unreadable ones included; None where the users were never listed."""
@@ -278,7 +306,7 @@ class FindingChange:
 @dataclass(slots=True)
 class Delta:
     baseline_run_id: str
-    baseline_started_at: datetime
+    baseline_started_at: Timestamp
     findings: list[FindingChange] = field(default_factory=list)
     accounts_added: list[str] = field(default_factory=list)
     accounts_removed: list[str] = field(default_factory=list)
@@ -287,6 +315,11 @@ class Delta:
 
     def of(self, change: Change) -> list[FindingChange]:
         return [f for f in self.findings if f.change is change]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def counts(self) -> dict[str, int]:
+        return {str(change): len(self.of(change)) for change in Change}
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,8 +334,8 @@ class Limits:
 @dataclass(slots=True)
 class RunInfo:
     id: str
-    started_at: datetime
-    finished_at: datetime | None
+    started_at: Timestamp
+    finished_at: Timestamp | None
     tool_version: str
     caller_arn: str
     organization_id: str
@@ -320,6 +353,22 @@ class RunInfo:
     # Problems outside any one account (e.g. the OU walk broke off); any makes the run incomplete.
     errors: list[ScanError] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """The counts an auditor reads first, written into findings.json beside what they count."""
+
+    accounts: int
+    accounts_scanned: int
+    accounts_partial: int
+    accounts_failed: int
+    accounts_skipped: int
+    users: int
+    users_unreadable: int
+    findings: int
+    findings_open: int
+    findings_excepted: int
 
 
 @dataclass(slots=True)
@@ -340,6 +389,23 @@ class ScanResult:
 
     def findings_in(self, state: FindingState) -> list[Finding]:
         return [finding for finding in self.findings if finding.state is state]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def summary(self) -> Summary:
+        users = self.users
+        return Summary(
+            accounts=len(self.accounts),
+            accounts_scanned=len(self.accounts_with(ScanStatus.SCANNED)),
+            accounts_partial=len(self.accounts_with(ScanStatus.PARTIAL)),
+            accounts_failed=len(self.accounts_with(ScanStatus.FAILED)),
+            accounts_skipped=len(self.accounts_with(ScanStatus.SKIPPED)),
+            users=len(users),
+            users_unreadable=sum(1 for user in users if user.error),
+            findings=len(self.findings),
+            findings_open=len(self.findings_in(FindingState.OPEN)),
+            findings_excepted=len(self.findings_in(FindingState.EXCEPTED)),
+        )
 
 
 def evidence_complete(result: ScanResult) -> bool:

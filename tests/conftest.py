@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
+from functools import cache
 from typing import Any
 
+import jsonschema
 import pytest
 
+from orgscan import evidence
 from orgscan.config import Config, parse_config
 from orgscan.demo.seed import OrgSpec, SeededOrg, seed_organization
 from orgscan.demo.server import MotoServer, isolate_from_aws
@@ -21,6 +25,29 @@ def moto_server() -> Iterator[MotoServer]:
     isolate_from_aws(server.url)
     yield server
     server.stop()
+
+
+@cache
+def findings_schema() -> jsonschema.Draft202012Validator:
+    """The JSON Schema shipped in the package, as an auditor's tool would load it."""
+    schema = json.loads(evidence.SCHEMA_PATH.read_text(encoding="utf-8"))
+    return jsonschema.Draft202012Validator(
+        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+
+
+@pytest.fixture(autouse=True)
+def findings_json_matches_its_schema(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every findings.json any test writes in this process is valid against the published
+    schema: the codec's one way to the file's bytes is checked wherever it is called from."""
+    encode = evidence.encode
+
+    def checked(result: ScanResult) -> bytes:
+        data = encode(result)
+        findings_schema().validate(json.loads(data))
+        return data
+
+    monkeypatch.setattr(evidence, "encode", checked)
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import json
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
+from orgscan import evidence as codec
 from orgscan.controls import builtin_controls
 from orgscan.evaluate import evaluate
 from orgscan.model import (
@@ -21,7 +22,6 @@ from orgscan.model import (
     ScanStatus,
     UserKeys,
 )
-from orgscan.reports import json as findings_json
 
 ORG = "o-abc123defg"
 STARTED = datetime(2025, 3, 14, 9, 30, 0, tzinfo=UTC)
@@ -247,7 +247,7 @@ def _accounts(complete: bool) -> list[AccountResult]:
 
 def round_trip(result: ScanResult) -> ScanResult:
     """What `orgscan report` sees: the result as findings.json carries it."""
-    return findings_json.from_dict(json.loads(findings_json.dumps(result)))
+    return codec.decode(json.loads(codec.encode(result)), "round trip")
 
 
 def scan_result(
@@ -308,3 +308,13 @@ def without_open_findings(result: ScanResult) -> ScanResult:
         ]
         accounts.append(replace(account, users=users))
     return round_trip(replace(result, accounts=accounts, findings=[]))
+
+
+def users_in(data: dict) -> list[dict]:
+    """Every user of a findings.json document (2.0 keeps each account's users inside it)."""
+    return [user for account in data["accounts"] for user in account["users"]]
+
+
+def account_in(data: dict, account_id: str) -> dict:
+    """One account of a findings.json document, its identity under `account`."""
+    return next(a for a in data["accounts"] if a["account"]["id"] == account_id)

@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
+from orgscan import evidence as codec
 from orgscan.accounts import AccountFilter
 from orgscan.aws.clients import ClientFactory
 from orgscan.aws.credentials import AccountCredentials, caller_identity
@@ -42,6 +43,7 @@ from orgscan.model import (
     AccessKey,
     AccountFailure,
     ApprovedException,
+    Timestamp,
     UserKeys,
     iso,
     parse_iso,
@@ -51,6 +53,10 @@ from orgscan.remediation.plan import KeyAction, Plan, UserAction
 from orgscan.rules import recommended_key
 
 KIND = "orgscan-remediation-journal"
+# 2.0: each entry line is the Entry as the evidence codec writes it (flat `before_status`,
+# `before_last_used_at`, `after_status`). Journals before it, whose headers carry no version
+# (and orgscan 0.1's JSON journals), nested them in `before` and `after`; see _upgraded_entry.
+JOURNAL_VERSION = "2.0"
 T = TypeVar("T")
 
 
@@ -85,9 +91,9 @@ class Entry:
     outcome: Outcome
     reason: str | None = None
     before_status: str | None = None
-    before_last_used_at: datetime | None = None
+    before_last_used_at: Timestamp | None = None
     after_status: str | None = None
-    at: datetime = field(default_factory=utcnow)
+    at: Timestamp = field(default_factory=utcnow)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -129,6 +135,7 @@ def _header(journal: Journal) -> dict[str, Any]:
     return {
         "kind": KIND,
         "record": "header",
+        "schema_version": JOURNAL_VERSION,
         "action": journal.action,
         "source": journal.source,
         "organization_id": journal.organization_id,
@@ -138,34 +145,23 @@ def _header(journal: Journal) -> dict[str, Any]:
     }
 
 
-def _entry_record(e: Entry) -> dict[str, Any]:
-    return {
-        "record": "entry",
-        "account_id": e.account_id,
-        "user_name": e.user_name,
-        "arn": e.arn,
-        "access_key_id": e.access_key_id,
-        "outcome": str(e.outcome),
-        "reason": e.reason,
-        "before": {"status": e.before_status, "last_used_at": iso(e.before_last_used_at)},
-        "after": {"status": e.after_status},
-        "at": iso(e.at),
+# An entry line of the journal.
+ENTRY = codec.Codec(Entry, {"record": "entry"})
+
+
+def _upgraded_entry(record: dict[str, Any]) -> dict[str, Any]:
+    """An entry of a journal before 2.0 in the 2.0 shape: `before` and `after` flattened."""
+    before, after = record["before"], record["after"]
+    rest = {key: value for key, value in record.items() if key not in ("before", "after")}
+    return rest | {
+        "before_status": before["status"],
+        "before_last_used_at": before["last_used_at"],
+        "after_status": after["status"],
     }
 
 
-def _read_entry(e: dict[str, Any]) -> Entry:
-    return Entry(
-        account_id=e["account_id"],
-        user_name=e["user_name"],
-        arn=e["arn"],
-        access_key_id=e["access_key_id"],
-        outcome=Outcome(e["outcome"]),
-        reason=e["reason"],
-        before_status=e["before"]["status"],
-        before_last_used_at=parse_iso(e["before"]["last_used_at"]),
-        after_status=e["after"]["status"],
-        at=parse_iso(e["at"]),  # type: ignore[arg-type]
-    )
+def _read_entry(record: dict[str, Any], version: str | None, where: str) -> Entry:
+    return ENTRY.decode(record if version else _upgraded_entry(record), where)
 
 
 class JournalFile:
@@ -249,7 +245,7 @@ def parse_journal(data: bytes, source: str) -> Journal:
         if isinstance(whole, dict) and "entries" in whole:
             return _read_json_journal(whole)
         return _read_lines(data, source)
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (codec.EvidenceError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise RemediationError(f"{source}: cannot read the journal: {exc}") from None
 
 
@@ -271,6 +267,12 @@ def _read_lines(data: bytes, source: str) -> Journal:
     header = records[0]
     if header.get("kind") != KIND or header.get("record") != "header":
         raise ValueError("not an orgscan remediation journal")
+    version = header.get("schema_version")
+    if version not in (None, JOURNAL_VERSION):
+        raise ValueError(
+            f"schema_version {version!r} is not supported; this orgscan reads "
+            f"{JOURNAL_VERSION!r} and the unversioned journals before it"
+        )
     journal = Journal(
         action=header["action"],
         source=header["source"],
@@ -279,9 +281,9 @@ def _read_lines(data: bytes, source: str) -> Journal:
         evidence_sha256=header.get("evidence_sha256"),
         rolls_back=header.get("rolls_back"),
     )
-    for record in records[1:]:
+    for number, record in enumerate(records[1:], 2):
         if record["record"] == "entry":
-            journal.record(_read_entry(record))
+            journal.record(_read_entry(record, version, f"line {number}"))
         elif record["record"] == "end":
             journal.finished_at = parse_iso(record["finished_at"])
             journal.interrupted = record.get("interrupted")
@@ -307,8 +309,8 @@ def _read_json_journal(data: dict[str, Any]) -> Journal:
         started_at=parse_iso(data["started_at"]),  # type: ignore[arg-type]
         finished_at=parse_iso(data["finished_at"]),
     )
-    for e in data["entries"]:
-        journal.record(_read_entry({"record": "entry", **e}))
+    for index, e in enumerate(data["entries"]):
+        journal.record(_read_entry(e, None, f"entries[{index}]"))
     return journal
 
 
@@ -324,7 +326,7 @@ class _Recorder:
 
     async def __call__(self, entry: Entry) -> None:
         self.journal.record(entry)
-        await self.file.append(_entry_record(entry))
+        await self.file.append(ENTRY.document(entry))
 
     def finish(self, unattempted: Sequence[Entry]) -> None:
         """Journal the keys never reached, then the end line: nothing is silently dropped."""
@@ -336,7 +338,7 @@ class _Recorder:
             "finished_at": iso(self.journal.finished_at),
             "interrupted": self.journal.interrupted,
         }
-        self.file.append_now([*map(_entry_record, unattempted), end])
+        self.file.append_now([*map(ENTRY.document, unattempted), end])
         self.file.close()
 
 

@@ -19,13 +19,11 @@ import re
 import shlex
 import unicodedata
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 
+from orgscan import evidence as codec
 from orgscan.fs import write_atomic
-from orgscan.model import FindingState, ScanResult, iso, parse_iso, utcnow
-from orgscan.reports import json as findings_json
+from orgscan.model import FindingState, ScanResult, Timestamp, iso, utcnow
 from orgscan.rules import recommended_key
 
 KIND = "orgscan-remediation-plan"
@@ -62,8 +60,8 @@ class Evidence:
 @dataclass(frozen=True, slots=True)
 class KeyAction:
     access_key_id: str
-    created_at: datetime | None
-    last_used_at: datetime | None  # as the scan saw it; a newer date at apply time means "in use"
+    created_at: Timestamp | None
+    last_used_at: Timestamp | None  # as the scan saw it; a newer date at apply time means "in use"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +77,7 @@ class UserAction:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    created_at: datetime
+    created_at: Timestamp
     source_run_id: str
     organization_id: str
     evidence: Evidence
@@ -93,6 +91,10 @@ class Plan:
         return counts
 
 
+# plan.json: the Plan as the evidence codec writes it, after its kind and version.
+PLAN = codec.Codec(Plan, {"kind": KIND, "schema_version": SCHEMA_VERSION})
+
+
 def load_evidence(path: Path) -> tuple[ScanResult, Evidence]:
     """findings.json and its digest, from one read of the file: what is hashed is what is used."""
     try:
@@ -104,11 +106,11 @@ def load_evidence(path: Path) -> tuple[ScanResult, Evidence]:
         parsed = json.loads(data)
         if not isinstance(parsed, dict):
             raise ValueError("expected a JSON object")
-        return findings_json.from_dict(parsed), evidence
-    except findings_json.EvidenceError as exc:
-        raise PlanError(f"{path}: {exc}") from None
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise PlanError(f"{path}: not a findings.json this orgscan can read: {exc!r}") from None
+        return codec.decode(parsed, str(path), data), evidence
+    except codec.EvidenceError as exc:
+        raise PlanError(str(exc)) from None
+    except ValueError as exc:
+        raise PlanError(f"{path}: not a findings.json this orgscan can read: {exc}") from None
 
 
 def build_plan(result: ScanResult, evidence: Evidence) -> Plan:
@@ -282,37 +284,6 @@ def check(plan: Plan, findings: Path) -> ScanResult:
     return result
 
 
-def to_dict(plan: Plan) -> dict[str, Any]:
-    return {
-        "kind": KIND,
-        "schema_version": SCHEMA_VERSION,
-        "created_at": iso(plan.created_at),
-        "source_run_id": plan.source_run_id,
-        "organization_id": plan.organization_id,
-        "evidence": {"path": plan.evidence.path, "sha256": plan.evidence.sha256},
-        "actions": [
-            {
-                "account_id": a.account_id,
-                "account_name": a.account_name,
-                "user_name": a.user_name,
-                "arn": a.arn,
-                "keep": a.keep,
-                "keep_reason": a.keep_reason,
-                "deactivate": [
-                    {
-                        "access_key_id": k.access_key_id,
-                        "created_at": iso(k.created_at),
-                        "last_used_at": iso(k.last_used_at),
-                    }
-                    for k in a.deactivate
-                ],
-            }
-            for a in plan.actions
-        ],
-        "not_planned": list(plan.not_planned),
-    }
-
-
 def _comment(text: str) -> str:
     """Text fit for one `#` line: no control, format or separator character, which could end
     the comment (a newline) or hide what follows it (a bidi override)."""
@@ -369,7 +340,7 @@ def commands(plan: Plan) -> str:
 
 def write(plan: Plan, path: Path) -> list[Path]:
     script = path.with_suffix(".sh")
-    write_atomic(path, (json.dumps(to_dict(plan), indent=2) + "\n").encode())
+    write_atomic(path, (json.dumps(PLAN.document(plan), indent=2) + "\n").encode())
     write_atomic(script, commands(plan).encode())
     return [path, script]
 
@@ -390,35 +361,10 @@ def read(path: Path) -> Plan:
     if version != SCHEMA_VERSION:
         raise PlanError(f"{path}: plan schema_version {version!r} unsupported")
     try:
-        plan = Plan(
-            created_at=parse_iso(data["created_at"]),  # type: ignore[arg-type]
-            source_run_id=data["source_run_id"],
-            organization_id=data["organization_id"],
-            evidence=Evidence(data["evidence"]["path"], data["evidence"]["sha256"]),
-            actions=tuple(
-                UserAction(
-                    account_id=a["account_id"],
-                    account_name=a["account_name"],
-                    user_name=a["user_name"],
-                    arn=a["arn"],
-                    keep=a["keep"],
-                    keep_reason=a["keep_reason"],
-                    deactivate=tuple(
-                        KeyAction(
-                            k["access_key_id"],
-                            parse_iso(k["created_at"]),
-                            parse_iso(k["last_used_at"]),
-                        )
-                        for k in a["deactivate"]
-                    ),
-                )
-                for a in data["actions"]
-            ),
-            not_planned=tuple(data["not_planned"]),
-        )
-        problems = malformed(plan)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise PlanError(f"{path}: malformed plan: {exc!r}") from None
+        plan = PLAN.decode(data, f"{path}: malformed plan")
+    except codec.EvidenceError as exc:
+        raise PlanError(str(exc)) from None
+    problems = malformed(plan)
     if problems:
         raise PlanError(f"{path}: malformed plan: " + "; ".join(problems[:5]))
     return plan

@@ -19,6 +19,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 import orgscan
+from orgscan import evidence as codec
 from orgscan.model import (
     AccessKey,
     AccountResult,
@@ -32,7 +33,6 @@ from orgscan.model import (
     join_ou_path,
     split_ou_path,
 )
-from orgscan.reports import json as findings_json
 from orgscan.reports import view
 from orgscan.reports.interface import Renderer
 from orgscan.rules import load_rule, recommended_key
@@ -289,7 +289,7 @@ def _context(result: ScanResult, style: str, script: str) -> dict[str, object]:
     ]
     status = view.control_status(result)
     open_count = len(result.findings_in(FindingState.OPEN))
-    evidence = findings_json.dumps(result)
+    evidence = codec.encode(result)
     delta = result.delta
     return {
         "run": run,
@@ -329,7 +329,7 @@ def _context(result: ScanResult, style: str, script: str) -> dict[str, object]:
         "report_times": [a for a in coverage if a.credential_report_generated_at],
         "duration": _duration(run.started_at, run.finished_at),
         "evidence_sha256": hashlib.sha256(evidence).hexdigest(),
-        "schema_version": findings_json.SCHEMA_VERSION,
+        "schema_version": codec.SCHEMA_VERSION,
         # Our own packaged files, never data; the page's CSP allows exactly these by hash.
         "style": Markup(style),  # noqa: S704
         "script": Markup(script),  # noqa: S704

@@ -19,8 +19,8 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 
 from orgscan import __version__
+from orgscan import evidence as codec
 from orgscan.model import ScanResult, ScanStatus
-from orgscan.reports import json as findings_json
 
 FILENAME = "manifest.json"
 # The signed attestation (orgscan/attestation.py) signs the manifest, so the manifest cannot
@@ -46,8 +46,8 @@ def entries(files: Mapping[str, bytes]) -> list[FileEntry]:
 
 def render(result: ScanResult, files: Mapping[str, bytes]) -> bytes:
     """The manifest of `files` (name → content), which must include findings.json."""
-    if findings_json.FILENAME not in files:
-        raise ValueError(f"a package without {findings_json.FILENAME} has no evidence")
+    if codec.FILENAME not in files:
+        raise ValueError(f"a package without {codec.FILENAME} has no evidence")
     run = result.run
     data = {
         "manifest_version": MANIFEST_VERSION,
@@ -58,7 +58,7 @@ def render(result: ScanResult, files: Mapping[str, bytes]) -> bytes:
         "complete": run.complete,
         # Why a run is incomplete at a glance: partly scanned accounts are counted apart.
         "accounts": {str(status): len(result.accounts_with(status)) for status in ScanStatus},
-        "findings_sha256": sha256(files[findings_json.FILENAME]),
+        "findings_sha256": sha256(files[codec.FILENAME]),
         "files": [{"name": e.name, "size": e.size, "sha256": e.sha256} for e in entries(files)],
     }
     return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
@@ -137,18 +137,18 @@ def _check_evidence(
     data: dict[str, Any], stored: bytes, result: ScanResult, current_schema: bool
 ) -> list[str]:
     """findings.json against itself: what it claims must follow from what it records."""
-    name = findings_json.FILENAME
+    name = codec.FILENAME
     problems = []
-    contradiction = findings_json.stored_complete_contradiction(data, result)
+    contradiction = codec.stored_complete_contradiction(data, result)
     if contradiction:
         problems.append(f"{name}: {contradiction}")
-    rendered = findings_json.dumps(result)
+    rendered = codec.encode(result)
     if rendered == stored:
         return problems
     differences = [
         d
         for d in _differences(
-            findings_json.upgraded(data), json.loads(rendered), "", added_since=not current_schema
+            codec.upgraded(data), json.loads(rendered), "", added_since=not current_schema
         )
         if not d.startswith(("run.complete ", "schema_version "))
     ]
@@ -161,10 +161,11 @@ def _check_evidence(
 
 
 def _check_manifest_fields(
-    manifest: dict[str, Any], result: ScanResult, files: Mapping[str, bytes]
+    manifest: dict[str, Any], result: ScanResult, files: Mapping[str, bytes], added_since: bool
 ) -> list[str]:
     """Every field the manifest repeats must be what findings.json gives; the file entries
-    and findings_sha256 are checked against the files themselves."""
+    and findings_sha256 are checked against the files themselves. `added_since`: fields an
+    older package's manifest predates (1.0 had no `accounts`) are not differences."""
     expected = json.loads(render(result, files))
     # A key orgscan never writes is a claim nothing backs (e.g. "sweep": "complete").
     unknown = [
@@ -173,10 +174,11 @@ def _check_manifest_fields(
         for key in sorted(manifest.keys() - expected.keys())
     ]
     return unknown + [
-        f"{findings_json.FILENAME}: {key} is {expected[key]!r}, the manifest says "
-        f"{manifest.get(key)!r}"
+        f"{codec.FILENAME}: {key} is {expected[key]!r}, the manifest says {manifest.get(key)!r}"
         for key in expected
-        if key not in ("files", "findings_sha256") and manifest.get(key) != expected[key]
+        if key not in ("files", "findings_sha256")
+        and manifest.get(key) != expected[key]
+        and not (added_since and key not in manifest)
     ]
 
 
@@ -208,7 +210,7 @@ def _check_renderings(
     for renderer in renderers(sarif_suppressed=mode, formats=FORMATS):
         name = renderer.filename
         path = directory / name
-        if name == findings_json.FILENAME or not path.is_file():
+        if name == codec.FILENAME or not path.is_file():
             continue  # the evidence is checked field by field; a missing file is reported
         if renderer.render(result) == path.read_bytes():
             continue
@@ -222,11 +224,8 @@ def _check_renderings(
 def _comparable(data: dict[str, Any]) -> str | None:
     """None when this orgscan writes the package's schema and version, else why not."""
     version, tool = data.get("schema_version"), data["run"].get("tool_version")
-    if version != findings_json.SCHEMA_VERSION:
-        return (
-            f"findings.json has schema {version}, and this orgscan writes "
-            f"{findings_json.SCHEMA_VERSION}"
-        )
+    if version != codec.SCHEMA_VERSION:
+        return f"findings.json has schema {version}, and this orgscan writes {codec.SCHEMA_VERSION}"
     if tool != __version__:
         return f"the package was written by orgscan {tool}, this is orgscan {__version__}"
     return None
@@ -258,9 +257,9 @@ def _check_files(directory: Path, manifest: dict[str, Any]) -> tuple[list[str], 
             problems.append(f"{name}: SHA-256 does not match the manifest")
     present = {p.name for p in directory.iterdir()} - {FILENAME, ATTESTATION}
     problems += [f"{name}: not in the manifest" for name in sorted(present - listed.keys())]
-    if findings_json.FILENAME not in listed:
-        problems.append(f"{findings_json.FILENAME}: not in the manifest")
-    elif listed[findings_json.FILENAME].get("sha256") != manifest.get("findings_sha256"):
+    if codec.FILENAME not in listed:
+        problems.append(f"{codec.FILENAME}: not in the manifest")
+    elif listed[codec.FILENAME].get("sha256") != manifest.get("findings_sha256"):
         problems.append(f"{FILENAME}: findings_sha256 differs from the entry for findings.json")
     return problems, files
 
@@ -285,19 +284,22 @@ def _check_package(directory: Path) -> PackageCheck:
     if manifest is not None:
         problems, files = _check_files(directory, manifest)
         check.problems += problems
-    path = directory / findings_json.FILENAME
+    path = directory / codec.FILENAME
     if not path.is_file():
         return check  # already reported: missing, or no manifest to say what to expect
     try:
-        data = findings_json.load(path)
-        check.evidence = findings_json.parse(data, path)
-    except findings_json.EvidenceError as exc:
+        data = codec.load(path)
+        check.evidence = codec.parse(data, path)
+    except codec.EvidenceError as exc:
         check.problems.append(str(exc))
         return check
-    files[findings_json.FILENAME] = stored = path.read_bytes()
+    files[codec.FILENAME] = stored = path.read_bytes()
     comparable = _comparable(data)
     if manifest is not None:
-        check.problems += _check_manifest_fields(manifest, check.evidence, files)
+        current_schema = data.get("schema_version") == codec.SCHEMA_VERSION
+        check.problems += _check_manifest_fields(
+            manifest, check.evidence, files, added_since=not current_schema
+        )
     check.problems += _check_evidence(data, stored, check.evidence, comparable is None)
     problems, check.notes = _check_renderings(check.evidence, directory, comparable)
     check.problems += problems

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
+from orgscan import evidence as codec
 from orgscan.fs import write_atomic
 from orgscan.model import ScanResult
-from orgscan.reports import json as findings_json
 from orgscan.reports import manifest
 from orgscan.reports.asff import AsffRenderer
 from orgscan.reports.csv import CsvRenderer
@@ -21,10 +21,10 @@ from orgscan.reports.sarif import SarifRenderer
 class EvidenceRenderer(Renderer):
     """findings.json itself, so the package is written by one loop over renderers."""
 
-    filename = findings_json.FILENAME
+    filename = codec.FILENAME
 
     def render(self, result: ScanResult) -> bytes:
-        return findings_json.dumps(result)
+        return codec.encode(result)
 
 
 def _renderer(name: str, sarif_suppressed: str) -> Renderer:

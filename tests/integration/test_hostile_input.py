@@ -17,6 +17,7 @@ from orgscan.demo.seed import ACTIVE, AccountSpec, OrgSpec, UserSpec
 from orgscan.reports.manifest import verify_package
 from tests.conftest import seed
 from tests.format_checks import asff_findings, ocsf_events
+from tests.report_fixtures import users_in
 
 IMG = "<img src=x onerror=alert(1)>"
 SCRIPT = '"><script>alert(1)</script>'
@@ -63,9 +64,9 @@ def test_hostile_names_pass_through_every_output_inert(aws, tmp_path):
 
     # JSON: valid, and the names are carried exactly.
     data = json.loads((out / "findings.json").read_text(encoding="utf-8"))
-    names = {a["name"] for a in data["accounts"]}
+    names = {a["account"]["name"] for a in data["accounts"]}
     assert {IMG, SCRIPT, FORMULA, UNICODE} <= names
-    assert any(u["path"] == "/<script>alert(1)</script>/" for u in data["users"])
+    assert any(u["path"] == "/<script>alert(1)</script>/" for u in users_in(data))
 
     # HTML: the data shows up as text, never as markup.
     page = Tags()

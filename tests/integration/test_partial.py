@@ -23,7 +23,7 @@ from orgscan.evaluate import evaluate
 from orgscan.model import NO_SUCH_ENTITY, Change, ScanError, ScanStatus
 from orgscan.remediation.plan import Evidence, build_plan
 from tests.conftest import config, run_scan, seed
-from tests.report_fixtures import UNREADABLE_ARN, scan_result
+from tests.report_fixtures import UNREADABLE_ARN, scan_result, users_in
 
 ORG = OrgSpec(
     accounts=(
@@ -121,7 +121,7 @@ def test_a_partial_account_is_counted_apart_in_every_output_and_exits_3(aws, tmp
     assert manifest["accounts"] == {"scanned": 2, "partial": 1, "failed": 0, "skipped": 0}
     evidence = json.loads((out / "findings.json").read_text())
     assert evidence["summary"]["accounts_partial"] == 1
-    (vendor,) = [u for u in evidence["users"] if u["user_name"] == "vendor"]
+    (vendor,) = [u for u in users_in(evidence) if u["user_name"] == "vendor"]
     assert vendor["active_key_count"] is None
     assert vendor["error"] == {"code": "AccessDenied", "message": SCP}
     rows = list(csv.DictReader(io.StringIO((out / "findings.csv").read_text())))

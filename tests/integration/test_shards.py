@@ -13,6 +13,7 @@ from orgscan.cli import ExitCode, app
 from orgscan.demo.seed import ACTIVE, AccountSpec, OrgSpec, UserSpec
 from orgscan.reports.manifest import verify_package
 from tests.conftest import seed
+from tests.report_fixtures import account_in, users_in
 
 ORG = OrgSpec(
     management_users=(UserSpec("ops", (ACTIVE, ACTIVE)),),
@@ -64,17 +65,17 @@ def test_shards_merge_into_the_same_result_as_one_scan(aws, tmp_path):
     assert [(f["arn"], f["state"]) for f in m["findings"]] == [
         (f["arn"], f["state"]) for f in s["findings"]
     ]
-    assert {u["arn"]: u["active_key_count"] for u in m["users"]} == {
-        u["arn"]: u["active_key_count"] for u in s["users"]
+    assert {u["arn"]: u["active_key_count"] for u in users_in(m)} == {
+        u["arn"]: u["active_key_count"] for u in users_in(s)
     }
-    assert {a["id"]: a["scan_status"] for a in m["accounts"]} == {
-        a["id"]: a["scan_status"] for a in s["accounts"]
+    assert {a["account"]["id"]: a["scan_status"] for a in m["accounts"]} == {
+        a["account"]["id"]: a["scan_status"] for a in s["accounts"]
     }
     sarif = json.loads((tmp_path / "m" / "orgscan.sarif").read_text())
     assert len(sarif["runs"]) == 1
     assert len(sarif["runs"][0]["results"]) == len(s["findings"])
     assert verify_package(tmp_path / "m") == []
-    assert seeded.management_account_id in {a["id"] for a in m["accounts"]}
+    assert seeded.management_account_id in {a["account"]["id"] for a in m["accounts"]}
 
 
 def test_a_missing_shard_makes_the_merge_incomplete(aws, tmp_path):
@@ -153,7 +154,7 @@ def test_an_account_that_joined_between_shard_runs_is_not_taken_as_skipped(aws, 
     run("scan", "-c", str(cfg), "-o", str(tmp_path / "s1"), "-q", "--shard", "1/2")
     merged = run("merge", str(tmp_path / "s1"), str(tmp_path / "s2"), "-o", str(tmp_path / "m"))
     assert merged.exit_code == ExitCode.INCOMPLETE, merged.output
-    account = next(a for a in evidence(tmp_path / "m")["accounts"] if a["id"] == late)
+    account = account_in(evidence(tmp_path / "m"), late)
     assert account["scan_status"] == "failed"
     assert account["error"]["code"] == "NotScannedByOwningShard"
 

@@ -18,6 +18,7 @@ from orgscan.demo.seed import member_iam as seeded_member_iam
 from orgscan.model import iso, utcnow
 from tests.conftest import seed
 from tests.integration.collect.test_credential_report import HEADER
+from tests.report_fixtures import users_in
 
 ORG = OrgSpec(
     management_users=(UserSpec("ops", (ACTIVE, ACTIVE)),),
@@ -91,7 +92,7 @@ def test_plan_apply_rescan_rollback_rescan(aws, tmp_path):
     assert aws.faults.assumed_roles
     assert all(r.endswith(":role/OrgScanRemediation") for r in aws.faults.assumed_roles)
     entry = journal_of(tmp_path / "remediation-journal.jsonl")[first]
-    assert (entry["outcome"], entry["before"]["status"], entry["after"]["status"]) == (
+    assert (entry["outcome"], entry["before_status"], entry["after_status"]) == (
         "deactivated",
         "Active",
         "Inactive",
@@ -254,7 +255,7 @@ def test_a_stale_credential_report_never_calls_a_baseline_finding_resolved(aws, 
     # The baseline's finding was re-read live, not taken from the stale report.
     assert "0 new, 3 unchanged, 0 resolved, 0 unverified" in result.output
     evidence = json.loads((q2 / "findings.json").read_text())
-    pair = next(u for u in evidence["users"] if u["user_name"] == "pair")
+    pair = next(u for u in users_in(evidence) if u["user_name"] == "pair")
     assert (pair["source"], pair["active_key_count"]) == ("live", 2)
     assert ("ListAccessKeys", a) in aws.faults.calls
 
@@ -285,7 +286,8 @@ def test_a_baseline_of_another_schema_is_rejected_clearly(aws, tmp_path):
     result, out = scan(tmp_path, "q1", "--baseline", str(old))
     assert result.exit_code == ExitCode.USAGE
     assert (
-        "schema_version '0.9' is not supported; this orgscan reads '1.0' or '1.1'" in result.output
+        "schema_version '0.9' is not supported; this orgscan reads '1.0', '1.1' or '2.0'"
+        in result.output
     )
     assert not (out / "findings.json").exists()
 

@@ -13,11 +13,13 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from orgscan import evidence as codec
 from orgscan.cli import ExitCode, FailOn, app, exit_code
 from orgscan.demo.faults import Fault
 from orgscan.demo.seed import ACTIVE, INACTIVE, AccountSpec, OrgSpec, UserSpec
-from tests.conftest import seed
+from tests.conftest import findings_schema, seed
 from tests.format_checks import asff_findings, ocsf_events
+from tests.report_fixtures import account_in, users_in
 
 CLEAN = OrgSpec(accounts=(AccountSpec("a", "Root/Prod", (UserSpec("solo", (ACTIVE, INACTIVE)),)),))
 DIRTY = OrgSpec(
@@ -45,7 +47,7 @@ def test_clean_scan_exits_0(aws, tmp_path):
     data = json.loads((out / "findings.json").read_text())
     assert data["run"]["complete"] is True
     assert data["summary"]["findings_open"] == 0
-    (solo,) = data["users"]
+    (solo,) = users_in(data)
     assert (solo["user_name"], solo["key_count"], solo["active_key_count"]) == ("solo", 2, 1)
 
 
@@ -67,7 +69,7 @@ def test_incomplete_scan_exits_3_even_with_findings(aws, tmp_path):
     assert f"failed:   {b} (b): AccessDenied" in result.output
     data = json.loads((out / "findings.json").read_text())
     assert data["run"]["complete"] is False
-    account = next(a for a in data["accounts"] if a["id"] == b)
+    account = account_in(data, b)
     assert account["scan_status"] == "failed"
     assert account["error"]["code"] == "AccessDenied"
     assert data["summary"]["findings_open"] == 1
@@ -86,7 +88,7 @@ def test_findings_json_has_the_documented_fields(aws, tmp_path):
     seeded = seed(aws, DIRTY)
     _, out = scan_cli(tmp_path)
     data = json.loads((out / "findings.json").read_text())
-    assert data["schema_version"] == "1.1"
+    assert data["schema_version"] == "2.0"
     assert set(data["run"]) >= {
         "id",
         "started_at",
@@ -98,34 +100,40 @@ def test_findings_json_has_the_documented_fields(aws, tmp_path):
         "complete",
     }
     assert data["run"]["started_at"].endswith("Z")
-    account = next(a for a in data["accounts"] if a["id"] == seeded.account_ids["a"])
+    account = account_in(data, seeded.account_ids["a"])
+    assert set(account["account"]) >= {"id", "name", "ou_path", "state"}
     assert set(account) >= {
-        "id",
-        "name",
-        "ou_path",
-        "state",
         "scan_status",
         "error",
         "user_count",
         "scanned_at",
     }
-    assert (account["ou_path"], account["state"], account["user_count"]) == (
+    assert (account["account"]["ou_path"], account["account"]["state"], account["user_count"]) == (
         "Root/Prod",
         "ACTIVE",
         1,
     )
-    pair = next(u for u in data["users"] if u["user_name"] == "pair")
+    pair = next(u for u in users_in(data) if u["user_name"] == "pair")
     assert pair["active_key_count"] == 2
-    assert set(pair["access_keys"][0]) == {
-        "id",
-        "status",
-        "created_at",
-        "last_used_at",
-        "last_used_service",
-        "last_used_region",
-    }
-    solo = next(u for u in data["users"] if u["user_name"] == "solo")
-    assert set(solo["access_keys"][0]) == {"id", "status", "created_at"}
+    assert pair["access_keys"][0]["last_used_service"] is not None or all(
+        k["last_used_at"] is None for k in pair["access_keys"]
+    )
+    # Every field is always there (2.0); last use is looked up for users with a finding only.
+    solo = next(u for u in users_in(data) if u["user_name"] == "solo")
+    assert (
+        set(solo["access_keys"][0])
+        == set(pair["access_keys"][0])
+        == {
+            "id",
+            "status",
+            "created_at",
+            "last_used_at",
+            "last_used_service",
+            "last_used_region",
+            "last_used_error",
+        }
+    )
+    assert solo["access_keys"][0]["last_used_at"] is None
     (finding,) = data["findings"]
     assert finding == {
         "rule_id": "iam-user-multiple-active-access-keys",
@@ -196,7 +204,7 @@ def test_demo_runs_the_real_pipeline_and_exits_3(tmp_path):
         "findings_open": 4,
         "findings_excepted": 1,
     }
-    accounts = {a["name"]: a for a in data["accounts"]}
+    accounts = {a["account"]["name"]: a["account"] | a for a in data["accounts"]}
     assert accounts["dev-beta"]["error"]["code"] == "AccessDenied"
     assert accounts["shared-network"]["scan_status"] == "partial"
     assert accounts["sandbox-old"]["scan_status"] == "skipped"
@@ -212,8 +220,12 @@ def test_demo_runs_the_real_pipeline_and_exits_3(tmp_path):
     findings = {f["user_name"]: f for f in data["findings"]}
     assert findings["ci-deployer"]["state"] == "excepted"
     assert findings["etl-runner"]["expired_exception"]["ticket"] == "SEC-1187"
-    users = {u["user_name"]: u for u in data["users"]}
+    users = {u["user_name"]: u for u in users_in(data)}
     assert users["alice"]["path"] == "/engineering/"
+    # Written in another process: valid against the published schema, and read back exactly.
+    findings_schema().validate(data)
+    stored = (out / "findings.json").read_bytes()
+    assert codec.encode(codec.read(out / "findings.json")) == stored
     assert (users["backup-agent"]["key_count"], users["backup-agent"]["active_key_count"]) == (2, 0)
     assert "INCOMPLETE" in done.stdout
 

@@ -11,13 +11,20 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from orgscan import evidence as codec
 from orgscan.cli import ExitCode, app
 from orgscan.model import ScanResult
-from orgscan.reports import json as findings_json
-from orgscan.reports.manifest import check_package, verify_package
+from orgscan.reports.manifest import verify_package
 from orgscan.reports.writer import write_reports
 from orgscan.rules import load_rule, parse_rule
-from tests.report_fixtures import PARTIAL, SCP_DENIAL, UNREADABLE_ARN, scan_result
+from tests.report_fixtures import (
+    PARTIAL,
+    SCP_DENIAL,
+    UNREADABLE_ARN,
+    account_in,
+    scan_result,
+    users_in,
+)
 
 FILES = [
     "findings.json",
@@ -69,43 +76,22 @@ def test_findings_json_records_an_unreadable_user_with_its_error_and_unknown_cou
     package: Path,
 ) -> None:
     data = json.loads((package / "findings.json").read_bytes())
-    assert data["schema_version"] == "1.1"
-    (vendor,) = [u for u in data["users"] if u["arn"] == UNREADABLE_ARN]
+    assert data["schema_version"] == "2.0"
+    (vendor,) = [u for u in users_in(data) if u["arn"] == UNREADABLE_ARN]
     assert vendor["error"] == {"code": SCP_DENIAL.code, "message": SCP_DENIAL.message}
     assert (vendor["key_count"], vendor["active_key_count"], vendor["access_keys"]) == (
         None,
         None,
         [],
     )
-    assert all("error" not in u for u in data["users"] if u["arn"] != UNREADABLE_ARN)
-    (account,) = [a for a in data["accounts"] if a["id"] == PARTIAL]
+    assert all(u["error"] is None for u in users_in(data) if u["arn"] != UNREADABLE_ARN)
+    account = account_in(data, PARTIAL)
     assert (account["scan_status"], account["user_count"], account["error"]) == ("partial", 2, None)
     summary = data["summary"]
     assert (summary["accounts_partial"], summary["accounts_failed"]) == (1, 1)
     assert summary["users_unreadable"] == 1
     assert data["run"]["complete"] is False
     assert all(f["arn"] != UNREADABLE_ARN for f in data["findings"])
-
-
-def test_a_findings_json_of_schema_1_0_is_still_read_and_rendered(
-    package: Path, tmp_path: Path
-) -> None:
-    """A package written before partial accounts existed: no partial, no user errors."""
-    data = json.loads((package / "findings.json").read_bytes())
-    data["schema_version"] = "1.0"
-    data["accounts"] = [a for a in data["accounts"] if a["scan_status"] != "partial"]
-    data["users"] = [u for u in data["users"] if not u["arn"].startswith(f"arn:aws:iam::{PARTIAL}")]
-    for key in ("accounts_partial", "users_unreadable"):
-        del data["summary"][key]
-    for account in data["accounts"]:
-        account["status"] = account.pop("state")
-        del account["scanned_at"]
-    old = tmp_path / "old.json"
-    old.write_text(json.dumps(data))
-    result = findings_json.read(old)
-    assert all(u.error is None and u.active_key_count is not None for u in result.users)
-    paths = write_reports(result, tmp_path / "rebuilt")
-    assert [p.name for p in paths] == FILES
 
 
 def test_verify_catches_one_modified_byte(package: Path) -> None:
@@ -153,7 +139,7 @@ def test_verify_catches_a_swapped_evidence_file(result: ScanResult, tmp_path: Pa
     """A findings.json from another run, with the manifest's digests forged to match it."""
     write_reports(result, tmp_path)
     other = scan_result(run_id="20250401T000000Z-00000000")
-    evidence = findings_json.dumps(other)
+    evidence = codec.encode(other)
     (tmp_path / "findings.json").write_bytes(evidence)
     manifest = json.loads((tmp_path / "manifest.json").read_bytes())
     digest = hashlib.sha256(evidence).hexdigest()
@@ -173,7 +159,7 @@ def test_rerendering_from_findings_json_reproduces_every_file(
     package: Path, tmp_path: Path
 ) -> None:
     again = tmp_path / "again"
-    write_reports(findings_json.read(package / "findings.json"), again)
+    write_reports(codec.read(package / "findings.json"), again)
     for name in FILES:
         assert (again / name).read_bytes() == (package / name).read_bytes(), name
 
@@ -288,39 +274,6 @@ def test_verify_rerenders_sarif_as_it_was_written(result: ScanResult, tmp_path: 
     ]
 
 
-def as_schema_1_0(package: Path) -> None:
-    """The package as the orgscan before schema 1.1 wrote it: no 1.1 fields."""
-    data = json.loads((package / "findings.json").read_bytes())
-    data["schema_version"] = "1.0"
-    for account in data["accounts"]:
-        del account["scanned_at"]
-        account["status"] = account.pop("state")
-    forge(package, "findings.json", dump(data))
-
-
-def test_a_1_0_package_verifies_and_its_contradictions_are_still_caught(package: Path) -> None:
-    as_schema_1_0(package)
-    assert check_package(package).problems == []
-    # An earlier orgscan rendered the reports; this one need not render them byte for byte.
-    html = (package / "report.html").read_bytes()
-    forge(package, "report.html", html + b"\n")
-    check = check_package(package)
-    assert check.problems == []
-    assert check.notes == [
-        "report.html: not compared byte for byte: findings.json has schema 1.0, and this "
-        "orgscan writes 1.1"
-    ]
-    assert check.evidence is not None and check.evidence.run.complete is False
-    # What the evidence itself says is still checked.
-    data = json.loads((package / "findings.json").read_bytes())
-    data["run"]["complete"] = True
-    forge(package, "findings.json", dump(data))
-    assert verify_package(package) == [
-        "findings.json: run.complete is true, but the accounts and errors it records show an "
-        "incomplete sweep",
-    ]
-
-
 def test_report_derives_completeness_from_the_accounts_not_the_stored_flag(
     package: Path, tmp_path: Path
 ) -> None:
@@ -355,31 +308,3 @@ def test_verify_always_says_whether_the_sweep_was_complete(package: Path) -> Non
     assert failed.exit_code == 1
     assert "sweep:   INCOMPLETE (" in failed.output
     assert "NOT verified" in failed.output
-
-
-def as_schema_1_0_data(result: ScanResult) -> dict:
-    """The same evidence as orgscan wrote it before schema 1.1: the lifecycle was `status`."""
-    data = json.loads(findings_json.dumps(result))
-    data["schema_version"] = "1.0"
-    for account in data["accounts"]:
-        account["status"] = account.pop("state")
-    return data
-
-
-def test_a_schema_1_0_package_is_still_read_and_its_status_becomes_state(
-    result: ScanResult, tmp_path: Path
-) -> None:
-    old = findings_json.from_dict(as_schema_1_0_data(result))
-    assert [a.account.state for a in old.accounts] == [a.account.state for a in result.accounts]
-    # Re-rendered, it is today's schema with the same evidence.
-    write_reports(old, tmp_path)
-    rebuilt = json.loads((tmp_path / "findings.json").read_text())
-    assert rebuilt["schema_version"] == findings_json.SCHEMA_VERSION == "1.1"
-    assert rebuilt == json.loads(findings_json.dumps(result))
-    assert "status" not in rebuilt["accounts"][0]
-
-
-def test_an_unknown_schema_names_both_readable_versions(result: ScanResult) -> None:
-    data = as_schema_1_0_data(result) | {"schema_version": "2.0"}
-    with pytest.raises(findings_json.EvidenceError, match=r"reads '1\.0' or '1\.1'"):
-        findings_json.from_dict(data)

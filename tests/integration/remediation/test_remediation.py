@@ -18,15 +18,15 @@ from pathlib import Path
 import pytest
 import yaml
 
+from orgscan import evidence as codec
 from orgscan.cli import ExitCode
 from orgscan.demo.faults import Fault
 from orgscan.demo.seed import ACTIVE, AccountSpec, OrgSpec, UserSpec
 from orgscan.model import iso, parse_iso
 from orgscan.remediation.apply import Outcome, RemediationError, read_journal
-from orgscan.reports import json as findings_json
 from tests.conftest import seed
 from tests.integration.test_sweep import cli, journal_of, keys, member_iam, use_key
-from tests.report_fixtures import scan_result
+from tests.report_fixtures import scan_result, users_in
 
 PAIR = (ACTIVE, ACTIVE)
 SKIP_MANAGEMENT = {"management_account": "skip"}
@@ -235,7 +235,7 @@ def test_a_plan_that_differs_from_its_evidence_is_refused_whole(aws, tmp_path):
     evidence = json.loads(findings.read_text())
     in_use = next(
         k
-        for u in evidence["users"]
+        for u in users_in(evidence)
         if u["user_name"] == "pair"
         for k in u["access_keys"]
         if k["id"] == older
@@ -356,7 +356,8 @@ def test_plan_sh_runs_only_the_aws_commands_whatever_the_evidence_says(tmp_path)
     hostile = "x\ntouch PWNED-newline #\r\u2028touch PWNED-cr\u202e`touch PWNED-tick`$(touch P)"
     for account in result.accounts:
         account.account = replace(account.account, name=account.account.name + hostile)
-    findings = findings_json.write(result, tmp_path)
+    findings = tmp_path / codec.FILENAME
+    findings.write_bytes(codec.encode(result))
     plan_path = tmp_path / "plan.json"
     made = cli("remediate", "plan", str(findings), "-o", str(plan_path))
     assert made.exit_code == 0, made.output
@@ -396,8 +397,8 @@ def test_plan_sh_runs_only_the_aws_commands_whatever_the_evidence_says(tmp_path)
     ],
 )
 def test_ids_and_arns_out_of_aws_format_refuse_the_plan(tmp_path, where, value):
-    data = json.loads(findings_json.dumps(scan_result()))
-    deployer = next(u for u in data["users"] if u["user_name"] == "deployer")
+    data = json.loads(codec.encode(scan_result()))
+    deployer = next(u for u in users_in(data) if u["user_name"] == "deployer")
     if where == "organization_id":
         data["run"]["organization_id"] = value
     elif where == "run_id":
@@ -587,7 +588,7 @@ def edited_evidence(aws, tmp_path: Path, config: str, change) -> tuple[Path, Pat
     assert cli("scan", "-c", config, "-o", str(out), "-q").exit_code == ExitCode.FINDINGS
     findings = out / "findings.json"
     data = json.loads(findings.read_text())
-    for user in data["users"]:
+    for user in users_in(data):
         change({key["id"]: key for key in user["access_keys"]})
     findings.write_text(json.dumps(data))
     return findings, tmp_path / "plan.json"
@@ -716,8 +717,8 @@ def test_rollback_of_an_apply_with_no_end_line_needs_unfinished_under_yes(aws, t
 
 
 def test_not_planned_lines_carry_no_control_characters_to_the_terminal(tmp_path):
-    data = json.loads(findings_json.dumps(scan_result()))
-    deployer = next(u for u in data["users"] if u["user_name"] == "deployer")
+    data = json.loads(codec.encode(scan_result()))
+    deployer = next(u for u in users_in(data) if u["user_name"] == "deployer")
     hostile = deployer["arn"] + "\x1b]0;owned\x07\nnot planned: all clear\x1b[2J"
     deployer["arn"] = hostile
     next(f for f in data["findings"] if f["user_name"] == "deployer")["arn"] = hostile

@@ -11,8 +11,8 @@ from html.parser import HTMLParser
 
 import pytest
 
+from orgscan import evidence as codec
 from orgscan.model import FindingState, ScanResult, split_ou_path
-from orgscan.reports import json as findings_json
 from orgscan.reports.html import HtmlRenderer, template_dirs
 from tests.report_fixtures import (
     CAROL_NEWER,
@@ -120,7 +120,7 @@ def page(html: bytes) -> Page:
 
 
 def test_cards_equal_the_evidence_summary(result: ScanResult, page: Page) -> None:
-    summary = findings_json.to_dict(result)["summary"]
+    summary = codec.document(result)["summary"]
     assert set(page.cards) == {
         "accounts_scanned",
         "accounts_partial",
@@ -261,7 +261,7 @@ def test_provenance(result: ScanResult, page: Page) -> None:
         result.run.caller_arn,
         result.run.id,
         "exclude_accounts: 999999999999 is not in the organization",
-        hashlib.sha256(findings_json.dumps(result)).hexdigest(),
+        hashlib.sha256(codec.encode(result)).hexdigest(),
     ):
         assert value in text
 
@@ -306,14 +306,15 @@ def test_template_found_in_the_source_tree() -> None:
 def test_large_report_stays_lean() -> None:
     """5,000 findings render quickly and every row is one <tr> without inline handlers."""
     base = scan_result()
-    data = json.loads(findings_json.dumps(base))
-    template = next(u for u in data["users"] if u["user_name"] == "deployer")
+    data = json.loads(codec.encode(base))
+    account = next(a for a in data["accounts"] if a["account"]["id"] == "222222222222")
+    template = next(u for u in account["users"] if u["user_name"] == "deployer")
     finding = next(f for f in data["findings"] if f["user_name"] == "deployer")
     for n in range(5000):
         arn = f"arn:aws:iam::222222222222:user/bulk-{n:05d}"
-        data["users"].append(template | {"user_name": f"bulk-{n:05d}", "arn": arn})
+        account["users"].append(template | {"user_name": f"bulk-{n:05d}", "arn": arn})
         data["findings"].append(finding | {"user_name": f"bulk-{n:05d}", "arn": arn})
-    big = findings_json.from_dict(data)
+    big = codec.decode(data, "big")
     html = HtmlRenderer().render(big)
     assert html.count(b"<tr data-account=") >= 5000
     assert b" onclick=" not in html
