@@ -21,7 +21,7 @@ import yaml
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 
-from orgscan import __version__
+from orgscan import __version__, securityhub_publish
 from orgscan import evidence as codec
 from orgscan.accounts import Shard
 from orgscan.attestation import (
@@ -778,6 +778,33 @@ def watch(
     typer.echo(describe(result))
     codes = {Verdict.VIOLATION: ExitCode.FINDINGS, Verdict.UNREADABLE: ExitCode.INCOMPLETE}
     raise typer.Exit(int(codes.get(result.verdict, ExitCode.CLEAN)))
+
+
+@app.command("publish-securityhub")
+def publish_securityhub(
+    directory: Annotated[
+        Path, typer.Argument(metavar="DIR", help="A package holding findings.asff.json.")
+    ],
+    config: Annotated[Path, typer.Option("--config", "-c", help="YAML configuration file.")],
+    verbose: VerboseOption = False,
+) -> None:
+    """Import findings.asff.json into Security Hub CSPM, in each finding's own account, through
+    the role securityhub.role_name (off by default). Exits 0 when every finding was imported,
+    3 when any failed or was skipped."""
+    setup_logging(verbose)
+    settings = _load(config)
+    try:
+        done = asyncio.run(securityhub_publish.publish(settings, directory))
+    except securityhub_publish.PublishError as exc:
+        raise _fail(str(exc), ExitCode.USAGE) from None
+    for account in done.accounts:
+        typer.echo(
+            f"{account.account_id}: {account.imported} imported, {account.failed} failed, "
+            f"{account.skipped} skipped ({done.region})"
+        )
+        for error in account.errors:
+            typer.echo(f"  {error}")
+    raise typer.Exit(int(ExitCode.CLEAN if done.complete else ExitCode.INCOMPLETE))
 
 
 remediate = typer.Typer(

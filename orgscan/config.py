@@ -351,6 +351,13 @@ class RemediationConfig(_Keyed):
 
 
 @dataclass(frozen=True, slots=True)
+class SecurityHubConfig(_Keyed):
+    # The role `orgscan publish-securityhub` assumes in each finding's account; none (the
+    # default) keeps publishing off, and the command refuses.
+    role_name: RoleName | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class OutputConfig(_Keyed):
     # The files written beside findings.json and manifest.json; 'all' writes every format.
     formats: Annotated[
@@ -378,6 +385,7 @@ class Config(_Keyed):
     ] = field(default_factory=builtin_controls)
     remediation: Annotated[RemediationConfig, _Section()] = field(default_factory=RemediationConfig)
     output: Annotated[OutputConfig, _Section()] = field(default_factory=OutputConfig)
+    securityhub: Annotated[SecurityHubConfig, _Section()] = field(default_factory=SecurityHubConfig)
 
     def for_remediation(self) -> Config:
         """What `orgscan remediate` enters accounts with: the remediation role, in the

@@ -4,10 +4,14 @@ renderer tests, the demo test and the hostile-input test."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import botocore.session
+import regex
 from botocore.validate import ParamValidator
+from jsonschema import Draft7Validator, ValidationError, validators
 from py_ocsf_models.events.findings.compliance_finding import ComplianceFinding
 from py_ocsf_models.objects.cloud import Cloud
 
@@ -54,3 +58,29 @@ def asff_findings(data: bytes) -> list[dict[str, Any]]:
         account = finding["AwsAccountId"]
         assert finding["ProductArn"].endswith(f":{account}:product/{account}/default")
     return findings
+
+
+OSCAL_SCHEMA = Path(__file__).parent / "fixtures" / "oscal" / "oscal_assessment-results_schema.json"
+
+
+def _regex_pattern(
+    validator: Any, pattern: str, instance: Any, schema: dict[str, Any]
+) -> Iterator[ValidationError]:
+    # Draft-07's own `pattern`, with the `regex` module, which knows \p{L} and \p{N}.
+    if validator.is_type(instance, "string") and not regex.search(pattern, instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+_OscalValidator = validators.extend(Draft7Validator, {"pattern": _regex_pattern})
+
+
+def oscal_document(data: bytes) -> dict[str, Any]:
+    """The file as NIST's OSCAL 1.1.3 assessment-results JSON schema accepts it (draft-07, every
+    error listed); the parsed document."""
+    schema = json.loads(OSCAL_SCHEMA.read_text(encoding="utf-8"))
+    assert schema["$schema"] == "http://json-schema.org/draft-07/schema#"
+    document: dict[str, Any] = json.loads(data)
+    validator = _OscalValidator(schema, format_checker=Draft7Validator.FORMAT_CHECKER)
+    errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(document)]
+    assert not errors, "\n".join(errors[:20])
+    return document

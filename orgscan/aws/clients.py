@@ -291,6 +291,10 @@ class BoundClient:
     def publish(self, **params: Any) -> Awaitable[Answer]:
         return self._send("Publish", "publish")(**params)
 
+    # Security Hub (SecurityHubImporter)
+    def batch_import_findings(self, **params: Any) -> Awaitable[Answer]:
+        return self._send("BatchImportFindings", "batch_import_findings")(**params)
+
     # KMS (KmsSigner)
     def get_public_key(self, **params: Any) -> Awaitable[Answer]:
         return self._send("GetPublicKey", "get_public_key")(**params)

@@ -69,6 +69,12 @@ class SnsPublisher(Protocol):
     def publish(self, **params: Any) -> Awaitable[Answer]: ...
 
 
+class SecurityHubImporter(Protocol):
+    """What publishing findings to Security Hub CSPM calls, in the findings' own account."""
+
+    def batch_import_findings(self, **params: Any) -> Awaitable[Answer]: ...
+
+
 class KmsSigner(Protocol):
     """What signing an attestation with a KMS key calls."""
 

@@ -38,6 +38,14 @@ STATUS = {
     "ExpiredToken": 403,
     "RegionDisabledException": 403,
     "NoSuchEntity": 404,  # IAM: a user or key deleted meanwhile
+    # Security Hub: not enabled in the account and region (moto imports regardless).
+    "InvalidAccessException": 401,
+    "TooManyRequestsException": 429,
+}
+# Security Hub is REST-JSON: the action is the method and path.
+SECURITYHUB_ACTIONS = {
+    ("POST", "/findings/import"): "BatchImportFindings",
+    ("POST", "/findings"): "GetFindings",
 }
 # What AWS says when a session token has expired, and when a chained role asks for too long.
 EXPIRED_TOKEN_MESSAGE = "The security token included in the request is expired"
@@ -188,6 +196,9 @@ class FaultInjector:
             if method == "GET" and "attributes" in environ.get("QUERY_STRING", ""):
                 action = "GetObjectAttributes"
             return Request(action, signer, service, key=key, object_key=environ["PATH_INFO"])
+        if service == "securityhub":
+            route = (environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""))
+            return Request(SECURITYHUB_ACTIONS.get(route, route[1]), signer, service, key=key)
         form = parse_qs(body.decode("utf-8", "replace")) if not target else {}
         action = target.rsplit(".", 1)[-1] if target else form.get("Action", [""])[0]
         if match and key not in self._key_accounts:
@@ -343,6 +354,18 @@ class FaultInjector:
             code = "TooManyRequestsException" if fault.error == "Throttling" else fault.error
             body = json.dumps({"__type": code, "Message": fault.message}).encode()
             content_type = "application/x-amz-json-1.1"
+        elif request.service == "securityhub":
+            # REST-JSON: botocore reads the code from this header.
+            body = json.dumps({"Code": fault.error, "Message": fault.message}).encode()
+            start_response(
+                f"{status} Error",
+                [
+                    ("Content-Type", "application/json"),
+                    ("x-amzn-ErrorType", fault.error),
+                    ("Content-Length", str(len(body))),
+                ],
+            )
+            return [body]
         else:
             body = (
                 "<ErrorResponse><Error><Type>Sender</Type>"

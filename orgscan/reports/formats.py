@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 # In the order the files are written.
-FORMATS = ("html", "sarif", "csv", "ocsf", "asff")
+FORMATS = ("html", "sarif", "csv", "ocsf", "asff", "oscal")
 # Today's four reports beside the evidence, plus OCSF.
 DEFAULT_FORMATS = ("html", "sarif", "csv", "ocsf")
 ALL = "all"

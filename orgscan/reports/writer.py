@@ -15,6 +15,7 @@ from orgscan.reports.formats import DEFAULT_FORMATS, FORMATS
 from orgscan.reports.html import HtmlRenderer
 from orgscan.reports.interface import Renderer
 from orgscan.reports.ocsf import OcsfRenderer
+from orgscan.reports.oscal import OscalRenderer
 from orgscan.reports.sarif import SarifRenderer
 
 
@@ -38,6 +39,8 @@ def _renderer(name: str, sarif_suppressed: str) -> Renderer:
         return OcsfRenderer()
     if name == "asff":
         return AsffRenderer()
+    if name == "oscal":
+        return OscalRenderer()
     raise ValueError(f"no renderer for format {name!r}")
 
 

@@ -16,7 +16,7 @@ from orgscan.cli import app
 from orgscan.demo.seed import ACTIVE, AccountSpec, OrgSpec, UserSpec
 from orgscan.reports.manifest import verify_package
 from tests.conftest import seed
-from tests.format_checks import asff_findings, ocsf_events
+from tests.format_checks import asff_findings, ocsf_events, oscal_document
 from tests.report_fixtures import users_in
 
 IMG = "<img src=x onerror=alert(1)>"
@@ -107,4 +107,9 @@ def test_hostile_names_pass_through_every_output_inert(aws, tmp_path):
     assert "/<script>alert(1)</script>/" in {
         f["Resources"][0]["Details"]["AwsIamUser"]["Path"] for f in found
     }
+    # OSCAL: valid against NIST's schema; the names only in its free text, exactly.
+    oscal = oscal_document((out / "assessment-results.oscal.json").read_bytes())
+    text = json.dumps(oscal, ensure_ascii=False)
+    for name in ocsf_names:
+        assert json.dumps(name, ensure_ascii=False)[1:-1] in text
     assert verify_package(out) == []

@@ -18,7 +18,7 @@ from orgscan.cli import ExitCode, FailOn, app, exit_code
 from orgscan.demo.faults import Fault
 from orgscan.demo.seed import ACTIVE, INACTIVE, AccountSpec, OrgSpec, UserSpec
 from tests.conftest import findings_schema, seed
-from tests.format_checks import asff_findings, ocsf_events
+from tests.format_checks import asff_findings, ocsf_events, oscal_document
 from tests.report_fixtures import account_in, users_in
 
 CLEAN = OrgSpec(accounts=(AccountSpec("a", "Root/Prod", (UserSpec("solo", (ACTIVE, INACTIVE)),)),))
@@ -191,6 +191,9 @@ def test_demo_runs_the_real_pipeline_and_exits_3(tmp_path):
     # Every format of the demo against its standard's model or schema.
     assert len(ocsf_events((out / "findings.ocsf.jsonl").read_bytes())) == 5
     assert len(asff_findings((out / "findings.asff.json").read_bytes())) == 5
+    oscal = oscal_document((out / "assessment-results.oscal.json").read_bytes())
+    run = oscal["assessment-results"]["results"][0]
+    assert len(run["findings"]) == 2 + 5 and run["risks"]  # the partial/failed accounts
     data = json.loads((out / "findings.json").read_text())
     assert data["summary"] == {
         "accounts": 12,

@@ -36,8 +36,12 @@ def test_all_writes_every_format_and_verify_covers_each(tmp_path: Path) -> None:
 
 def test_report_rebuilds_the_formats_the_manifest_lists_byte_for_byte(tmp_path: Path) -> None:
     package = tmp_path / "package"
-    write_reports(scan_result(complete=True), package, formats=("csv", "ocsf"))
-    assert names(package) == ALWAYS | {"findings.csv", "findings.ocsf.jsonl"}
+    write_reports(scan_result(complete=True), package, formats=("csv", "ocsf", "oscal"))
+    assert names(package) == ALWAYS | {
+        "findings.csv",
+        "findings.ocsf.jsonl",
+        "assessment-results.oscal.json",
+    }
     rebuilt = tmp_path / "rebuilt"
     done = CliRunner().invoke(app, ["report", str(package / "findings.json"), "-o", str(rebuilt)])
     assert done.exit_code == ExitCode.FINDINGS, done.output

@@ -12,6 +12,7 @@ from orgscan.aws.interfaces import (
     KmsSigner,
     OrganizationsReader,
     S3Store,
+    SecurityHubImporter,
     SnsPublisher,
     StsClient,
 )
@@ -42,7 +43,15 @@ def test_a_bound_client_is_exactly_the_seams():
     declared = set().union(
         *(
             _methods(p)
-            for p in (IamWriter, OrganizationsReader, StsClient, SnsPublisher, KmsSigner, S3Store)
+            for p in (
+                IamWriter,
+                OrganizationsReader,
+                StsClient,
+                SnsPublisher,
+                KmsSigner,
+                S3Store,
+                SecurityHubImporter,
+            )
         )
     )
     assert _methods(BoundClient) == declared

@@ -1,0 +1,94 @@
+"""orgscan publish-securityhub against moto's Security Hub, behind the fault layer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from moto.securityhub.models import securityhub_backends
+from typer.testing import CliRunner
+
+from orgscan.aws.securityhub import MAX_FINDINGS, batches, for_region
+from orgscan.cli import ExitCode, app
+from orgscan.demo.faults import Fault
+from orgscan.demo.server import MotoServer
+from orgscan.reports.asff import AsffRenderer
+from orgscan.reports.writer import write_reports
+from tests.format_checks import asff_findings
+from tests.report_fixtures import DEV, PROD, SANDBOX, scan_result
+from tests.unit.reports.test_ocsf import thousand_users
+
+REGION = "eu-west-1"
+
+
+def _package(tmp_path: Path) -> Path:
+    package = tmp_path / "package"
+    write_reports(scan_result(), package, formats=("asff",))
+    return package
+
+
+def _config(tmp_path: Path, **securityhub: str) -> Path:
+    path = tmp_path / "c.yaml"
+    sections = {"scan": {"management_rate_limit": 1000, "account_rate_limit": 1000}}
+    path.write_text(yaml.safe_dump({**sections, "securityhub": securityhub}))
+    return path
+
+
+def _imported(account: str) -> list[dict]:
+    return [f.as_dict() for f in securityhub_backends[account][REGION].findings]
+
+
+def test_refuses_without_the_import_role(aws: MotoServer, tmp_path: Path) -> None:
+    done = CliRunner().invoke(
+        app, ["publish-securityhub", str(_package(tmp_path)), "-c", str(_config(tmp_path))]
+    )
+    assert done.exit_code == ExitCode.USAGE
+    assert "securityhub.role_name: not set" in done.output
+    assert aws.faults.calls == {}
+
+
+def test_imports_each_account_in_its_own_role_and_region(
+    aws: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_REGION", REGION)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    # Security Hub is not enabled in the sandbox account: AWS refuses, moto would import.
+    aws.inject(
+        [Fault(action="BatchImportFindings", account=SANDBOX, error="InvalidAccessException")]
+    )
+    cfg = _config(tmp_path, role_name="OrgScanSecurityHubImport")
+    done = CliRunner().invoke(app, ["publish-securityhub", str(_package(tmp_path)), "-c", str(cfg)])
+    assert done.exit_code == ExitCode.INCOMPLETE, done.output
+    assert f"{SANDBOX}: 0 imported, 0 failed, 1 skipped ({REGION})" in done.output
+    assert "Security Hub not enabled" in done.output
+    assert f"{PROD}: 1 imported, 0 failed, 0 skipped" in done.output
+    assert f"{DEV}: 2 imported, 0 failed, 0 skipped" in done.output
+    assert {arn.split(":")[4] for arn in aws.faults.assumed_roles} == {PROD, DEV, SANDBOX}
+    assert {arn.rsplit("/", 1)[1] for arn in aws.faults.assumed_roles} == {
+        "OrgScanSecurityHubImport"
+    }
+    # Imported in the finding's account, with ProductArn and Region naming where it went.
+    found = _imported(DEV)
+    assert len(found) == 2
+    assert {f["ProductArn"] for f in found} == {
+        f"arn:aws:securityhub:{REGION}:{DEV}:product/{DEV}/default"
+    }
+    assert {f["Region"] for f in found} == {REGION}
+    assert not aws.faults.caller_calls.get("BatchImportFindings")
+
+
+def test_batches_stay_within_100_findings_and_6_mb() -> None:
+    findings = asff_findings(AsffRenderer().render(thousand_users()))
+    split = batches(findings)
+    assert [len(b) for b in split] == [100, 100, 100, len(findings) - 300]
+    assert [f for batch in split for f in batch] == findings
+    big = [{**findings[0], "Description": "x" * 1000, "Id": str(i)} for i in range(MAX_FINDINGS)]
+    padded = [{**f, "ProductFields": {"pad": "y" * 100_000}} for f in big]
+    for batch in batches(padded):
+        assert len(json.dumps({"Findings": batch}).encode()) <= 6 * 1024 * 1024
+    assert len(batches(padded)) == 2
+    moved = for_region(findings[0], "aws", "ap-south-1")
+    assert moved["ProductArn"].startswith("arn:aws:securityhub:ap-south-1:")
+    assert {r["Region"] for r in moved["Resources"]} == {"ap-south-1"}
