@@ -65,7 +65,8 @@ def role_config(config: Config) -> Config:
     if role is None:
         raise PublishError(
             "securityhub.role_name: not set; publishing to Security Hub is off until the config "
-            "names the import role deployed in each account (deploy/, ImportRoleName)"
+            "names the import role deployed in each account (deploy/: EnableSecurityHubImportRole"
+            "=true, default name OrgScanSecurityHubImport)"
         )
     return replace(
         config,

@@ -60,8 +60,20 @@ variable "remediation_principal_arn" {
   default     = null
 }
 
+variable "enable_securityhub_import_role" {
+  description = "Create the role orgscan publish-securityhub assumes to import this account's findings into Security Hub CSPM."
+  type        = bool
+  default     = false
+}
+
+variable "securityhub_import_role_name" {
+  description = "orgscan's securityhub.role_name."
+  type        = string
+  default     = "OrgScanSecurityHubImport"
+}
+
 variable "tags" {
-  description = "Tags for both roles."
+  description = "Tags for every role."
   type        = map(string)
   default     = {}
 }

@@ -9,6 +9,7 @@ must grant no action that the scanner does not send.
 from __future__ import annotations
 
 import ast
+import fnmatch
 import json
 import os
 import shutil
@@ -52,6 +53,7 @@ IAM_ACTIONS = {
     "GetCredentialReport": "iam:GetCredentialReport",
     "UpdateAccessKey": "iam:UpdateAccessKey",
     "Publish": "sns:Publish",  # orgscan watch's Lambda (tests/test_deploy_watch.py)
+    "BatchImportFindings": "securityhub:BatchImportFindings",  # orgscan publish-securityhub
 }
 NEEDS_NO_PERMISSION = {"sts:GetCallerIdentity"}
 
@@ -222,32 +224,39 @@ def tf_statements(tf: dict[str, Any], role: str, principal: str) -> Statements:
 
 @pytest.mark.parametrize(
     ("logical_id", "principal"),
-    [("AuditRole", "audit_role"), ("RemediationRole", "remediation_role")],
+    [
+        ("AuditRole", "audit_role"),
+        ("RemediationRole", "remediation_role"),
+        ("SecurityHubImportRole", "securityhub_import_role"),
+    ],
 )
 def test_cloudformation_grants_exactly_permissions_json(template, logical_id, principal):
     assert cfn_statements(template, logical_id, principal) == expected(principal)
 
 
-def test_cloudformation_creates_only_the_two_roles(template):
+def test_cloudformation_creates_only_the_three_roles(template):
     assert {r["Type"] for r in template["Resources"].values()} == {"AWS::IAM::Role"}
-    assert set(template["Resources"]) == {"AuditRole", "RemediationRole"}
+    assert set(template["Resources"]) == {"AuditRole", "RemediationRole", "SecurityHubImportRole"}
 
 
 @pytest.mark.parametrize(
-    ("role", "principal"), [("audit", "audit_role"), ("remediation", "remediation_role")]
+    ("role", "principal"),
+    [
+        ("audit", "audit_role"),
+        ("remediation", "remediation_role"),
+        ("securityhub_import", "securityhub_import_role"),
+    ],
 )
 def test_terraform_grants_exactly_permissions_json(terraform, role, principal):
     assert tf_statements(terraform, role, principal) == expected(principal)
 
 
-def test_terraform_creates_only_the_two_roles_and_their_inline_policies(terraform):
+def test_terraform_creates_only_the_three_roles_and_their_inline_policies(terraform):
+    roles = ("audit", "remediation", "securityhub_import")
     assert set(terraform["resource"]) == {
-        "aws_iam_role.audit",
-        "aws_iam_role_policy.audit",
-        "aws_iam_role.remediation",
-        "aws_iam_role_policy.remediation",
+        f"aws_iam_{kind}.{role}" for role in roles for kind in ("role", "role_policy")
     }
-    for name in ("aws_iam_role.audit", "aws_iam_role.remediation"):
+    for name in (f"aws_iam_role.{role}" for role in roles):
         role = terraform["resource"][name]
         assert not {"managed_policy_arns", "inline_policy", "permissions_boundary"} & set(role)
 
@@ -255,7 +264,11 @@ def test_terraform_creates_only_the_two_roles_and_their_inline_policies(terrafor
 def test_terraform_module_declares_its_provider_and_outputs(terraform):
     (providers,) = terraform["terraform"]["settings"]["required_providers"]
     assert providers["aws"]["source"] == "hashicorp/aws"
-    assert set(terraform["output"]) == {"audit_role_arn", "remediation_role_arn"}
+    assert set(terraform["output"]) == {
+        "audit_role_arn",
+        "remediation_role_arn",
+        "securityhub_import_role_arn",
+    }
     assert set(terraform["data"]) >= {"aws_partition.current", "aws_caller_identity.current"}
 
 
@@ -299,6 +312,7 @@ def test_management_policy_placeholders_render_to_a_complete_policy():
         "${Partition}": "aws-us-gov",
         "${AuditRoleName}": PERMISSIONS["audit_role"]["default_name"],
         "${RemediationRoleName}": PERMISSIONS["remediation_role"]["default_name"],
+        "${SecurityHubImportRoleName}": PERMISSIONS["securityhub_import_role"]["default_name"],
     }.items():
         assert placeholder in rendered
         rendered = rendered.replace(placeholder, value)
@@ -329,6 +343,25 @@ def test_audit_role_is_read_only_and_remediation_never_deletes():
     assert resources == {"arn:${Partition}:iam::${AccountId}:user/*"}
 
 
+def test_securityhub_import_role_only_imports_the_accounts_own_findings():
+    # BatchImportFindings requires the `product` resource (Service Authorization Reference,
+    # Security Hub); a custom integration's product is the account's own `default` one.
+    assert expected("securityhub_import_role") == {
+        "ImportOwnFindings": (
+            frozenset({"securityhub:BatchImportFindings"}),
+            frozenset({"arn:${Partition}:securityhub:*:${AccountId}:product/${AccountId}/default"}),
+        )
+    }
+    principals = [p for p in PERMISSIONS if not p.startswith("$")]
+    never = set(PERMISSIONS["securityhub_import_role"]["never"])
+    assert not any(granted(p) & never for p in principals)
+    # Only the import role reaches Security Hub; the scanning principal merely enters it.
+    assert {p for p in principals if any(a.startswith("securityhub:") for a in granted(p))} == {
+        "securityhub_import_role"
+    }
+    assert granted("scanning_principal", "EnterSecurityHubImportRoles") == {"sts:AssumeRole"}
+
+
 def test_no_partition_is_hard_coded():
     for path in (
         TEMPLATE,
@@ -347,13 +380,17 @@ def test_default_role_names_agree_everywhere(template, terraform):
     defaults = parse_config({})
     audit = PERMISSIONS["audit_role"]["default_name"]
     remediation = PERMISSIONS["remediation_role"]["default_name"]
+    securityhub = PERMISSIONS["securityhub_import_role"]["default_name"]
     assert defaults.role.name == audit
     assert defaults.remediation.role_name == remediation
+    assert defaults.securityhub.role_name is None  # publishing is off until the config names it
     parameters = template["Parameters"]
     assert parameters["AuditRoleName"]["Default"] == audit
     assert parameters["RemediationRoleName"]["Default"] == remediation
+    assert parameters["SecurityHubImportRoleName"]["Default"] == securityhub
     assert terraform["variable"]["audit_role_name"]["default"] == audit
     assert terraform["variable"]["remediation_role_name"]["default"] == remediation
+    assert terraform["variable"]["securityhub_import_role_name"]["default"] == securityhub
 
 
 # --- Trust and the optional remediation role --------------------------------------------------
@@ -390,6 +427,7 @@ def test_cloudformation_trust_names_the_scanning_principal_with_an_optional_exte
                 {"Ref": "ScanningPrincipalArn"},
             ]
         },
+        "SecurityHubImportRole": {"Ref": "ScanningPrincipalArn"},
     }
     for logical_id, principal in principals.items():
         (trust,) = template["Resources"][logical_id]["Properties"]["AssumeRolePolicyDocument"][
@@ -401,24 +439,27 @@ def test_cloudformation_trust_names_the_scanning_principal_with_an_optional_exte
         assert trust["Condition"] == external_id
 
 
-def test_cloudformation_remediation_role_is_off_by_default(template):
-    assert template["Parameters"]["EnableRemediationRole"]["Default"] == "false"
-    assert template["Conditions"]["CreateRemediationRole"] == {
-        "Fn::Equals": [{"Ref": "EnableRemediationRole"}, "true"]
+@pytest.mark.parametrize("role", ["RemediationRole", "SecurityHubImportRole"])
+def test_cloudformation_optional_roles_are_off_by_default(template, role):
+    assert template["Parameters"][f"Enable{role}"]["Default"] == "false"
+    assert template["Conditions"][f"Create{role}"] == {
+        "Fn::Equals": [{"Ref": f"Enable{role}"}, "true"]
     }
-    assert template["Resources"]["RemediationRole"]["Condition"] == "CreateRemediationRole"
+    assert template["Resources"][role]["Condition"] == f"Create{role}"
     assert "Condition" not in template["Resources"]["AuditRole"]
-    assert template["Outputs"]["RemediationRoleArn"]["Condition"] == "CreateRemediationRole"
+    assert template["Outputs"][f"{role}Arn"]["Condition"] == f"Create{role}"
 
 
 def test_terraform_trust_and_remediation_switch(terraform):
     variables = terraform["variable"]
     assert variables["external_id"]["default"] is None
     assert variables["enable_remediation_role"]["default"] is False
+    assert variables["enable_securityhub_import_role"]["default"] is False
     assert variables["watch_principal_arn"]["default"] is None
     for role, principals in {
         "audit": "${compact([var.scanning_principal_arn, var.watch_principal_arn])}",
         "remediation": ["${local.remediation_principal_arn}"],
+        "securityhub_import": ["${var.scanning_principal_arn}"],
     }.items():
         trust_document = terraform["resource"][f"aws_iam_role.{role}"]["assume_role_policy"]
         assert trust_document == f"${{data.aws_iam_policy_document.{role}_trust.json}}"
@@ -432,8 +473,9 @@ def test_terraform_trust_and_remediation_switch(terraform):
         assert condition["content"] == [
             {"test": "StringEquals", "variable": "sts:ExternalId", "values": ["${condition.value}"]}
         ]
-    for name in ("aws_iam_role.remediation", "aws_iam_role_policy.remediation"):
-        assert terraform["resource"][name]["count"] == "${var.enable_remediation_role ? 1 : 0}"
+    for role in ("remediation", "securityhub_import"):
+        for name in (f"aws_iam_role.{role}", f"aws_iam_role_policy.{role}"):
+            assert terraform["resource"][name]["count"] == f"${{var.enable_{role}_role ? 1 : 0}}"
     assert "count" not in terraform["resource"]["aws_iam_role.audit"]
 
 
@@ -537,7 +579,7 @@ def _service_operations() -> dict[str, set[str]]:
     """snake_case method name → IAM actions, for the services orgscan talks to."""
     session = botocore.session.get_session()
     operations: dict[str, set[str]] = {}
-    for service in ("iam", "organizations", "sts", "sns"):
+    for service in ("iam", "organizations", "sts", "sns", "securityhub"):
         model = session.get_service_model(service)
         for operation in model.operation_names:
             operations.setdefault(xform_name(operation), set()).add(f"{service}:{operation}")
@@ -564,7 +606,8 @@ def test_no_code_path_calls_an_action_that_is_granted_nowhere():
                 name = node.value
             if name in operations:
                 found.setdefault(name, set()).add(str(path.relative_to(ROOT)))
-    assert {"list_users", "list_roots", "assume_role"} <= set(found), found  # the scan works
+    # The scan works, and publish-securityhub's one call is seen.
+    assert {"list_users", "list_roots", "assume_role", "batch_import_findings"} <= set(found), found
     for name, paths in found.items():
         actions = operations[name]
         assert actions & (everything | NEEDS_NO_PERMISSION), (
@@ -739,6 +782,51 @@ async def test_remediation_sends_only_what_the_remediation_role_grants(aws, tmp_
     assert f"arn:aws:iam::{MANAGEMENT_ACCOUNT}:role/OrgScanRemediation" in aws.faults.assumed_roles
     assert not {a for a in aws.faults.caller_calls if IAM_ACTIONS[a].startswith("iam:")}
     assert "iam:UpdateAccessKey" not in granted("scanning_principal")
+
+
+async def test_publish_securityhub_sends_only_what_the_import_role_grants(
+    aws, tmp_path, monkeypatch
+):
+    from moto.securityhub.models import securityhub_backends
+
+    from orgscan.reports.writer import write_reports
+    from orgscan.securityhub_publish import publish
+
+    region = "eu-west-1"
+    monkeypatch.setenv("AWS_REGION", region)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", region)
+    seed(aws, ORG)
+    scanned = await run_scan(config())
+    write_reports(scanned, tmp_path, formats=("asff",))
+    aws.inject([])  # count only what publishing sends
+    role = PERMISSIONS["securityhub_import_role"]["default_name"]
+    published = await publish(config(securityhub={"role_name": role}), tmp_path)
+    assert published.complete and published.region == region
+    assert sum(a.imported for a in published.accounts) == len(scanned.findings) == 3
+
+    calls = dict(aws.faults.calls)
+    unknown = {action for action, _ in calls} - set(IAM_ACTIONS)
+    assert not unknown, f"unmapped AWS operations {unknown}: add them to IAM_ACTIONS"
+    sent = {IAM_ACTIONS[a] for a, _ in calls} - NEEDS_NO_PERMISSION
+    hub = {a for a in sent if a.startswith("securityhub:")}
+    assert hub == granted("securityhub_import_role")  # everything it grants is used, nothing more
+    assert sent - hub == granted("scanning_principal", "EnterSecurityHubImportRoles")
+    # Every finding went in through the import role of its own account, the management
+    # account's too: the caller's own credentials import nothing.
+    accounts = {f.account_id for f in scanned.findings}
+    assert MANAGEMENT_ACCOUNT in accounts
+    assert sorted(aws.faults.assumed_roles) == sorted(
+        f"arn:aws:iam::{account}:role/{role}" for account in accounts
+    )
+    assert "BatchImportFindings" not in aws.faults.caller_calls
+    # ... into exactly the product resource the role is granted there.
+    (resource,) = expected("securityhub_import_role")["ImportOwnFindings"][1]
+    for account in accounts:
+        allowed = resource.replace("${Partition}", "aws").replace("${AccountId}", account)
+        products = {
+            f.as_dict()["ProductArn"] for f in securityhub_backends[account][region].findings
+        }
+        assert products and all(fnmatch.fnmatchcase(p, allowed) for p in products), products
 
 
 # What the evidence writer's calls need. HeadObject reads back one version (VersionId: AWS
