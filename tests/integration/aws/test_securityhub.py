@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -17,15 +18,15 @@ from orgscan.demo.server import MotoServer
 from orgscan.reports.asff import AsffRenderer
 from orgscan.reports.writer import write_reports
 from tests.format_checks import asff_findings
-from tests.report_fixtures import DEV, PROD, SANDBOX, scan_result
+from tests.report_fixtures import DEV, PROD, SANDBOX, VALID_EXCEPTION, scan_result
 from tests.unit.reports.test_ocsf import thousand_users
 
 REGION = "eu-west-1"
 
 
-def _package(tmp_path: Path) -> Path:
+def _package(tmp_path: Path, **fixture: Any) -> Path:
     package = tmp_path / "package"
-    write_reports(scan_result(), package, formats=("asff",))
+    write_reports(scan_result(**fixture), package, formats=("asff",))
     return package
 
 
@@ -92,3 +93,51 @@ def test_batches_stay_within_100_findings_and_6_mb() -> None:
     moved = for_region(findings[0], "aws", "ap-south-1")
     assert moved["ProductArn"].startswith("arn:aws:securityhub:ap-south-1:")
     assert {r["Region"] for r in moved["Resources"]} == {"ap-south-1"}
+
+
+def _workflows(updates: list[tuple[str, dict]], account: str) -> dict[str, tuple[str, str]]:
+    """What the BatchUpdateFindings calls into `account` set: user ARN tail -> (status, note)."""
+    held = {f["Id"]: f["Resources"][0]["Id"] for f in _imported(account)}
+    return {
+        held[ident["Id"]].rsplit("/", 1)[1]: (params["Workflow"]["Status"], params["Note"]["Text"])
+        for acct, params in updates
+        if acct == account
+        for ident in params["FindingIdentifiers"]
+    }
+
+
+def test_sets_the_workflow_on_every_import_as_exceptions_come_and_go(
+    aws: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BatchImportFindings no longer changes Workflow or Note once a finding exists, and a
+    SUPPRESSED finding is no longer updated: each publish sets them with BatchUpdateFindings."""
+    monkeypatch.setenv("AWS_REGION", REGION)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    cfg = _config(tmp_path, role_name="OrgScanSecurityHubImport")
+    runs = {"open": (), "excepted": (VALID_EXCEPTION,), "expired": ()}
+    seen = {}
+    for name, exceptions in runs.items():
+        aws.faults.finding_updates.clear()
+        package = _package(tmp_path / name, exceptions=exceptions)
+        done = CliRunner().invoke(app, ["publish-securityhub", str(package), "-c", str(cfg)])
+        assert done.exit_code == ExitCode.CLEAN, done.output
+        seen[name] = _workflows(aws.faults.finding_updates, DEV)
+        for _, params in aws.faults.finding_updates:
+            assert len(params["FindingIdentifiers"]) <= 100
+            assert params["Note"]["UpdatedBy"] == "orgscan"
+        assert {
+            ident["ProductArn"]
+            for _, p in aws.faults.finding_updates
+            for ident in p["FindingIdentifiers"]
+        } >= {f"arn:aws:securityhub:{REGION}:{DEV}:product/{DEV}/default"}
+    assert seen["open"]["ci-runner"][0] == "NEW"
+    status, note = seen["excepted"]["ci-runner"]
+    assert status == "SUPPRESSED"
+    assert "platform-team@example.com" in note and "SEC-1001" in note
+    assert "2099-12-31" in note
+    assert seen["excepted"]["carol"][0] == "NEW"
+    # The exception lapsed: the finding is open again and its note no longer says excepted.
+    assert seen["expired"]["ci-runner"] == ("NEW", "Open: no approved exception applies.")
+    held = {f["Resources"][0]["Id"].rsplit("/", 1)[1]: f for f in _imported(DEV)}
+    assert held["ci-runner"]["Workflow"]["Status"] == "NEW"
+    assert held["ci-runner"]["FindingProviderFields"]["Types"] == held["ci-runner"]["Types"]
