@@ -142,6 +142,10 @@ class Fault:
     # (moto authorises nothing): a request needing another action is refused AccessDenied, and
     # HeadObject/GetObject answer no Object Lock headers without s3:GetObjectRetention.
     s3_grants: frozenset[str] | None = None
+    # BatchImportFindings answers every finding of the request as failed with this ErrorCode
+    # (and `message`), importing none: AWS reports some errors per finding, in FailedFindings
+    # (InvalidAccess when Security Hub is not enabled, among them); moto imports regardless.
+    failed_findings: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,6 +298,19 @@ class FaultInjector:
                 signed = _sign_digest(environ, body, request.account)
                 if signed is not None:
                     return self._replace_body("200 OK", [JSON_11], signed, start_response)
+            if fault.failed_findings and request.action == "BatchImportFindings":
+                failed = [
+                    {
+                        "Id": f["Id"],
+                        "ErrorCode": fault.failed_findings,
+                        "ErrorMessage": fault.message,
+                    }
+                    for f in json.loads(body)["Findings"]
+                ]
+                answer = {"FailedCount": len(failed), "SuccessCount": 0, "FailedFindings": failed}
+                return self._replace_body(
+                    "200 OK", [JSON_11], json.dumps(answer).encode(), start_response
+                )
             if fault.stale_status is not None and request.action == "ListAccessKeys":
                 return self._stale(environ, start_response, fault.stale_status)
         return self._forward(request, environ, body, start_response)
