@@ -797,6 +797,8 @@ def publish_securityhub(
         done = asyncio.run(securityhub_publish.publish(settings, directory))
     except securityhub_publish.PublishError as exc:
         raise _fail(str(exc), ExitCode.USAGE) from None
+    for warning in done.warnings:
+        typer.echo(f"warning: {warning}", err=True)
     for account in done.accounts:
         typer.echo(
             f"{account.account_id}: {account.imported} imported, {account.failed} failed, "

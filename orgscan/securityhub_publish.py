@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
 from orgscan.aws.clients import ClientFactory
 from orgscan.aws.credentials import AccountCredentials, caller_identity
@@ -23,6 +23,7 @@ from orgscan.aws.securityhub import RATE, AccountImport, for_region, import_find
 from orgscan.config import Config
 from orgscan.model import AccountFailure
 from orgscan.reports.asff import FILENAME
+from orgscan.reports.manifest import check_package
 
 
 class PublishError(Exception):
@@ -33,10 +34,33 @@ class PublishError(Exception):
 class Publication:
     region: str
     accounts: list[AccountImport]
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
         return all(a.failed == 0 and a.skipped == 0 for a in self.accounts)
+
+
+# Without a baseline the package lists no resolved findings, so none is closed.
+NO_DELTA = (
+    "the package has no delta (the scan ran without --baseline): findings fixed since an "
+    "earlier publish stay open in Security Hub; scan with --baseline to close them"
+)
+
+
+def checked(directory: Path) -> list[str]:
+    """What `orgscan verify` checks, before anything is published; warnings, or PublishError
+    when the package does not verify (findings.asff.json must say what findings.json says)."""
+    check = check_package(directory)
+    if check.problems:
+        listed = "; ".join(check.problems[:5]) + ("; ..." if len(check.problems) > 5 else "")
+        raise PublishError(
+            f"{directory}: refusing to publish a package that does not verify "
+            f"({len(check.problems)} problem(s): {listed}); see 'orgscan verify {directory}'"
+        )
+    if check.evidence is not None and check.evidence.delta is None:
+        return [NO_DELTA]
+    return []
 
 
 def read_findings(directory: Path) -> dict[str, list[dict[str, Any]]]:
@@ -54,8 +78,11 @@ def read_findings(directory: Path) -> dict[str, list[dict[str, Any]]]:
     if not isinstance(findings, list):
         raise PublishError(f"{path}: expected a list of ASFF findings")
     grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for finding in findings:
-        grouped[str(finding["AwsAccountId"])].append(finding)
+    for index, finding in enumerate(findings):
+        account = finding.get("AwsAccountId") if isinstance(finding, dict) else None
+        if not isinstance(account, str) or not account:
+            raise PublishError(f"{path}: finding {index} has no AwsAccountId")
+        grouped[account].append(finding)
     return dict(grouped)
 
 
@@ -76,8 +103,21 @@ def role_config(config: Config) -> Config:
 
 
 async def publish(config: Config, directory: Path) -> Publication:
-    by_account = read_findings(directory)
     settings = role_config(config)
+    warnings = checked(directory)
+    by_account = read_findings(directory)
+    try:
+        done = await _publish(settings, by_account)
+    except NoCredentialsError:
+        raise PublishError(
+            "no AWS credentials found; set AWS_PROFILE, AWS_ACCESS_KEY_ID or use SSO"
+        ) from None
+    except NoRegionError:
+        raise PublishError("no AWS region configured; set AWS_REGION") from None
+    return replace(done, warnings=warnings)
+
+
+async def _publish(settings: Config, by_account: dict[str, list[dict[str, Any]]]) -> Publication:
     factory = ClientFactory(settings.scan)
     calls = CallCounter()
     async with factory, factory.client("sts", RateLimiter(RATE), calls) as sts:

@@ -4,6 +4,7 @@ renderer tests, the demo test and the hostile-input test."""
 from __future__ import annotations
 
 import json
+import typing
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,17 +15,58 @@ from botocore.validate import ParamValidator
 from jsonschema import Draft7Validator, ValidationError, validators
 from py_ocsf_models.events.findings.compliance_finding import ComplianceFinding
 from py_ocsf_models.objects.cloud import Cloud
+from pydantic import BaseModel
+
+
+def _models(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models an annotation admits (through Optional, Union, list, dict values)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models(arg)]
+
+
+def unknown_fields(model: type[BaseModel], value: Any, path: str = "") -> list[str]:
+    """Every member of `value` that `model` (recursively) does not declare: py-ocsf-models'
+    models ignore extra fields, so a misspelled one would pass model_validate unseen."""
+    if isinstance(value, list):
+        return [
+            e for i, item in enumerate(value) for e in unknown_fields(model, item, f"{path}[{i}]")
+        ]
+    if not isinstance(value, dict):
+        return []
+    fields = {(f.alias or name): f for name, f in model.model_fields.items()}
+    if not fields and model.model_config.get("extra") == "allow":
+        return []
+    problems = []
+    for key, member in value.items():
+        if key not in fields:
+            problems.append(f"{path}.{key}" if path else key)
+            continue
+        candidates = _models(fields[key].annotation)
+        if candidates:
+            # A union: the member must fit one of its models entirely.
+            found = [
+                unknown_fields(m, member, f"{path}.{key}" if path else key) for m in candidates
+            ]
+            problems += min(found, key=len)
+    return problems
 
 
 def ocsf_events(data: bytes) -> list[dict[str, Any]]:
     """Every line a Compliance Finding (class 2003) that py-ocsf-models accepts, with a cloud
-    profile object it accepts too; the parsed events."""
+    profile object it accepts too, and no member either model does not declare; the parsed
+    events."""
     text = data.decode("ascii")  # ASCII only: no line separator hides inside a name
     assert text == "" or text.endswith("\n")
     events = [json.loads(line) for line in text.splitlines()]
     for event in events:
         ComplianceFinding.model_validate(event)
         Cloud.model_validate(event["cloud"])
+        core = {k: v for k, v in event.items() if k != "cloud"}  # the cloud profile's object
+        unknown = unknown_fields(ComplianceFinding, core) + unknown_fields(
+            Cloud, event["cloud"], "cloud"
+        )
+        assert not unknown, f"members OCSF does not declare: {unknown}"
         assert (event["class_uid"], event["category_uid"]) == (2003, 2)
         assert event["type_uid"] == 200300 + event["activity_id"]
         assert "cloud" in event["metadata"]["profiles"]

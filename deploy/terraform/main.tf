@@ -13,6 +13,7 @@ locals {
 
   # The account's own custom integration, in any region: publish-securityhub imports there only.
   securityhub_product = "arn:${data.aws_partition.current.partition}:securityhub:*:${data.aws_caller_identity.current.account_id}:product/${data.aws_caller_identity.current.account_id}/default"
+  securityhub_hub     = "arn:${data.aws_partition.current.partition}:securityhub:*:${data.aws_caller_identity.current.account_id}:hub/default"
 }
 
 data "aws_iam_policy_document" "audit_trust" {
@@ -150,6 +151,13 @@ data "aws_iam_policy_document" "securityhub_import" {
     effect    = "Allow"
     actions   = ["securityhub:BatchImportFindings"]
     resources = [local.securityhub_product]
+  }
+
+  statement {
+    sid       = "SetOwnFindingsWorkflow"
+    effect    = "Allow"
+    actions   = ["securityhub:BatchUpdateFindings"]
+    resources = [local.securityhub_hub]
   }
 }
 

@@ -295,6 +295,9 @@ class BoundClient:
     def batch_import_findings(self, **params: Any) -> Awaitable[Answer]:
         return self._send("BatchImportFindings", "batch_import_findings")(**params)
 
+    def batch_update_findings(self, **params: Any) -> Awaitable[Answer]:
+        return self._send("BatchUpdateFindings", "batch_update_findings")(**params)
+
     # KMS (KmsSigner)
     def get_public_key(self, **params: Any) -> Awaitable[Answer]:
         return self._send("GetPublicKey", "get_public_key")(**params)

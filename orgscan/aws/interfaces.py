@@ -74,6 +74,8 @@ class SecurityHubImporter(Protocol):
 
     def batch_import_findings(self, **params: Any) -> Awaitable[Answer]: ...
 
+    def batch_update_findings(self, **params: Any) -> Awaitable[Answer]: ...
+
 
 class KmsSigner(Protocol):
     """What signing an attestation with a KMS key calls."""

@@ -46,6 +46,7 @@ STATUS = {
 SECURITYHUB_ACTIONS = {
     ("POST", "/findings/import"): "BatchImportFindings",
     ("POST", "/findings"): "GetFindings",
+    ("PATCH", "/findings/batchupdate"): "BatchUpdateFindings",
 }
 # What AWS says when a session token has expired, and when a chained role asks for too long.
 EXPIRED_TOKEN_MESSAGE = "The security token included in the request is expired"
@@ -141,6 +142,10 @@ class Fault:
     # (moto authorises nothing): a request needing another action is refused AccessDenied, and
     # HeadObject/GetObject answer no Object Lock headers without s3:GetObjectRetention.
     s3_grants: frozenset[str] | None = None
+    # BatchImportFindings answers every finding of the request as failed with this ErrorCode
+    # (and `message`), importing none: AWS reports some errors per finding, in FailedFindings
+    # (InvalidAccess when Security Hub is not enabled, among them); moto imports regardless.
+    failed_findings: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +174,8 @@ class FaultInjector:
         self.assumed_roles: list[str] = []  # every RoleArn asked for, in order
         # Actions signed with a key the layer never saw issued: the caller's own credentials.
         self.caller_calls: dict[str, int] = {}
+        # Every BatchUpdateFindings request (account, parameters): moto does not model the call.
+        self.finding_updates: list[tuple[str, dict[str, Any]]] = []
         self._random = random.Random(seed)  # noqa: S311 - reproducible fault draws, not crypto
         self._lock = threading.Lock()
 
@@ -179,6 +186,7 @@ class FaultInjector:
             self.injected.clear()
             self.assumed_roles.clear()
             self.caller_calls.clear()
+            self.finding_updates.clear()
             self._hits.clear()
             self._key_uses.clear()
 
@@ -290,6 +298,19 @@ class FaultInjector:
                 signed = _sign_digest(environ, body, request.account)
                 if signed is not None:
                     return self._replace_body("200 OK", [JSON_11], signed, start_response)
+            if fault.failed_findings and request.action == "BatchImportFindings":
+                failed = [
+                    {
+                        "Id": f["Id"],
+                        "ErrorCode": fault.failed_findings,
+                        "ErrorMessage": fault.message,
+                    }
+                    for f in json.loads(body)["Findings"]
+                ]
+                answer = {"FailedCount": len(failed), "SuccessCount": 0, "FailedFindings": failed}
+                return self._replace_body(
+                    "200 OK", [JSON_11], json.dumps(answer).encode(), start_response
+                )
             if fault.stale_status is not None and request.action == "ListAccessKeys":
                 return self._stale(environ, start_response, fault.stale_status)
         return self._forward(request, environ, body, start_response)
@@ -302,6 +323,12 @@ class FaultInjector:
             return self._remember_keys(environ, start_response, request.account)
         if request.action == "ListUsers":
             return self._page_users(environ, start_response, parse_qs(body.decode()))
+        if request.action == "BatchUpdateFindings":
+            params = json.loads(body)
+            with self._lock:
+                self.finding_updates.append((request.account, params))
+            answer = _update_findings(environ, params, request.account)
+            return self._replace_body("200 OK", [JSON_11], answer, start_response)
         return self.app(environ, start_response)
 
     def _after_landing(
@@ -504,6 +531,32 @@ def s3_permissions(environ: dict[str, Any]) -> set[str]:
     if environ.get("HTTP_X_AMZ_OBJECT_LOCK_MODE"):
         needed.add("s3:PutObjectRetention")
     return needed
+
+
+def _update_findings(environ: dict[str, Any], params: dict[str, Any], account: str) -> bytes:
+    """BatchUpdateFindings as AWS answers it (moto has no such call): Workflow and Note set on
+    the findings moto holds, FindingNotFound for the others."""
+    from moto.securityhub.models import securityhub_backends
+
+    region = environ.get("HTTP_AUTHORIZATION", "").split("/")[2]
+    held = {f.id: f for f in securityhub_backends[account][region].findings}
+    processed, unprocessed = [], []
+    for ident in params["FindingIdentifiers"]:
+        finding = held.get(ident["Id"])
+        if finding is None or finding.data.get("ProductArn") != ident["ProductArn"]:
+            unprocessed.append(
+                {
+                    "FindingIdentifier": ident,
+                    "ErrorCode": "FindingNotFound",
+                    "ErrorMessage": "Finding Not Found",
+                }
+            )
+            continue
+        for member in ("Workflow", "Note"):
+            if member in params:
+                finding.data[member] = dict(params[member])
+        processed.append(ident)
+    return json.dumps({"ProcessedFindings": processed, "UnprocessedFindings": unprocessed}).encode()
 
 
 def _sign_digest(environ: dict[str, Any], body: bytes, account: str) -> bytes | None:

@@ -160,6 +160,11 @@ class _Findings:
             "CreatedAt": observed,
             "UpdatedAt": self.updated,
             "Severity": {"Label": rule.severity.upper(), "Original": rule.severity},
+            # Where a finding provider's own severity and types belong (botocore's model).
+            "FindingProviderFields": {
+                "Severity": {"Label": rule.severity.upper(), "Original": rule.severity},
+                "Types": [FINDING_TYPE],
+            },
             "Title": rule.title,
             "Description": description,
             "Remediation": {

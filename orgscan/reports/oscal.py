@@ -28,6 +28,7 @@ from typing import Any
 
 from orgscan.model import (
     AccountResult,
+    ApprovedException,
     Control,
     Finding,
     FindingState,
@@ -252,11 +253,23 @@ class _Document:
         self, control: Control, oscal_id: str, observation: str, risks: list[str]
     ) -> dict[str, Any]:
         open_ = self.result.findings_in(FindingState.OPEN)
+        excepted = self.result.findings_in(FindingState.EXCEPTED)
         if open_:
             status = {
                 "state": "not-satisfied",
                 "reason": "fail",
                 "remarks": f"{len(open_)} IAM users have more than one active access key.",
+            }
+        elif excepted:
+            # An exception accepts the risk; it does not satisfy the control.
+            status = {
+                "state": "not-satisfied",
+                "reason": "other",
+                "remarks": (
+                    f"{len(excepted)} IAM users have more than one active access key under an "
+                    "approved exception: accepted risks (deviation-approved, see the risks)."
+                    + ("" if self.complete else " The sweep was also incomplete.")
+                ),
             }
         elif not self.complete:
             # OSCAL has no "unknown" state; not-satisfied with reason other, and why.
@@ -286,6 +299,23 @@ class _Document:
             finding["related-risks"] = [{"risk-uuid": risk} for risk in risks]
         return finding
 
+    def exception_risk(self, finding: Finding, exception: ApprovedException) -> dict[str, Any]:
+        """An excepted finding as the accepted risk it is."""
+        ticket = f", ticket {exception.ticket}" if exception.ticket else ""
+        return {
+            "uuid": self.uuid("risk", "exception", finding.rule_id, finding.arn),
+            "title": f"Accepted: {finding.user_name} in account {finding.account_id}",
+            "description": (
+                f"IAM user {finding.user_name} ({finding.arn}) has "
+                f"{finding.active_key_count} active access keys under an approved exception."
+            ),
+            "statement": (
+                f"Excepted until {exception.expires.isoformat()} by {exception.owner}"
+                f"{ticket}: {exception.reason}"
+            ),
+            "status": "deviation-approved",
+        }
+
     def user_finding(self, finding: Finding, oscal_id: str, observation: str) -> dict[str, Any]:
         state = finding.state.value
         props = [
@@ -305,7 +335,7 @@ class _Document:
                 f"{ticket}: {exception.reason}"
             )
             props.append(_prop("exception-expires", exception.expires.isoformat()))
-        return {
+        out: dict[str, Any] = {
             "uuid": self.uuid("finding", finding.rule_id, finding.arn),
             "title": f"{self.rule.title}: {finding.user_name} in account {finding.account_id}",
             "description": (
@@ -323,6 +353,9 @@ class _Document:
             "related-observations": [{"observation-uuid": observation}],
             "remarks": remarks,
         }
+        if exception is not None:
+            out["related-risks"] = [{"risk-uuid": self.exception_risk(finding, exception)["uuid"]}]
+        return out
 
     # --- the document ------------------------------------------------------------------
 
@@ -337,6 +370,11 @@ class _Document:
             key=lambda a: a.account.id,
         )
         risks = [self.account_risk(a) for a in gaps] + self.run_risks()
+        risks += [
+            self.exception_risk(f, f.exception)
+            for f in view.sorted_findings(result)
+            if f.state is FindingState.EXCEPTED and f.exception is not None
+        ]
         risk_ids = [risk["uuid"] for risk in risks]
         findings = [
             self.control_finding(control, oscal_id, users["uuid"], risk_ids)

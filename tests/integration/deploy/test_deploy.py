@@ -54,6 +54,7 @@ IAM_ACTIONS = {
     "UpdateAccessKey": "iam:UpdateAccessKey",
     "Publish": "sns:Publish",  # orgscan watch's Lambda (tests/test_deploy_watch.py)
     "BatchImportFindings": "securityhub:BatchImportFindings",  # orgscan publish-securityhub
+    "BatchUpdateFindings": "securityhub:BatchUpdateFindings",  # its Workflow and Note
 }
 NEEDS_NO_PERMISSION = {"sts:GetCallerIdentity"}
 
@@ -350,7 +351,12 @@ def test_securityhub_import_role_only_imports_the_accounts_own_findings():
         "ImportOwnFindings": (
             frozenset({"securityhub:BatchImportFindings"}),
             frozenset({"arn:${Partition}:securityhub:*:${AccountId}:product/${AccountId}/default"}),
-        )
+        ),
+        # BatchUpdateFindings requires the `hub` resource: the account's own.
+        "SetOwnFindingsWorkflow": (
+            frozenset({"securityhub:BatchUpdateFindings"}),
+            frozenset({"arn:${Partition}:securityhub:*:${AccountId}:hub/default"}),
+        ),
     }
     principals = [p for p in PERMISSIONS if not p.startswith("$")]
     never = set(PERMISSIONS["securityhub_import_role"]["never"])

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from typing import Any
+
+import pytest
 
 from orgscan.delta import compare
 from orgscan.model import AccessKey, Account, AccountResult, ScanStatus, UserKeys
@@ -115,3 +118,25 @@ def test_active_keys_are_resources_and_no_secret_is_written() -> None:
     assert CAROL_NEWER in keys
     assert all(r["data"]["account_id"] for e in events for r in e["resources"])
     assert PROD in {e["cloud"]["account"]["uid"] for e in events}
+
+
+@pytest.mark.parametrize(
+    ("where", "misspelled"),
+    [
+        ((), "finding_infos"),
+        (("finding_info",), "uuid"),
+        (("compliance",), "standard"),
+        (("resources", 0), "acount"),
+        (("cloud", "account"), "id"),
+    ],
+)
+def test_the_ocsf_check_catches_unknown_members(where: tuple[Any, ...], misspelled: str) -> None:
+    # py-ocsf-models ignores members it does not declare; the check must not.
+    line = OcsfRenderer().render(scan_result()).splitlines()[0]
+    event = json.loads(line)
+    target = event
+    for step in where:
+        target = target[step]
+    target[misspelled] = "x"
+    with pytest.raises(AssertionError, match="members OCSF does not declare"):
+        ocsf_events(json.dumps(event).encode() + b"\n")

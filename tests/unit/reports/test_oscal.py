@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
+from orgscan.model import FindingState
 from orgscan.reports.oscal import OscalRenderer
 from tests.format_checks import oscal_document
 from tests.report_fixtures import (
@@ -56,7 +58,10 @@ def test_reviewed_controls_findings_and_evidence() -> None:
     assert len(per_user) == len(result.findings) == 4
     excepted = [f for f in per_user if VALID_EXCEPTION.owner in f["remarks"]]
     assert len(excepted) == 1 and VALID_EXCEPTION.ticket in excepted[0]["remarks"]
-    assert "risks" not in run
+    # The exception is an accepted risk, linked from its finding.
+    (risk,) = run["risks"]
+    assert risk["status"] == "deviation-approved" and VALID_EXCEPTION.owner in risk["statement"]
+    assert excepted[0]["related-risks"] == [{"risk-uuid": risk["uuid"]}]
     # import-ap is the documented placeholder in the back matter.
     href = document["import-ap"]["href"]
     assert href[1:] in {r["uuid"] for r in document["back-matter"]["resources"]}
@@ -67,6 +72,21 @@ def test_a_complete_clean_sweep_is_satisfied() -> None:
     run = _result(OscalRenderer().render(result))
     assert {s["state"] for s in _statuses(run).values()} == {"satisfied"}
     assert "risks" not in run
+
+
+def test_an_excepted_finding_is_an_accepted_risk_never_a_satisfied_control() -> None:
+    # A complete sweep whose only finding is excepted: the control is not satisfied either.
+    full = scan_result(complete=True)
+    result = replace(full, findings=full.findings_in(FindingState.EXCEPTED))
+    run = _result(OscalRenderer().render(result))
+    statuses = _statuses(run)
+    assert {(s["state"], s["reason"]) for s in statuses.values()} == {("not-satisfied", "other")}
+    assert all("approved exception" in s["remarks"] for s in statuses.values())
+    (risk,) = run["risks"]
+    assert risk["status"] == "deviation-approved"
+    for finding in run["findings"]:
+        assert finding["target"]["status"]["state"] == "not-satisfied"
+        assert {"risk-uuid": risk["uuid"]} in finding["related-risks"]
 
 
 def test_an_incomplete_sweep_never_reads_as_satisfied() -> None:
