@@ -199,7 +199,7 @@ def _check_renderings(
     `comparable` is None when this orgscan wrote the package's schema and version; otherwise
     it says why byte equality is not expected, and a difference is a note, not a problem.
     """
-    from orgscan.reports.formats import FORMATS
+    from orgscan.formats import FORMATS
     from orgscan.reports.writer import renderers  # the writer imports this module
 
     problems, notes = [], []

@@ -46,8 +46,7 @@ from orgscan.model import (
 )
 from orgscan.reports import view
 from orgscan.reports.interface import Renderer
-from orgscan.reports.sarif import fingerprint
-from orgscan.rules import Rule, load_rule
+from orgscan.rules import Rule, fingerprint, load_rule
 
 FILENAME = "findings.ocsf.jsonl"
 SCHEMA_VERSION = OCSF_VERSION

@@ -35,8 +35,7 @@ from orgscan.model import (
     iso,
     utcnow,
 )
-from orgscan.reports.sarif import fingerprint
-from orgscan.rules import RULE_ID
+from orgscan.rules import RULE_ID, fingerprint
 from orgscan.watch.events import ACTIVE, KeyEvent
 
 log = logging.getLogger(__name__)
