@@ -84,15 +84,6 @@ def _exception_text(exception: ApprovedException) -> str:
     )
 
 
-def _exception_data(exception: ApprovedException) -> dict[str, Any]:
-    return {
-        "owner": exception.owner,
-        "expires": exception.expires.isoformat(),
-        "ticket": exception.ticket,
-        "reason": exception.reason,
-    }
-
-
 def _resources(
     result: ScanResult, account_id: str, arn: str, user_name: str, user: UserKeys | None
 ) -> list[ResourceDetails]:
@@ -218,7 +209,7 @@ class _Events:
             remediation=Remediation(
                 desc=rule.remediation.summary, references=[r.url for r in rule.references]
             ),
-            unmapped={"exception": _exception_data(exception)} if exception else None,
+            unmapped={"exception": view.exception_data(exception)} if exception else None,
         )
         data: dict[str, Any] = model.model_dump(mode="json", exclude_none=True)
         data["cloud"] = self._cloud(account_id, account_name, account)

@@ -269,15 +269,6 @@ def _key_label(key: AccessKey) -> str:
     return key.id or f"the key created {iso(key.created_at) or 'at an unknown time'}"
 
 
-def _exception_data(exception: ApprovedException) -> dict[str, Any]:
-    return {
-        "owner": exception.owner,
-        "expires": exception.expires.isoformat(),
-        "ticket": exception.ticket,
-        "reason": exception.reason,
-    }
-
-
 def _justification(exception: ApprovedException) -> str:
     ticket = exception.ticket or "no ticket"
     return (
@@ -402,7 +393,7 @@ def _result(
         "recommendedKeyToKeep": keep.key.id if keep else None,
     }
     if finding.expired_exception:
-        properties["expiredException"] = _exception_data(finding.expired_exception)
+        properties["expiredException"] = view.exception_data(finding.expired_exception)
     result: dict[str, Any] = {
         "ruleId": finding.rule_id,
         "ruleIndex": 0,
@@ -418,7 +409,7 @@ def _result(
                 "kind": "external",
                 "status": "accepted",
                 "justification": _justification(finding.exception),
-                "properties": _exception_data(finding.exception),
+                "properties": view.exception_data(finding.exception),
             }
         ]
     return result

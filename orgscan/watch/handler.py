@@ -17,12 +17,11 @@ from typing import Any
 
 from botocore.exceptions import NoCredentialsError, NoRegionError
 
-from orgscan.aws.clients import ClientFactory
-from orgscan.aws.credentials import AccountCredentials, caller_identity
+from orgscan.aws.credentials import AccountCredentials
 from orgscan.aws.errors import error_code, error_message
-from orgscan.aws.organizations import describe_organization
+from orgscan.aws.management import Management, management_session
 from orgscan.aws.ratelimit import CallCounter, RateLimiter
-from orgscan.collect.live import IamUser, list_users, live_user_keys
+from orgscan.collect.users import IamUser, list_users, live_user_keys
 from orgscan.config import Config
 from orgscan.evaluate import evaluate
 from orgscan.model import (
@@ -88,26 +87,20 @@ class _Skipped(Exception):
     """The config leaves this account out, as the sweep would."""
 
 
-async def _read(event: KeyEvent, config: Config, factory: ClientFactory) -> UserKeys | None:
+async def _read(event: KeyEvent, config: Config, management: Management) -> UserKeys | None:
     """The user's keys, read live in the event's account; None when the user is gone."""
     assert event.user_name is not None
-    management, calls = RateLimiter(config.scan.management_rate_limit), CallCounter()
-    async with (
-        factory.client("sts", management, calls) as sts,
-        factory.client("organizations", management, calls) as org,
+    identity, organization = await management.identify()
+    if (
+        event.account_id == organization.management_account_id
+        and config.organization.management_account == "skip"
     ):
-        identity = await caller_identity(sts)
-        organization = await describe_organization(org)
-        if (
-            event.account_id == organization.management_account_id
-            and config.organization.management_account == "skip"
-        ):
-            raise _Skipped("management account; organization.management_account is 'skip'")
-        credentials = await AccountCredentials(
-            sts, identity, config, organization.management_account_id
-        ).get(event.account_id)
+        raise _Skipped("management account; organization.management_account is 'skip'")
+    credentials = await AccountCredentials(
+        management.sts, identity, config, organization.management_account_id
+    ).get(event.account_id)
     limiter = RateLimiter(config.scan.account_rate_limit)
-    async with factory.client("iam", limiter, CallCounter(), credentials) as iam:
+    async with management.factory.client("iam", limiter, CallCounter(), credentials) as iam:
         user = find_user(await list_users(iam), event.user_name)
         return await live_user_keys(iam, event.account_id, user) if user else None
 
@@ -122,8 +115,8 @@ async def check(event: KeyEvent, config: Config, today: date | None = None) -> W
     if reason:
         return WatchResult(event, Verdict.IGNORED, notes=(reason,))
     try:
-        async with ClientFactory(config.scan) as factory:
-            user = await _read(event, config, factory)
+        async with management_session(config.scan) as management:
+            user = await _read(event, config, management)
     except (NoCredentialsError, NoRegionError):
         raise
     except _Skipped as exc:
