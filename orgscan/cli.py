@@ -757,7 +757,9 @@ def watch(
     """
     # Imported here: the watch is not needed by any other command.
     from orgscan.watch.events import EventError, load_event
-    from orgscan.watch.handler import Verdict, check, describe
+    from orgscan.watch.handler import check
+    from orgscan.watch.render import describe
+    from orgscan.watch.result import Verdict
 
     setup_logging(verbose)
     settings = _load(config)
