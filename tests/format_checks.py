@@ -15,6 +15,8 @@ from jsonschema import Draft7Validator, ValidationError, validators
 from py_ocsf_models.events.findings.compliance_finding import ComplianceFinding
 from py_ocsf_models.objects.cloud import Cloud
 
+from orgscan.reports.manifest import check_package
+
 
 def ocsf_events(data: bytes) -> list[dict[str, Any]]:
     """Every line a Compliance Finding (class 2003) that py-ocsf-models accepts, with a cloud
@@ -84,3 +86,8 @@ def oscal_document(data: bytes) -> dict[str, Any]:
     errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(document)]
     assert not errors, "\n".join(errors[:20])
     return document
+
+
+def verify_package(directory: Path) -> list[str]:
+    """The problems `orgscan verify` finds in the package in `directory` (none: it verified)."""
+    return check_package(directory).problems

@@ -304,8 +304,3 @@ def _check_package(directory: Path) -> PackageCheck:
     problems, check.notes = _check_renderings(check.evidence, directory, comparable)
     check.problems += problems
     return check
-
-
-def verify_package(directory: Path) -> list[str]:
-    """Problems with the package in `directory`; an empty list means it verified."""
-    return check_package(directory).problems
