@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from orgscan import evidence as codec
 from orgscan.model import ScanResult, ScanStatus
 from orgscan.reports import manifest
+from orgscan.signing import SigningError, check_p256
 
 # One DSSE envelope per line, as in-toto/SLSA attestation bundles are (`.intoto.jsonl`):
 # cosign, slsa-verifier and in-toto tooling read this shape, and a later countersignature or a
@@ -40,11 +41,6 @@ PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 # Ours: orgscan defines this predicate (the fields of `predicate()` below).
 PREDICATE_TYPE = "https://orgscan.dev/attestation/sweep/v1"
-KMS_PREFIX = "awskms:///"
-
-
-class SigningError(Exception):
-    """A key cannot be used, or signing failed; the message says which and why."""
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:
@@ -72,18 +68,6 @@ def keyid_of(public_key: ec.EllipticCurvePublicKey) -> str:
     return "sha256:" + hashlib.sha256(der).hexdigest()
 
 
-def _p256(key: object, source: str) -> None:
-    if not isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey) or not (
-        isinstance(key.curve, ec.SECP256R1)
-    ):
-        raise SigningError(f"{source}: expected an EC P-256 (secp256r1) key, got {_kind(key)}")
-
-
-def _kind(key: object) -> str:
-    curve = getattr(key, "curve", None)
-    return f"an EC {curve.name} key" if curve else f"a {type(key).__name__.lstrip('_')}"
-
-
 @dataclass(frozen=True, slots=True)
 class LocalSigner:
     """A PEM EC P-256 private key on disk (for teams without KMS)."""
@@ -104,7 +88,7 @@ class LocalSigner:
                 f"--sign {path}: not an unencrypted PEM private key (expected EC P-256, e.g. "
                 "`openssl ecparam -name prime256v1 -genkey -noout`)"
             ) from None
-        _p256(key, f"--sign {path}")
+        check_p256(key, f"--sign {path}")
         assert isinstance(key, ec.EllipticCurvePrivateKey)
         return cls(key)
 
@@ -137,21 +121,6 @@ def public_pem(key: ec.EllipticCurvePublicKey) -> bytes:
     return key.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-
-
-def load_public_key(data: bytes, source: str) -> ec.EllipticCurvePublicKey:
-    """A PEM public key (or DER SubjectPublicKeyInfo, as KMS GetPublicKey returns it)."""
-    try:
-        key = (
-            serialization.load_pem_public_key(data)
-            if data.lstrip().startswith(b"-----")
-            else serialization.load_der_public_key(data)
-        )
-    except (ValueError, TypeError, UnsupportedAlgorithm):
-        raise SigningError(f"{source}: not a PEM public key") from None
-    _p256(key, source)
-    assert isinstance(key, ec.EllipticCurvePublicKey)
-    return key
 
 
 def _coverage(result: ScanResult) -> dict[str, int]:

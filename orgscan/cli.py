@@ -24,17 +24,11 @@ from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 from orgscan import __version__, securityhub_publish
 from orgscan import evidence as codec
 from orgscan.accounts import Shard
-from orgscan.attestation import (
-    LocalSigner,
-    Signer,
-    SigningError,
-    attest,
-    generate_key,
-    load_public_key,
-)
+from orgscan.attestation import LocalSigner, Signer, attest, generate_key
 from orgscan.aws.errors import error_code, error_message
 from orgscan.config import STRATEGIES, Config, ConfigError, ScanConfig, load_config
 from orgscan.delta import BaselineMismatch, compare
+from orgscan.formats import DEFAULT_FORMATS, FORMATS, parse_formats
 from orgscan.fs import OutputError, prepare_output, previous_run_path
 from orgscan.logs import setup_logging
 from orgscan.merge import DEFAULT_WINDOW, MergeError, merge
@@ -56,7 +50,6 @@ from orgscan.remediation.plan import PlanError, build_plan, load_evidence
 from orgscan.remediation.plan import check as check_plan
 from orgscan.remediation.plan import read as read_plan
 from orgscan.remediation.plan import write as write_plan
-from orgscan.reports.formats import DEFAULT_FORMATS, FORMATS, parse_formats
 from orgscan.reports.manifest import FILENAME as MANIFEST
 from orgscan.reports.manifest import check_package
 from orgscan.reports.summary import delta_text, scan_summary, sweep_text
@@ -71,6 +64,7 @@ from orgscan.runner import (
     wait_for_signal,
 )
 from orgscan.scanner import ResumeMismatch, ScanAborted, older_run
+from orgscan.signing import SigningError, load_public_key
 
 app = typer.Typer(
     add_completion=False,
@@ -763,7 +757,9 @@ def watch(
     """
     # Imported here: the watch is not needed by any other command.
     from orgscan.watch.events import EventError, load_event
-    from orgscan.watch.handler import Verdict, check, describe
+    from orgscan.watch.handler import check
+    from orgscan.watch.render import describe
+    from orgscan.watch.result import Verdict
 
     setup_logging(verbose)
     settings = _load(config)

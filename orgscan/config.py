@@ -33,8 +33,8 @@ from pydantic import (
 from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
 from orgscan.controls import builtin_controls, merge_controls
+from orgscan.formats import ALL, DEFAULT_FORMATS, FORMATS, parse_formats
 from orgscan.model import ACCOUNT_STATES, ApprovedException, Control, split_ou_path
-from orgscan.reports.formats import ALL, DEFAULT_FORMATS, FORMATS, parse_formats
 
 T = TypeVar("T")
 

@@ -23,9 +23,9 @@ def _file_mode() -> int:
     return 0o666 & ~umask
 
 
-def _fsync_directory(directory: Path) -> None:
-    # The rename is durable only once the directory entry is: without this a power loss just
-    # after the write can leave the old file, or none.
+def fsync_directory(directory: Path) -> None:
+    """Make a new or renamed entry in `directory` durable: without this a power loss just
+    after a rename can leave the old file, or none, and a created file can vanish."""
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -46,7 +46,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-    _fsync_directory(path.parent)
+    fsync_directory(path.parent)
 
 
 def prepare_output(

@@ -27,6 +27,7 @@ from orgscan.aws.credentials import (
 )
 from orgscan.aws.errors import error_code, error_message
 from orgscan.aws.interfaces import OrganizationsReader
+from orgscan.aws.management import management_session
 from orgscan.aws.organizations import Organization, describe_organization, walk_accounts
 from orgscan.aws.ratelimit import CallCounter, RateLimiter
 from orgscan.config import Config
@@ -262,13 +263,8 @@ async def preflight(
     NoCredentialsError and NoRegionError propagate: they are setup errors, not findings.
     """
     result = Preflight()
-    factory = ClientFactory(config.scan)
-    limiter, counter = RateLimiter(config.scan.management_rate_limit), CallCounter()
-    async with (
-        factory,
-        factory.client("organizations", limiter, counter) as org,
-        factory.client("sts", limiter, counter) as sts,
-    ):
+    async with management_session(config.scan) as management:
+        factory, org, sts = management.factory, management.organizations, management.sts
         try:
             identity = await caller_identity(sts)
         except (NoCredentialsError, NoRegionError):

@@ -5,6 +5,7 @@ Evaluation, the reports and remediation all read the rule from here."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -111,3 +112,10 @@ def recommended_key(user: UserKeys) -> Recommendation | None:
         return Recommendation(best, "most recently used")
     best = max(active, key=lambda k: (k.created_at or _EPOCH, k.id or ""))
     return Recommendation(best, "newest; no active key has been used")
+
+
+def fingerprint(rule_id: str, arn: str) -> str:
+    """One finding's identity across scans and formats (SARIF's partial fingerprint, OCSF's
+    uid, ASFF's Id, the watch's alert): only the rule and the ARN, never run data, so an alert
+    survives from scan to scan."""
+    return hashlib.sha256(f"{rule_id}\n{arn}".encode()).hexdigest()

@@ -15,13 +15,15 @@ from typing import Any
 from orgscan import __version__
 from orgscan.accounts import AccountFilter, Shard, config_warnings
 from orgscan.aws.clients import ClientFactory, region_hint
-from orgscan.aws.credentials import AccountCredentials, caller_identity
+from orgscan.aws.credentials import AccountCredentials
 from orgscan.aws.errors import error_code, error_message
 from orgscan.aws.interfaces import IamReader
-from orgscan.aws.organizations import describe_organization, walk_accounts
+from orgscan.aws.management import management_session
+from orgscan.aws.organizations import walk_accounts
 from orgscan.aws.ratelimit import CallCounter, RateLimiter
 from orgscan.collect.credential_report import ReportPolling, collect_from_report
-from orgscan.collect.live import Collected, collect_live
+from orgscan.collect.live import collect_live
+from orgscan.collect.users import Collected
 from orgscan.config import Config
 from orgscan.evaluate import evaluate
 from orgscan.model import (
@@ -199,20 +201,12 @@ async def scan(
     stop = stop or asyncio.Event()
     finished = _resumable(previous, config, shard, retry_failed) if previous else {}
     started = previous.run.started_at if previous else utcnow()
-    factory = ClientFactory(config.scan)
-    management = RateLimiter(config.scan.management_rate_limit)
-    management_calls = CallCounter()
     results: list[AccountResult] = []
     run_errors: list[ScanError] = []
-    async with (
-        factory,
-        factory.client("organizations", management, management_calls) as org,
-        factory.client("sts", management, management_calls) as sts,
-        progress,
-    ):
+    async with management_session(config.scan) as management, progress:
+        factory, org, sts = management.factory, management.organizations, management.sts
         try:
-            identity = await caller_identity(sts)
-            organization = await describe_organization(org)
+            identity, organization = await management.identify()
         except Exception as exc:
             raise ScanAborted(
                 f"{error_code(exc)}: {error_message(exc)}{region_hint(factory, exc)}"
@@ -308,7 +302,7 @@ async def scan(
             call_timeout=config.scan.call_timeout,
         ),
         complete=sweep_complete(results, run_errors),
-        api_calls=management_calls.calls + sum(r.api_calls for r in results),
+        api_calls=management.calls.calls + sum(r.api_calls for r in results),
         errors=run_errors,
         warnings=config_warnings(config) + account_filter.unmatched() + credentials.warnings,
         resumed_from=previous.run.id if previous else None,

@@ -51,6 +51,8 @@ def unknown_fields(model: type[BaseModel], value: Any, path: str = "") -> list[s
             problems += min(found, key=len)
     return problems
 
+from orgscan.reports.manifest import check_package
+
 
 def ocsf_events(data: bytes) -> list[dict[str, Any]]:
     """Every line a Compliance Finding (class 2003) that py-ocsf-models accepts, with a cloud
@@ -126,3 +128,8 @@ def oscal_document(data: bytes) -> dict[str, Any]:
     errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(document)]
     assert not errors, "\n".join(errors[:20])
     return document
+
+
+def verify_package(directory: Path) -> list[str]:
+    """The problems `orgscan verify` finds in the package in `directory` (none: it verified)."""
+    return check_package(directory).problems

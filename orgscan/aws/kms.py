@@ -10,11 +10,11 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from orgscan.attestation import KMS_PREFIX, SigningError, load_public_key
 from orgscan.aws.clients import ClientFactory
 from orgscan.aws.errors import error_code, error_message
 from orgscan.aws.ratelimit import CallCounter, RateLimiter
 from orgscan.config import ScanConfig
+from orgscan.signing import KMS_PREFIX, SigningError, load_public_key
 
 # cosign's form: awskms:///<key ARN> or awskms:///alias/<name> (the endpoint part left empty:
 # the standard AWS endpoint variables choose it, as for every other call).

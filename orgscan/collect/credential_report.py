@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 
 from orgscan.aws.errors import error_code
 from orgscan.aws.interfaces import IamReader
-from orgscan.collect.live import (
+from orgscan.collect.users import (
     Collected,
     IamUser,
     last_use_notes,

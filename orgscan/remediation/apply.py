@@ -31,14 +31,16 @@ from botocore.exceptions import ClientError
 from orgscan import evidence as codec
 from orgscan.accounts import AccountFilter
 from orgscan.aws.clients import ClientFactory
-from orgscan.aws.credentials import AccountCredentials, caller_identity
+from orgscan.aws.credentials import AccountCredentials
 from orgscan.aws.errors import error_code, error_message
 from orgscan.aws.interfaces import IamWriter, OrganizationsReader
-from orgscan.aws.organizations import Organization, describe_organization, walk_accounts
+from orgscan.aws.management import management_session
+from orgscan.aws.organizations import Organization, walk_accounts
 from orgscan.aws.ratelimit import CallCounter, RateLimiter
-from orgscan.collect.live import list_keys, with_last_used
+from orgscan.collect.users import list_keys, with_last_used
 from orgscan.config import Config
 from orgscan.evaluate import governing_exception
+from orgscan.fs import fsync_directory
 from orgscan.model import (
     AccessKey,
     AccountFailure,
@@ -191,11 +193,7 @@ class JournalFile:
         journal = cls(fd, path)
         journal._write([header])
         # The file's name must survive a crash as well as its content.
-        directory = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        fsync_directory(path.parent)
         return journal
 
     def _write(self, records: Sequence[dict[str, Any]]) -> None:
@@ -601,16 +599,10 @@ class _Run:
 async def _session(
     config: Config, organization_id: str, record: _Recorder, stop: Stop
 ) -> AsyncIterator[_Run]:
-    factory = ClientFactory(config.scan)
-    management, calls = RateLimiter(config.scan.management_rate_limit), CallCounter()
     # The scan's send path: shared clients and the wire, open for the whole run.
-    async with (
-        factory,
-        factory.client("organizations", management, calls) as org,
-        factory.client("sts", management, calls) as sts,
-    ):
-        identity = await caller_identity(sts)
-        organization = await describe_organization(org)
+    async with management_session(config.scan) as management:
+        factory, org, sts = management.factory, management.organizations, management.sts
+        identity, organization = await management.identify()
         if organization.id != organization_id:
             raise RemediationError(
                 f"the plan is for organization {organization_id}; these credentials manage "

@@ -26,8 +26,7 @@ from orgscan.model import (
 from orgscan.reports import view
 from orgscan.reports.interface import Renderer
 from orgscan.reports.ocsf import standard
-from orgscan.reports.sarif import fingerprint
-from orgscan.rules import load_rule
+from orgscan.rules import fingerprint, load_rule
 
 FILENAME = "findings.asff.json"
 SCHEMA_VERSION = "2018-10-08"

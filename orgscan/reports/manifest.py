@@ -199,7 +199,7 @@ def _check_renderings(
     `comparable` is None when this orgscan wrote the package's schema and version; otherwise
     it says why byte equality is not expected, and a difference is a note, not a problem.
     """
-    from orgscan.reports.formats import FORMATS
+    from orgscan.formats import FORMATS
     from orgscan.reports.writer import renderers  # the writer imports this module
 
     problems, notes = [], []
@@ -304,8 +304,3 @@ def _check_package(directory: Path) -> PackageCheck:
     problems, check.notes = _check_renderings(check.evidence, directory, comparable)
     check.problems += problems
     return check
-
-
-def verify_package(directory: Path) -> list[str]:
-    """Problems with the package in `directory`; an empty list means it verified."""
-    return check_package(directory).problems

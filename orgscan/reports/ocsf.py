@@ -46,8 +46,7 @@ from orgscan.model import (
 )
 from orgscan.reports import view
 from orgscan.reports.interface import Renderer
-from orgscan.reports.sarif import fingerprint
-from orgscan.rules import Rule, load_rule
+from orgscan.rules import Rule, fingerprint, load_rule
 
 FILENAME = "findings.ocsf.jsonl"
 SCHEMA_VERSION = OCSF_VERSION
@@ -83,15 +82,6 @@ def _exception_text(exception: ApprovedException) -> str:
         f"Excepted until {exception.expires.isoformat()} by {exception.owner}{ticket}: "
         f"{exception.reason}"
     )
-
-
-def _exception_data(exception: ApprovedException) -> dict[str, Any]:
-    return {
-        "owner": exception.owner,
-        "expires": exception.expires.isoformat(),
-        "ticket": exception.ticket,
-        "reason": exception.reason,
-    }
 
 
 def _resources(
@@ -219,7 +209,7 @@ class _Events:
             remediation=Remediation(
                 desc=rule.remediation.summary, references=[r.url for r in rule.references]
             ),
-            unmapped={"exception": _exception_data(exception)} if exception else None,
+            unmapped={"exception": view.exception_data(exception)} if exception else None,
         )
         data: dict[str, Any] = model.model_dump(mode="json", exclude_none=True)
         data["cloud"] = self._cloud(account_id, account_name, account)

@@ -8,7 +8,6 @@ location, and a fingerprint of its own that keeps the same alert across quarterl
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import logging
 import uuid
@@ -33,7 +32,7 @@ from orgscan.model import (
 )
 from orgscan.reports import view
 from orgscan.reports.interface import Renderer
-from orgscan.rules import Rule, load_rule, recommended_key
+from orgscan.rules import Rule, fingerprint, load_rule, recommended_key
 
 log = logging.getLogger("orgscan")
 
@@ -57,11 +56,6 @@ _TAXONOMY_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "orgscan:taxonomy")
 
 def level(severity: str) -> str:
     return _LEVELS.get(severity.lower(), "warning")
-
-
-def fingerprint(rule_id: str, arn: str) -> str:
-    """Only the rule and the ARN, never run data, so an alert survives from scan to scan."""
-    return hashlib.sha256(f"{rule_id}\n{arn}".encode()).hexdigest()
 
 
 def _segment(text: str) -> str:
@@ -275,15 +269,6 @@ def _key_label(key: AccessKey) -> str:
     return key.id or f"the key created {iso(key.created_at) or 'at an unknown time'}"
 
 
-def _exception_data(exception: ApprovedException) -> dict[str, Any]:
-    return {
-        "owner": exception.owner,
-        "expires": exception.expires.isoformat(),
-        "ticket": exception.ticket,
-        "reason": exception.reason,
-    }
-
-
 def _justification(exception: ApprovedException) -> str:
     ticket = exception.ticket or "no ticket"
     return (
@@ -408,7 +393,7 @@ def _result(
         "recommendedKeyToKeep": keep.key.id if keep else None,
     }
     if finding.expired_exception:
-        properties["expiredException"] = _exception_data(finding.expired_exception)
+        properties["expiredException"] = view.exception_data(finding.expired_exception)
     result: dict[str, Any] = {
         "ruleId": finding.rule_id,
         "ruleIndex": 0,
@@ -424,7 +409,7 @@ def _result(
                 "kind": "external",
                 "status": "accepted",
                 "justification": _justification(finding.exception),
-                "properties": _exception_data(finding.exception),
+                "properties": view.exception_data(finding.exception),
             }
         ]
     return result

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date
 from enum import StrEnum
+from typing import Any
 
 from orgscan.model import (
     AccountResult,
@@ -114,3 +115,13 @@ def findings_by_exception(result: ScanResult) -> dict[ApprovedException, list[Fi
             if exception is not None:
                 covered.setdefault(exception, []).append(finding)
     return covered
+
+
+def exception_data(exception: ApprovedException) -> dict[str, Any]:
+    """An approved exception as SARIF's suppression properties and OCSF's unmapped data show it."""
+    return {
+        "owner": exception.owner,
+        "expires": exception.expires.isoformat(),
+        "ticket": exception.ticket,
+        "reason": exception.reason,
+    }

@@ -6,12 +6,12 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from orgscan import evidence as codec
+from orgscan.formats import DEFAULT_FORMATS, FORMATS
 from orgscan.fs import write_atomic
 from orgscan.model import ScanResult
 from orgscan.reports import manifest
 from orgscan.reports.asff import AsffRenderer
 from orgscan.reports.csv import CsvRenderer
-from orgscan.reports.formats import DEFAULT_FORMATS, FORMATS
 from orgscan.reports.html import HtmlRenderer
 from orgscan.reports.interface import Renderer
 from orgscan.reports.ocsf import OcsfRenderer
@@ -48,7 +48,7 @@ def renderers(
     *, sarif_suppressed: str = "include", formats: Iterable[str] = DEFAULT_FORMATS
 ) -> list[Renderer]:
     """The package's files in the order they are written: the evidence first, then each of
-    `formats` (names from `reports.formats.FORMATS`)."""
+    `formats` (names from `orgscan.formats.FORMATS`)."""
     chosen = set(formats)
     return [EvidenceRenderer()] + [
         _renderer(name, sarif_suppressed) for name in FORMATS if name in chosen

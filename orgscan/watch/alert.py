@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from orgscan import __version__
 from orgscan.model import AccessKey, ApprovedException, iso, utcnow
-from orgscan.watch.handler import WatchResult
+from orgscan.watch.result import WatchResult
 
 KIND = "orgscan-watch-alert"
 VERSION = 1

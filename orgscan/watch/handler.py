@@ -10,60 +10,28 @@ fingerprint is the sweep's SARIF fingerprint for the same user.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from datetime import date, datetime
-from enum import StrEnum
-from typing import Any
+from datetime import date
 
 from botocore.exceptions import NoCredentialsError, NoRegionError
 
-from orgscan.aws.clients import ClientFactory
-from orgscan.aws.credentials import AccountCredentials, caller_identity
+from orgscan.aws.credentials import AccountCredentials
 from orgscan.aws.errors import error_code, error_message
-from orgscan.aws.organizations import describe_organization
+from orgscan.aws.management import Management, management_session
 from orgscan.aws.ratelimit import CallCounter, RateLimiter
-from orgscan.collect.live import IamUser, list_users, live_user_keys
+from orgscan.collect.users import IamUser, list_users, live_user_keys
 from orgscan.config import Config
 from orgscan.evaluate import evaluate
 from orgscan.model import (
-    AccessKey,
     AccountFailure,
-    Finding,
     FindingState,
     ScanError,
     UserKeys,
-    iso,
     utcnow,
 )
-from orgscan.reports.sarif import fingerprint
-from orgscan.rules import RULE_ID
 from orgscan.watch.events import ACTIVE, KeyEvent
+from orgscan.watch.result import Verdict, WatchResult
 
 log = logging.getLogger(__name__)
-
-
-class Verdict(StrEnum):
-    VIOLATION = "violation"  # an open finding: more than one active key, no valid exception
-    EXCEPTED = "excepted"  # the rule fails, but an approved exception covers the user
-    COMPLIANT = "compliant"
-    GONE = "gone"  # the user no longer exists: nothing to evaluate, not an error
-    IGNORED = "ignored"  # the event cannot have added an active key of an IAM user
-    UNREADABLE = "unreadable"  # the account, or the user's keys, could not be read
-
-
-@dataclass(frozen=True, slots=True)
-class WatchResult:
-    event: KeyEvent
-    verdict: Verdict
-    user: UserKeys | None = None  # the user's keys as read live
-    finding: Finding | None = None  # for VIOLATION and EXCEPTED
-    notes: tuple[str, ...] = ()
-    error: ScanError | None = None  # for UNREADABLE
-
-    @property
-    def fingerprint(self) -> str | None:
-        """The sweep's SARIF partialFingerprints.primaryLocationLineHash for this user."""
-        return fingerprint(RULE_ID, self.user.arn) if self.user else None
 
 
 def _ignored(event: KeyEvent) -> str | None:
@@ -89,26 +57,20 @@ class _Skipped(Exception):
     """The config leaves this account out, as the sweep would."""
 
 
-async def _read(event: KeyEvent, config: Config, factory: ClientFactory) -> UserKeys | None:
+async def _read(event: KeyEvent, config: Config, management: Management) -> UserKeys | None:
     """The user's keys, read live in the event's account; None when the user is gone."""
     assert event.user_name is not None
-    management, calls = RateLimiter(config.scan.management_rate_limit), CallCounter()
-    async with (
-        factory.client("sts", management, calls) as sts,
-        factory.client("organizations", management, calls) as org,
+    identity, organization = await management.identify()
+    if (
+        event.account_id == organization.management_account_id
+        and config.organization.management_account == "skip"
     ):
-        identity = await caller_identity(sts)
-        organization = await describe_organization(org)
-        if (
-            event.account_id == organization.management_account_id
-            and config.organization.management_account == "skip"
-        ):
-            raise _Skipped("management account; organization.management_account is 'skip'")
-        credentials = await AccountCredentials(
-            sts, identity, config, organization.management_account_id
-        ).get(event.account_id)
+        raise _Skipped("management account; organization.management_account is 'skip'")
+    credentials = await AccountCredentials(
+        management.sts, identity, config, organization.management_account_id
+    ).get(event.account_id)
     limiter = RateLimiter(config.scan.account_rate_limit)
-    async with factory.client("iam", limiter, CallCounter(), credentials) as iam:
+    async with management.factory.client("iam", limiter, CallCounter(), credentials) as iam:
         user = find_user(await list_users(iam), event.user_name)
         return await live_user_keys(iam, event.account_id, user) if user else None
 
@@ -123,8 +85,8 @@ async def check(event: KeyEvent, config: Config, today: date | None = None) -> W
     if reason:
         return WatchResult(event, Verdict.IGNORED, notes=(reason,))
     try:
-        async with ClientFactory(config.scan) as factory:
-            user = await _read(event, config, factory)
+        async with management_session(config.scan) as management:
+            user = await _read(event, config, management)
     except (NoCredentialsError, NoRegionError):
         raise
     except _Skipped as exc:
@@ -158,70 +120,3 @@ def _key_notes(event: KeyEvent, user: UserKeys) -> tuple[str, ...]:
     if event.access_key_id and event.access_key_id not in {k.id for k in user.access_keys}:
         return (f"key {event.access_key_id} of the event no longer exists",)
     return ()
-
-
-def summary(result: WatchResult) -> dict[str, Any]:
-    """One line of JSON-able facts about a result, for logs: no key material, no event body."""
-    return {
-        "verdict": str(result.verdict),
-        "event": result.event.event_name,
-        "event_id": result.event.event_id,
-        "account_id": result.event.account_id,
-        "user_name": result.event.user_name,
-        "arn": result.user.arn if result.user else None,
-        "fingerprint": result.fingerprint,
-        "error": f"{result.error.code}: {result.error.message}" if result.error else None,
-        "notes": list(result.notes),
-    }
-
-
-def _date(value: datetime | None) -> str:
-    return iso(value) or "unknown"
-
-
-def _key_line(key: AccessKey) -> str:
-    created = f"created {_date(key.created_at)}"
-    if key.last_used_error is not None:
-        used = f"last use unknown ({key.last_used_error.code})"  # not "never used"
-    elif key.last_used_at is None:
-        used = "never used" if key.active else ""
-    else:
-        where = ", ".join(p for p in (key.last_used_service, key.last_used_region) if p)
-        used = f"last used {_date(key.last_used_at)}" + (f" ({where})" if where else "")
-    return ", ".join(p for p in (f"{key.id} {key.status}", created, used) if p)
-
-
-def describe(result: WatchResult) -> str:
-    """The result as the CLI prints it: the verdict first, then the evidence."""
-    event, user = result.event, result.user
-    lines: list[str] = []
-    if user is None:
-        subject = f"user {event.user_name}" if event.user_name else "the caller's own access key"
-        lines.append(f"{result.verdict.upper():<10} {subject} in account {event.account_id}")
-    else:
-        active = [k.id or "?" for k in user.access_keys if k.active]
-        count = f"{len(active)} active access key{'' if len(active) == 1 else 's'}"
-        lines.append(f"{result.verdict.upper():<10} {user.arn} has {count}")
-        lines.append(f"  account:     {user.account_id}")
-        for index, key in enumerate(user.access_keys):
-            lines.append(f"  {'keys:' if index == 0 else '':<12} {_key_line(key)}")
-    if result.finding is not None:
-        finding = result.finding
-        lines.append(f"  rule:        {finding.rule_id} ({finding.severity})")
-        lines.append(f"  fingerprint: {result.fingerprint}")
-        exception = finding.exception or finding.expired_exception
-        if exception is not None:
-            state = "approved" if finding.exception else "EXPIRED"
-            ticket = f", ticket {exception.ticket}" if exception.ticket else ""
-            lines.append(
-                f"  exception:   {state}: {exception.reason} (owner {exception.owner}, "
-                f"expires {exception.expires.isoformat()}{ticket})"
-            )
-    if result.error is not None:
-        lines.append(f"  error:       {result.error.code}: {result.error.message}")
-    when = f" at {iso(event.event_time)}" if event.event_time else ""
-    by = f" by {event.caller_arn}" if event.caller_arn else ""
-    eid = f" {event.event_id}" if event.event_id else ""
-    lines.append(f"  event:       {event.event_name}{eid} in {event.account_id}{when}{by}")
-    lines += [f"note: {note}" for note in result.notes]
-    return "\n".join(lines)

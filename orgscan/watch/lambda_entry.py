@@ -25,7 +25,9 @@ from orgscan.aws.ratelimit import CallCounter, RateLimiter
 from orgscan.config import Config, load_config
 from orgscan.watch.alert import Renderer, render_json
 from orgscan.watch.events import parse_event
-from orgscan.watch.handler import Verdict, WatchResult, check, summary
+from orgscan.watch.handler import check
+from orgscan.watch.render import summary
+from orgscan.watch.result import Verdict, WatchResult
 
 TOPIC_VARIABLE = "ORGSCAN_TOPIC_ARN"
 CONFIG_VARIABLE = "ORGSCAN_CONFIG"

@@ -14,9 +14,8 @@ from typer.testing import CliRunner
 
 from orgscan.cli import app
 from orgscan.demo.seed import ACTIVE, AccountSpec, OrgSpec, UserSpec
-from orgscan.reports.manifest import verify_package
 from tests.conftest import seed
-from tests.format_checks import asff_findings, ocsf_events, oscal_document
+from tests.format_checks import asff_findings, ocsf_events, oscal_document, verify_package
 from tests.report_fixtures import users_in
 
 IMG = "<img src=x onerror=alert(1)>"

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 from orgscan.accounts import Shard
 from orgscan.cli import ExitCode, app
 from orgscan.demo.seed import ACTIVE, AccountSpec, OrgSpec, UserSpec
-from orgscan.reports.manifest import verify_package
 from tests.conftest import seed
+from tests.format_checks import verify_package
 from tests.report_fixtures import account_in, users_in
 
 ORG = OrgSpec(

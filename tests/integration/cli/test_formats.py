@@ -9,9 +9,9 @@ from typer.testing import CliRunner
 
 from orgscan.cli import ExitCode, app
 from orgscan.config import ConfigError, parse_config
-from orgscan.reports.formats import DEFAULT_FORMATS, FORMATS
-from orgscan.reports.manifest import verify_package
+from orgscan.formats import DEFAULT_FORMATS, FORMATS
 from orgscan.reports.writer import write_reports
+from tests.format_checks import verify_package
 from tests.integration.cli.test_package import forge
 from tests.report_fixtures import scan_result
 

@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 from orgscan import evidence as codec
 from orgscan.cli import ExitCode, app
 from orgscan.model import ScanResult
-from orgscan.reports.manifest import verify_package
 from orgscan.reports.writer import write_reports
 from orgscan.rules import load_rule, parse_rule
+from tests.format_checks import verify_package
 from tests.report_fixtures import (
     PARTIAL,
     SCP_DENIAL,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 
-from orgscan.collect.live import IamUser, collect_live, list_users, live_user_keys
+from orgscan.collect.live import collect_live
+from orgscan.collect.users import IamUser, list_users, live_user_keys
 from tests.unit.fakes import FakeIam, client_error
 
 ACCOUNT = "111111111111"
