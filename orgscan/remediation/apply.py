@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from botocore.exceptions import ClientError
+from pydantic import ConfigDict
 
 from orgscan import evidence as codec
 from orgscan.accounts import AccountFilter
@@ -40,6 +41,7 @@ from orgscan.collect.live import list_keys, with_last_used
 from orgscan.config import Config
 from orgscan.evaluate import governing_exception
 from orgscan.model import (
+    EVIDENCE,
     AccessKey,
     AccountFailure,
     ApprovedException,
@@ -84,6 +86,7 @@ class Stop:
 
 @dataclass(frozen=True, slots=True)
 class Entry:
+    __pydantic_config__: ClassVar[ConfigDict] = EVIDENCE
     account_id: str
     user_name: str
     arn: str

@@ -160,6 +160,17 @@ def test_the_upgrade_is_one_translation_into_the_current_shape() -> None:
             lambda d: d["accounts"][0].update(scan_status="done"),
             r"accounts\[0\]\.scan_status: Input should be 'scanned', 'partial'",
         ),
+        # Unknown fields are refused, not dropped: a typo must not read as an absent field.
+        (lambda d: d["run"].update(bogus=1), r"where: run\.bogus: Unexpected keyword argument"),
+        (
+            lambda d: d["accounts"][2]["users"][0].update(acess_keys=[]),
+            r"accounts\[2\]\.users\[0\]\.acess_keys: Unexpected keyword argument",
+        ),
+        # A computed field is read nowhere but where the codec writes it.
+        (
+            lambda d: d["run"].update(summary={}),
+            r"run\.summary: Unexpected keyword argument",
+        ),
     ],
 )
 def test_bad_evidence_is_refused_naming_the_field(change, message) -> None:  # type: ignore[no-untyped-def]
@@ -206,6 +217,15 @@ def test_a_plan_with_a_bad_field_is_refused_naming_it(tmp_path: Path) -> None:
         "actions[0].deactivate[0].created_at: Value error, expected an ISO 8601 time in UTC "
         "ending in 'Z', got '2024-01-01T00:00:00'"
     )
+
+
+def test_a_plan_with_an_unknown_field_is_refused_naming_it(tmp_path: Path) -> None:
+    path = plan_of(scan_result(), tmp_path)
+    data = json.loads(path.read_bytes())
+    data["actions"][0]["deactivate"][0]["keep"] = True
+    path.write_text(json.dumps(data))
+    with pytest.raises(PlanError, match=r"deactivate\[0\]\.keep: Unexpected keyword argument"):
+        read_plan(path)
 
 
 def journal_entries() -> list[Entry]:
