@@ -13,9 +13,11 @@ from orgscan import evidence as codec
 from orgscan.delta import compare
 from orgscan.model import ScanError, ScanResult, ScanStatus
 from orgscan.remediation.apply import (
+    END,
     ENTRY,
     Entry,
     Journal,
+    JournalEnd,
     JournalFile,
     Outcome,
     RemediationError,
@@ -281,3 +283,28 @@ def test_a_journal_line_with_a_bad_field_is_refused_naming_it(tmp_path: Path) ->
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(RemediationError, match=r"schema_version '3\.0' is not supported"):
         read_journal(path)
+
+
+def test_the_journal_header_and_end_go_through_the_codec(tmp_path: Path) -> None:
+    """Written and read by the codec like the entries: strictly, each complaint naming its line."""
+    path = written_journal(tmp_path)
+    end = JournalEnd(STARTED + timedelta(hours=2), "SIGINT")
+    with path.open("a") as file:
+        file.write(json.dumps(END.document(end)) + "\n")
+    journal = read_journal(path)
+    assert (journal.finished_at, journal.interrupted) == (end.finished_at, "SIGINT")
+    assert (journal.action, journal.organization_id, journal.started_at) == (
+        "apply",
+        "o-abc123defg",
+        STARTED,
+    )
+    lines = path.read_text().splitlines()
+    for number, old, new, message in [
+        (1, '"rolls_back"', '"rolls_bakc"', "rolls_bakc: Unexpected keyword argument"),
+        (4, 'Z"', '+00:00"', "finished_at: Value error, expected an ISO 8601 time in UTC"),
+    ]:
+        changed = lines.copy()
+        changed[number - 1] = changed[number - 1].replace(old, new)
+        path.write_text("\n".join(changed) + "\n")
+        with pytest.raises(RemediationError, match=rf"line {number}: {message}"):
+            read_journal(path)
