@@ -581,7 +581,7 @@ class _Run:
     async def each_account(
         self,
         groups: dict[str, list[T]],
-        work: Callable[[Any, str, Sequence[T]], Awaitable[None]],
+        work: Callable[[IamWriter, str, Sequence[T]], Awaitable[None]],
         entries_of: Callable[[T, Outcome, str], list[Entry]],
     ) -> None:
         """Run `work` per account under the remediation role. Whatever stops an account (no
