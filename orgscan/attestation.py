@@ -160,7 +160,7 @@ def predicate(result: ScanResult, findings: bytes) -> dict[str, Any]:
 def statement(files: Mapping[str, bytes], signed_at: datetime) -> dict[str, Any]:
     """The in-toto Statement v1 over `files` (name → content; findings.json among them)."""
     findings = files[codec.FILENAME]
-    result = codec.decode(json.loads(findings), codec.FILENAME, findings)
+    result = codec.decode(json.loads(findings), codec.FILENAME)
     return {
         "_type": STATEMENT_TYPE,
         "subject": [

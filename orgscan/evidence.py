@@ -57,12 +57,34 @@ def _explained(exc: ValidationError) -> str:
     return "; ".join(shown)
 
 
+def _without_computed(data: Any, node: Mapping[str, Any], defs: Mapping[str, Any]) -> Any:
+    """`data` without the computed fields the codec writes (counts, the summary): they are
+    derived from what they count, never read back. Found where the serialization schema marks
+    them readOnly; every other field, known or not, is left for the strict validator."""
+    while "$ref" in node:
+        node = defs[node["$ref"].rsplit("/", 1)[-1]]
+    if isinstance(data, dict) and "properties" in node:
+        fields = node["properties"]
+        return {
+            key: _without_computed(value, fields[key], defs) if key in fields else value
+            for key, value in data.items()
+            if not fields.get(key, {}).get("readOnly")
+        }
+    if isinstance(data, list) and "items" in node:
+        return [_without_computed(item, node["items"], defs) for item in data]
+    for option in node.get("anyOf", ()):  # e.g. an optional object: null or the object
+        if option.get("type") != "null":
+            return _without_computed(data, option, defs)
+    return data
+
+
 class Codec(Generic[T]):
     """One dataclass to and from JSON, with the header fields its file type begins with."""
 
     def __init__(self, cls: type[T], header: Mapping[str, str] | None = None) -> None:
         self.adapter: TypeAdapter[T] = TypeAdapter(cls)
         self.header = dict(header or {})
+        self._written = self.adapter.json_schema(mode="serialization")
 
     def document(self, value: T) -> dict[str, Any]:
         return {**self.header, **self.adapter.dump_python(value, mode="json")}
@@ -77,12 +99,14 @@ class Codec(Generic[T]):
         )
         return b"{\n" + header + body[2:] + b"\n"
 
-    def decode(self, data: Mapping[str, Any] | bytes, where: str) -> T:
-        """The dataclass, validated strictly; EvidenceError naming each bad field otherwise.
-        Fields the model computes (counts, the summary) are not read back: they follow."""
-        raw = data if isinstance(data, bytes) else json.dumps(data)
+    def decode(self, data: Mapping[str, Any], where: str) -> T:
+        """The dataclass, validated strictly: EvidenceError naming each bad or unknown field.
+        Fields the model computes (counts, the summary) are not read back: they follow. The
+        header is the caller's to check."""
+        body = {key: value for key, value in data.items() if key not in self.header}
+        body = _without_computed(body, self._written, self._written.get("$defs", {}))
         try:
-            return self.adapter.validate_json(raw, strict=True)
+            return self.adapter.validate_json(json.dumps(body), strict=True)
         except ValidationError as exc:
             raise EvidenceError(f"{where}: {_explained(exc)}") from None
 
@@ -136,9 +160,8 @@ def upgraded(data: dict[str, Any]) -> dict[str, Any]:
 ACCOUNT_FIELDS = ("id", "name", "email", "state", "ou_path", "ou_ids")
 
 
-def decode(data: dict[str, Any], where: str, raw: bytes | None = None) -> ScanResult:
-    """The result findings.json records, with `run.complete` derived from its accounts.
-    `raw`, the bytes `data` was parsed from, spares a current document a second encoding."""
+def decode(data: dict[str, Any], where: str) -> ScanResult:
+    """The result findings.json records, with `run.complete` derived from its accounts."""
     version = data.get("schema_version")
     if version not in READABLE_VERSIONS:
         raise EvidenceError(
@@ -150,13 +173,14 @@ def decode(data: dict[str, Any], where: str, raw: bytes | None = None) -> ScanRe
         current = upgraded(data)
     except EvidenceError as exc:
         raise EvidenceError(f"{where}: {exc}") from None
-    result = FINDINGS.decode(raw if raw is not None and current is data else current, where)
+    result = FINDINGS.decode(current, where)
     # The stored flag is a claim; completeness is what the accounts themselves show.
     result.run.complete = evidence_complete(result)
     return result
 
 
-def _stored(path: Path) -> tuple[dict[str, Any], bytes]:
+def load(path: Path) -> dict[str, Any]:
+    """findings.json as stored, before any reading or deriving."""
     try:
         raw = path.read_bytes()
         data = json.loads(raw.decode("utf-8"))
@@ -166,12 +190,7 @@ def _stored(path: Path) -> tuple[dict[str, Any], bytes]:
         raise EvidenceError(f"{path}: not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise EvidenceError(f"{path}: expected a JSON object")
-    return data, raw
-
-
-def load(path: Path) -> dict[str, Any]:
-    """findings.json as stored, before any reading or deriving."""
-    return _stored(path)[0]
+    return data
 
 
 def parse(data: dict[str, Any], path: Path) -> ScanResult:
@@ -179,8 +198,7 @@ def parse(data: dict[str, Any], path: Path) -> ScanResult:
 
 
 def read(path: Path) -> ScanResult:
-    data, raw = _stored(path)
-    return decode(data, str(path), raw)
+    return decode(load(path), str(path))
 
 
 def stored_complete_contradiction(data: dict[str, Any], result: ScanResult) -> str | None:
@@ -198,11 +216,11 @@ def schema() -> dict[str, Any]:
     """The JSON Schema of the findings.json this orgscan writes, from the codec's adapter."""
     generated = FINDINGS.adapter.json_schema(mode="serialization")
     # The codec writes every field of every object, and nothing else: all are required (a
-    # default only says what a field absent from a 1.x file means), and no others are allowed.
+    # default only says what a field absent from a 1.x file means); no others are allowed, as
+    # the model's config (`model.EVIDENCE`) says.
     for definition in [generated, *generated["$defs"].values()]:
         if "properties" in definition:
             definition["required"] = list(definition["properties"])
-            definition["additionalProperties"] = False
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,

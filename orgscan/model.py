@@ -11,9 +11,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema, computed_field
+from pydantic import (
+    BeforeValidator,
+    ConfigDict,
+    PlainSerializer,
+    WithJsonSchema,
+    computed_field,
+)
 
 
 def utcnow() -> datetime:
@@ -49,6 +55,12 @@ def _utc_text(value: Any) -> Any:
     except ValueError:
         pass
     raise ValueError(f"expected an ISO 8601 time in UTC ending in 'Z', got {value!r}")
+
+
+# How evidence is read: a field the model does not have is refused, naming its path, never
+# dropped (a hand-edited typo, or a newer orgscan's field, must not read as absent). The
+# computed fields the codec writes are taken out before (orgscan.evidence), as they are derived.
+EVIDENCE: ConfigDict = ConfigDict(extra="forbid")
 
 
 # A point in time in the model; in every file it is written by `iso` and read back strictly.
@@ -124,6 +136,7 @@ def split_ou_path(path: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True, slots=True)
 class Account:
+    __pydantic_config__: ClassVar[ConfigDict] = EVIDENCE
     id: str
     name: str
     email: str
@@ -134,6 +147,7 @@ class Account:
 
 @dataclass(frozen=True, slots=True)
 class AccessKey:
+    __pydantic_config__: ClassVar[ConfigDict] = EVIDENCE
     id: str | None  # None only for credential-report rows, which carry no key id
     status: str  # Active | Inactive
     created_at: Timestamp | None
@@ -151,6 +165,7 @@ class AccessKey:
 
 @dataclass(frozen=True, slots=True)
 class UserKeys:
+    __pydantic_config__: ClassVar[ConfigDict] = EVIDENCE
     account_id: str
     user_name: str
     arn: str
@@ -185,6 +200,7 @@ class UserKeys:
 
 @dataclass(frozen=True, slots=True)
 class ScanError:
+    __pydantic_config__: ClassVar[ConfigDict] = EVIDENCE
     code: str
     message: str
 
@@ -204,6 +220,7 @@ class AccountFailure(Exception):
 
 @dataclass(slots=True)
 class AccountResult:
+    __pydantic_config__: ClassVar[ConfigDict] = EVIDENCE
     account: Account
     scan_status: ScanStatus
     error: ScanError | None = None
@@ -243,6 +260,7 @@ def sweep_complete(accounts: list[AccountResult], errors: list[ScanError]) -> bo
 
 @dataclass(frozen=True, slots=True)
 class ApprovedException:
+    __pydantic_config__: ClassVar[ConfigDict] = EVIDENCE
     account: str
     user: str  # a user name, or a glob matched against the user ARN
     reason: str
@@ -256,6 +274,7 @@ class ApprovedException:
 
 @dataclass(frozen=True, slots=True)
 class Finding:
+    __pydantic_config__: ClassVar[ConfigDict] = EVIDENCE
     rule_id: str
     account_id: str
     user_name: str
@@ -286,6 +305,8 @@ class Control:
 class Change(StrEnum):
     """A finding compared with a baseline scan, matched by rule and ARN."""
 
+    __pydantic_config__: ClassVar[ConfigDict] = EVIDENCE
+
     NEW = "new"
     UNCHANGED = "unchanged"  # still there: open or excepted, as `state` says
     RESOLVED = "resolved"  # gone, and its account was scanned this time
@@ -294,6 +315,7 @@ class Change(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class FindingChange:
+    __pydantic_config__: ClassVar[ConfigDict] = EVIDENCE
     rule_id: str
     account_id: str
     user_name: str
@@ -305,6 +327,7 @@ class FindingChange:
 
 @dataclass(slots=True)
 class Delta:
+    __pydantic_config__: ClassVar[ConfigDict] = EVIDENCE
     baseline_run_id: str
     baseline_started_at: Timestamp
     findings: list[FindingChange] = field(default_factory=list)
@@ -324,6 +347,7 @@ class Delta:
 
 @dataclass(frozen=True, slots=True)
 class Limits:
+    __pydantic_config__: ClassVar[ConfigDict] = EVIDENCE
     max_accounts_in_flight: int
     management_rate_limit: float
     account_rate_limit: float
@@ -333,6 +357,7 @@ class Limits:
 
 @dataclass(slots=True)
 class RunInfo:
+    __pydantic_config__: ClassVar[ConfigDict] = EVIDENCE
     id: str
     started_at: Timestamp
     finished_at: Timestamp | None
@@ -359,6 +384,8 @@ class RunInfo:
 class Summary:
     """The counts an auditor reads first, written into findings.json beside what they count."""
 
+    __pydantic_config__: ClassVar[ConfigDict] = EVIDENCE
+
     accounts: int
     accounts_scanned: int
     accounts_partial: int
@@ -373,6 +400,7 @@ class Summary:
 
 @dataclass(slots=True)
 class ScanResult:
+    __pydantic_config__: ClassVar[ConfigDict] = EVIDENCE
     run: RunInfo
     accounts: list[AccountResult]
     findings: list[Finding]

@@ -16,6 +16,11 @@ import aiobotocore
 import botocore
 from aiobotocore.credentials import AioCredentials
 from aiobotocore.httpsession import AIOHTTPSession
+from aiobotocore.retries.standard import (
+    AioRetryHandler,
+    AioRetryPolicy,
+    AioStandardRetryConditions,
+)
 from botocore.exceptions import (
     ConnectionClosedError,
     ConnectTimeoutError,
@@ -74,7 +79,7 @@ _ATTRIBUTES: tuple[tuple[Any, tuple[str, ...]], ...] = (
     (AIOHTTPSession, ("_create_connector",)),
     (ResponseParserFactory, ("set_parser_defaults", "create_parser")),
     (RetryHandler, ("needs_retry",)),
-    (RetryQuotaChecker, ("release_retry_quota",)),
+    (RetryQuotaChecker, ("acquire_retry_quota", "release_retry_quota")),
     (ProxyConfiguration, ("proxy_url_for", "proxy_headers_for")),
 )
 
@@ -117,3 +122,24 @@ async def resolve_endpoint(client: Any, operation: Any, context: dict[str, Any])
     """botocore's endpoint rules (partition, FIPS, AWS_ENDPOINT_URL...) for `operation`:
     (url, headers, properties), filling `context` with the signing settings."""
     return await client._resolve_endpoint_ruleset(operation, {}, context)
+
+
+def use_retry_quota(client: Any, max_attempts: int, quota: Any) -> None:
+    """aiobotocore's standard retry handler for `client`, asking `quota` (an object with
+    RetryQuotaChecker's acquire/release methods) in place of the one quota aiobotocore gives
+    each client. It replaces the handler aiobotocore registered under its unique id
+    (aiobotocore.retries.standard.register_retry_handler); that handler's after-call release
+    stays registered, on a quota nothing asks any more."""
+    service = client.meta.service_model.service_id.hyphenize()
+    unique_id = f"retry-config-{service}"
+    client.meta.events.unregister(f"needs-retry.{service}", unique_id=unique_id)
+    handler = AioRetryHandler(
+        retry_policy=AioRetryPolicy(
+            retry_checker=AioStandardRetryConditions(max_attempts=max_attempts),
+            retry_backoff=ExponentialBackoff(),
+        ),
+        retry_event_adapter=RetryEventAdapter(),
+        retry_quota=quota,
+    )
+    client.meta.events.register(f"needs-retry.{service}", handler.needs_retry, unique_id=unique_id)
+    client.meta.events.register(f"after-call.{service}", quota.release_retry_quota)

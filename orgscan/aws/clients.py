@@ -5,7 +5,7 @@ One client per service serves every account (`ClientFactory`, open for the run i
 `async with`); each account gets a `BoundClient` that signs with its credentials and charges its
 limiter and counter. The rate limit is taken for every HTTP attempt, retries included (in
 botocore's `before-send` event, or by the wire for the hot calls it sends): a retried call
-spends AWS's rate budget too.
+spends AWS's rate budget too. Each account has its own retry quota, on both paths.
 """
 
 from __future__ import annotations
@@ -135,6 +135,26 @@ def _before_sign(request: Any, **_: Any) -> None:
         request.context.setdefault("signing", {})["request_credentials"] = (
             binding.session.keys.signing
         )
+
+
+class _AccountRetryQuota:
+    """botocore's retry quota, asked of the account whose call is in progress.
+
+    aiobotocore gives each client one quota (500, 5 a retry), and one client serves every
+    account: a hundred throttled calls anywhere would stop every account's retries, key changes
+    included. Each account has its own, the one its wire calls spend (`_Binding.retries`)."""
+
+    @staticmethod
+    def acquire_retry_quota(context: Any) -> bool:
+        binding = _BINDING.get()
+        # Unbound calls are refused before they are sent (`_before_sign`); never retried.
+        return binding is not None and bool(binding.retries.quota.acquire_retry_quota(context))
+
+    @staticmethod
+    def release_retry_quota(context: Any, http_response: Any, **kwargs: Any) -> None:
+        binding = _BINDING.get()
+        if binding is not None:
+            binding.retries.quota.release_retry_quota(context, http_response, **kwargs)
 
 
 def _bound(method: Callable[..., Awaitable[Any]], binding: _Binding) -> Callable[..., Any]:
@@ -370,10 +390,10 @@ class ClientFactory:
             user_agent=_user_agent(),
         )
 
-    @staticmethod
-    def _hook(client: Any) -> Any:
+    def _hook(self, client: Any) -> Any:
         client.meta.events.register("before-send", _before_send)
         client.meta.events.register("before-sign", _before_sign)
+        internals.use_retry_quota(client, self._scan.max_attempts, _AccountRetryQuota())
         return client
 
     async def __aenter__(self) -> ClientFactory:

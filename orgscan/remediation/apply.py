@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from botocore.exceptions import ClientError
+from pydantic import ConfigDict
 
 from orgscan import evidence as codec
 from orgscan.accounts import AccountFilter
@@ -42,6 +43,7 @@ from orgscan.config import Config
 from orgscan.evaluate import governing_exception
 from orgscan.fs import fsync_directory
 from orgscan.model import (
+    EVIDENCE,
     AccessKey,
     AccountFailure,
     ApprovedException,
@@ -86,6 +88,7 @@ class Stop:
 
 @dataclass(frozen=True, slots=True)
 class Entry:
+    __pydantic_config__: ClassVar[ConfigDict] = EVIDENCE
     account_id: str
     user_name: str
     arn: str
@@ -133,18 +136,43 @@ class Journal:
         return sum(1 for e in self.entries if e.outcome is outcome)
 
 
+@dataclass(frozen=True, slots=True)
+class JournalHeader:
+    """The journal's first line: what run it records. Its fields are the Journal's own."""
+
+    __pydantic_config__: ClassVar[ConfigDict] = EVIDENCE
+
+    action: str
+    source: str
+    organization_id: str
+    started_at: Timestamp
+    evidence_sha256: str | None = None
+    rolls_back: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEnd:
+    """The journal's last line, once the run is over: when, and whether it was stopped."""
+
+    __pydantic_config__: ClassVar[ConfigDict] = EVIDENCE
+
+    finished_at: Timestamp
+    interrupted: str | None = None
+
+
+# The journal's lines, each after its record type (and for the header, the file's kind).
+HEADER = codec.Codec(
+    JournalHeader, {"kind": KIND, "record": "header", "schema_version": JOURNAL_VERSION}
+)
+END = codec.Codec(JournalEnd, {"record": "end"})
+
+
 def _header(journal: Journal) -> dict[str, Any]:
-    return {
-        "kind": KIND,
-        "record": "header",
-        "schema_version": JOURNAL_VERSION,
-        "action": journal.action,
-        "source": journal.source,
-        "organization_id": journal.organization_id,
-        "started_at": iso(journal.started_at),
-        "evidence_sha256": journal.evidence_sha256,
-        "rolls_back": journal.rolls_back,
-    }
+    return HEADER.document(
+        JournalHeader(
+            **{f.name: getattr(journal, f.name) for f in dataclasses.fields(JournalHeader)}
+        )
+    )
 
 
 # An entry line of the journal.
@@ -271,20 +299,14 @@ def _read_lines(data: bytes, source: str) -> Journal:
             f"schema_version {version!r} is not supported; this orgscan reads "
             f"{JOURNAL_VERSION!r} and the unversioned journals before it"
         )
-    journal = Journal(
-        action=header["action"],
-        source=header["source"],
-        organization_id=header["organization_id"],
-        started_at=parse_iso(header["started_at"]),  # type: ignore[arg-type]
-        evidence_sha256=header.get("evidence_sha256"),
-        rolls_back=header.get("rolls_back"),
-    )
+    opened = HEADER.decode(header, "line 1")
+    journal = Journal(**{f.name: getattr(opened, f.name) for f in dataclasses.fields(opened)})
     for number, record in enumerate(records[1:], 2):
         if record["record"] == "entry":
             journal.record(_read_entry(record, version, f"line {number}"))
         elif record["record"] == "end":
-            journal.finished_at = parse_iso(record["finished_at"])
-            journal.interrupted = record.get("interrupted")
+            end = END.decode(record, f"line {number}")
+            journal.finished_at, journal.interrupted = end.finished_at, end.interrupted
         else:
             raise ValueError(f"unknown record {record['record']!r}")
     if tail:
@@ -331,12 +353,8 @@ class _Recorder:
         self.journal.finished_at = utcnow()
         for entry in unattempted:
             self.journal.record(entry)
-        end = {
-            "record": "end",
-            "finished_at": iso(self.journal.finished_at),
-            "interrupted": self.journal.interrupted,
-        }
-        self.file.append_now([*map(ENTRY.document, unattempted), end])
+        end = JournalEnd(self.journal.finished_at, self.journal.interrupted)
+        self.file.append_now([*map(ENTRY.document, unattempted), END.document(end)])
         self.file.close()
 
 
@@ -561,7 +579,7 @@ class _Run:
     async def each_account(
         self,
         groups: dict[str, list[T]],
-        work: Callable[[Any, str, Sequence[T]], Awaitable[None]],
+        work: Callable[[IamWriter, str, Sequence[T]], Awaitable[None]],
         entries_of: Callable[[T, Outcome, str], list[Entry]],
     ) -> None:
         """Run `work` per account under the remediation role. Whatever stops an account (no

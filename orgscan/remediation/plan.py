@@ -20,10 +20,13 @@ import shlex
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
+
+from pydantic import ConfigDict
 
 from orgscan import evidence as codec
 from orgscan.fs import write_atomic
-from orgscan.model import FindingState, ScanResult, Timestamp, iso, utcnow
+from orgscan.model import EVIDENCE, FindingState, ScanResult, Timestamp, iso, utcnow
 from orgscan.rules import recommended_key
 
 KIND = "orgscan-remediation-plan"
@@ -53,12 +56,15 @@ class PlanError(Exception):
 class Evidence:
     """The findings.json a plan was made from."""
 
+    __pydantic_config__: ClassVar[ConfigDict] = EVIDENCE
+
     path: str  # absolute, as it was when the plan was made
     sha256: str  # of the file's bytes
 
 
 @dataclass(frozen=True, slots=True)
 class KeyAction:
+    __pydantic_config__: ClassVar[ConfigDict] = EVIDENCE
     access_key_id: str
     created_at: Timestamp | None
     last_used_at: Timestamp | None  # as the scan saw it; a newer date at apply time means "in use"
@@ -66,6 +72,7 @@ class KeyAction:
 
 @dataclass(frozen=True, slots=True)
 class UserAction:
+    __pydantic_config__: ClassVar[ConfigDict] = EVIDENCE
     account_id: str
     account_name: str
     user_name: str
@@ -77,6 +84,7 @@ class UserAction:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
+    __pydantic_config__: ClassVar[ConfigDict] = EVIDENCE
     created_at: Timestamp
     source_run_id: str
     organization_id: str
@@ -106,7 +114,7 @@ def load_evidence(path: Path) -> tuple[ScanResult, Evidence]:
         parsed = json.loads(data)
         if not isinstance(parsed, dict):
             raise ValueError("expected a JSON object")
-        return codec.decode(parsed, str(path), data), evidence
+        return codec.decode(parsed, str(path)), evidence
     except codec.EvidenceError as exc:
         raise PlanError(str(exc)) from None
     except ValueError as exc:

@@ -8,6 +8,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from orgscan.remediation.apply import Entry, Outcome
+
 CREATED = datetime(2025, 1, 1, tzinfo=UTC)
 
 
@@ -28,6 +30,9 @@ class FakeIam:
         self.users = users
         self.page = page
         self.fail: dict[str, list[Exception]] = {}
+        # When set, the journal of the run: every change must be in it as PENDING before it is
+        # sent, so that a crash mid-call leaves the change pending, never unrecorded.
+        self.journal: list[Entry] | None = None
         self.attempts: list[BaseException | None] = [None]
         self.applies = True
         self.calls: list[tuple[str, dict[str, Any]]] = []
@@ -83,6 +88,9 @@ class FakeIam:
 
     async def update_access_key(self, **params: Any) -> dict[str, Any]:
         self.calls.append(("UpdateAccessKey", params))
+        if self.journal is not None:
+            mine = [e for e in self.journal if e.access_key_id == params["AccessKeyId"]]
+            assert mine and mine[-1].outcome is Outcome.PENDING, "sent before journaled pending"
         failures = self.fail.get("UpdateAccessKey")
         # An attempt that was answered carries AWS's answer, as botocore's event does: the
         # error that will be raised, if any.

@@ -13,9 +13,11 @@ from orgscan import evidence as codec
 from orgscan.delta import compare
 from orgscan.model import ScanError, ScanResult, ScanStatus
 from orgscan.remediation.apply import (
+    END,
     ENTRY,
     Entry,
     Journal,
+    JournalEnd,
     JournalFile,
     Outcome,
     RemediationError,
@@ -160,6 +162,17 @@ def test_the_upgrade_is_one_translation_into_the_current_shape() -> None:
             lambda d: d["accounts"][0].update(scan_status="done"),
             r"accounts\[0\]\.scan_status: Input should be 'scanned', 'partial'",
         ),
+        # Unknown fields are refused, not dropped: a typo must not read as an absent field.
+        (lambda d: d["run"].update(bogus=1), r"where: run\.bogus: Unexpected keyword argument"),
+        (
+            lambda d: d["accounts"][2]["users"][0].update(acess_keys=[]),
+            r"accounts\[2\]\.users\[0\]\.acess_keys: Unexpected keyword argument",
+        ),
+        # A computed field is read nowhere but where the codec writes it.
+        (
+            lambda d: d["run"].update(summary={}),
+            r"run\.summary: Unexpected keyword argument",
+        ),
     ],
 )
 def test_bad_evidence_is_refused_naming_the_field(change, message) -> None:  # type: ignore[no-untyped-def]
@@ -206,6 +219,15 @@ def test_a_plan_with_a_bad_field_is_refused_naming_it(tmp_path: Path) -> None:
         "actions[0].deactivate[0].created_at: Value error, expected an ISO 8601 time in UTC "
         "ending in 'Z', got '2024-01-01T00:00:00'"
     )
+
+
+def test_a_plan_with_an_unknown_field_is_refused_naming_it(tmp_path: Path) -> None:
+    path = plan_of(scan_result(), tmp_path)
+    data = json.loads(path.read_bytes())
+    data["actions"][0]["deactivate"][0]["keep"] = True
+    path.write_text(json.dumps(data))
+    with pytest.raises(PlanError, match=r"deactivate\[0\]\.keep: Unexpected keyword argument"):
+        read_plan(path)
 
 
 def journal_entries() -> list[Entry]:
@@ -261,3 +283,28 @@ def test_a_journal_line_with_a_bad_field_is_refused_naming_it(tmp_path: Path) ->
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(RemediationError, match=r"schema_version '3\.0' is not supported"):
         read_journal(path)
+
+
+def test_the_journal_header_and_end_go_through_the_codec(tmp_path: Path) -> None:
+    """Written and read by the codec like the entries: strictly, each complaint naming its line."""
+    path = written_journal(tmp_path)
+    end = JournalEnd(STARTED + timedelta(hours=2), "SIGINT")
+    with path.open("a") as file:
+        file.write(json.dumps(END.document(end)) + "\n")
+    journal = read_journal(path)
+    assert (journal.finished_at, journal.interrupted) == (end.finished_at, "SIGINT")
+    assert (journal.action, journal.organization_id, journal.started_at) == (
+        "apply",
+        "o-abc123defg",
+        STARTED,
+    )
+    lines = path.read_text().splitlines()
+    for number, old, new, message in [
+        (1, '"rolls_back"', '"rolls_bakc"', "rolls_bakc: Unexpected keyword argument"),
+        (4, 'Z"', '+00:00"', "finished_at: Value error, expected an ISO 8601 time in UTC"),
+    ]:
+        changed = lines.copy()
+        changed[number - 1] = changed[number - 1].replace(old, new)
+        path.write_text("\n".join(changed) + "\n")
+        with pytest.raises(RemediationError, match=rf"line {number}: {message}"):
+            read_journal(path)

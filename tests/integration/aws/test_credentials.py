@@ -7,6 +7,7 @@ import asyncio
 from datetime import UTC, datetime
 
 import pytest
+from botocore.exceptions import ClientError
 
 from orgscan.aws.clients import ClientFactory
 from orgscan.aws.credentials import (
@@ -16,6 +17,7 @@ from orgscan.aws.credentials import (
     RefreshableCredentials,
     caller_identity,
 )
+from orgscan.aws.errors import error_code
 from orgscan.aws.ratelimit import CallCounter, RateLimiter
 from orgscan.config import parse_config
 from orgscan.demo.faults import ROLE_CHAINING_MESSAGE, Fault
@@ -212,3 +214,45 @@ async def test_sts_faults_in_other_accounts_never_spend_a_healthy_accounts_retri
 
     assert session is not None
     assert aws.faults.calls[("AssumeRole", healthy)] == 2
+
+
+async def test_throttled_key_changes_in_one_account_never_spend_anothers_retries(aws):
+    """UpdateAccessKey goes through botocore's client, shared by every account: with one retry
+    quota per client (500, 5 a retry) a hundred throttled changes in one account would stop the
+    retries of every other account's changes. Each account has its own."""
+    noisy, quiet = "210987654321", "109876543210"
+    aws.inject(
+        [
+            Fault(action="UpdateAccessKey", account=noisy, error="Throttling"),
+            Fault(action="UpdateAccessKey", account=quiet, error="Throttling", first=1),
+        ]
+    )
+    settings = parse_config(
+        {"organization": {"management_account": "skip"}, "scan": {"max_attempts": 2}}
+    )
+    factory = ClientFactory(settings.scan)
+    async with factory, factory.client("sts", RateLimiter(1000), CallCounter()) as sts:
+        identity = await caller_identity(sts)
+        credentials = AccountCredentials(sts, identity, settings, "123456789012")
+        sessions = {a: await credentials.get(a) for a in (noisy, quiet)}
+
+        async def change(account: str) -> str:
+            async with factory.client(
+                "iam", RateLimiter(1000), CallCounter(), sessions[account]
+            ) as iam:
+                try:
+                    await iam.update_access_key(
+                        UserName="alice", AccessKeyId="AKIAEXAMPLEKEY000001", Status="Inactive"
+                    )
+                except ClientError as exc:
+                    return error_code(exc)
+                return "done"
+
+        # 110 throttled changes, one retry each: 550 of a shared quota of 500.
+        noisy_outcomes = await asyncio.gather(*(change(noisy) for _ in range(110)))
+        assert set(noisy_outcomes) == {"Throttling"}
+        assert aws.faults.calls[("UpdateAccessKey", noisy)] > 200
+        # The quiet account's one throttle is retried; moto then answers (no such user).
+        assert await change(quiet) == "NoSuchEntity"
+
+    assert aws.faults.calls[("UpdateAccessKey", quiet)] == 2

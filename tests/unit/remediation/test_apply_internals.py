@@ -24,6 +24,7 @@ def _base() -> Entry:
 
 async def _run(iam: FakeIam) -> list[Entry]:
     journal: list[Entry] = []
+    iam.journal = journal
 
     async def record(entry: Entry) -> None:
         journal.append(entry)
