@@ -17,6 +17,8 @@ from py_ocsf_models.events.findings.compliance_finding import ComplianceFinding
 from py_ocsf_models.objects.cloud import Cloud
 from pydantic import BaseModel
 
+from orgscan.reports.manifest import check_package
+
 
 def _models(annotation: Any) -> list[type[BaseModel]]:
     """The pydantic models an annotation admits (through Optional, Union, list, dict values)."""
@@ -50,8 +52,6 @@ def unknown_fields(model: type[BaseModel], value: Any, path: str = "") -> list[s
             ]
             problems += min(found, key=len)
     return problems
-
-from orgscan.reports.manifest import check_package
 
 
 def ocsf_events(data: bytes) -> list[dict[str, Any]]:
