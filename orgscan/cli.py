@@ -21,10 +21,10 @@ import yaml
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 
-from orgscan import __version__, securityhub_publish
+from orgscan import __version__, runner, securityhub_publish
 from orgscan import evidence as codec
 from orgscan.accounts import Shard
-from orgscan.attestation import LocalSigner, Signer, attest, generate_key
+from orgscan.attestation import attest, generate_key
 from orgscan.aws.errors import error_code, error_message
 from orgscan.config import STRATEGIES, Config, ConfigError, ScanConfig, load_config
 from orgscan.delta import BaselineMismatch, compare
@@ -35,7 +35,7 @@ from orgscan.merge import DEFAULT_WINDOW, MergeError, merge
 from orgscan.model import ScanResult
 from orgscan.preflight import preflight as run_preflight
 from orgscan.progress import progress_for
-from orgscan.publish import PublishError, Retention, S3Location, publish
+from orgscan.publish import PublishError, S3Location
 from orgscan.remediation.apply import (
     Journal,
     Outcome,
@@ -50,11 +50,24 @@ from orgscan.remediation.plan import PlanError, build_plan, load_evidence
 from orgscan.remediation.plan import check as check_plan
 from orgscan.remediation.plan import read as read_plan
 from orgscan.remediation.plan import write as write_plan
-from orgscan.reports.manifest import FILENAME as MANIFEST
 from orgscan.reports.manifest import check_package
-from orgscan.reports.summary import delta_text, scan_summary, sweep_text
-from orgscan.reports.writer import formats_of, package_files, write_reports
+from orgscan.reports.summary import (
+    PENDING_KEPT,
+    UNFINISHED_QUESTION,
+    delta_text,
+    journal_text,
+    nothing_to_undo,
+    pending_question,
+    reactivate_question,
+    scan_summary,
+    undo_lines,
+    unfinished_warning,
+    upload_text,
+    verify_text,
+)
+from orgscan.reports.writer import listed_formats, package_files, write_reports
 from orgscan.runner import (
+    Delivery,
     ExitCode,
     FailOn,
     exit_code,
@@ -64,7 +77,7 @@ from orgscan.runner import (
     wait_for_signal,
 )
 from orgscan.scanner import ResumeMismatch, ScanAborted, older_run
-from orgscan.signing import SigningError, load_public_key
+from orgscan.signing import SigningError
 
 app = typer.Typer(
     add_completion=False,
@@ -158,24 +171,8 @@ RetainModeOption = Annotated[
 ]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Delivery:
-    """What happens to a package once written: signed, uploaded. Checked before any scan."""
-
-    signer: Signer | None = None
-    target: S3Location | None = None
-    retention: Retention | None = None
-
-
-def _signer(ref: str, option: str = "--sign") -> Signer:
-    """A local or KMS signer for `ref`; a KMS key is checked (GetPublicKey) before use."""
-    from orgscan.aws.kms import KmsSigner, is_kms_ref, parse_ref
-
-    if not is_kms_ref(ref):
-        return LocalSigner.load(Path(ref))
-    signer = KmsSigner(parse_ref(ref, option), ScanConfig())
-    asyncio.run(signer.public_key())
-    return signer
+# Written only: neither signed nor uploaded.
+NO_DELIVERY = Delivery()
 
 
 def _delivery(
@@ -184,47 +181,51 @@ def _delivery(
     retain_until: str | None = None,
     retain_days: int | None = None,
     retain_mode: str | None = None,
+    settings: Config | None = None,
 ) -> Delivery:
+    scan = settings.scan if settings else ScanConfig()
     try:
-        target = S3Location.parse(upload, "--upload") if upload else None
-        retention = Retention.from_options(
-            retain_until, retain_days, retain_mode, datetime.now(UTC)
+        return runner.delivery(
+            sign, upload, retain_until, retain_days, retain_mode, scan, datetime.now(UTC)
         )
-        if retention is not None and target is None:
-            raise PublishError("--retain-until/--retain-days: only with --upload")
-        signer = _signer(sign) if sign else None
     except (PublishError, SigningError) as exc:
         raise _fail(str(exc), ExitCode.USAGE) from None
     except (NoCredentialsError, NoRegionError) as exc:
         raise _fail(_NO_SETUP[type(exc)], ExitCode.USAGE) from None
-    return Delivery(signer, target, retention)
 
 
 def _upload(output: Path, delivery: Delivery) -> bool:
     """Upload the written package when asked; False when the upload is incomplete."""
-    if delivery.target is None:
-        return True
     try:
-        upload = asyncio.run(publish(output, delivery.target, delivery.retention, ScanConfig()))
+        done = runner.upload(output, delivery)
     except PublishError as exc:
         raise _fail(str(exc), ExitCode.USAGE) from None
     except (NoCredentialsError, NoRegionError) as exc:
         raise _fail(_NO_SETUP[type(exc)], ExitCode.USAGE) from None
-    for stored in upload.stored:
-        lock = f", {stored.lock_mode} until {stored.retain_until}" if stored.lock_mode else ""
-        typer.echo(f"uploaded: {upload.location.bucket}/{stored.key} (sha256 verified{lock})")
-    for stored in upload.kept:
-        lock = f", {stored.lock_mode} until {stored.retain_until}" if stored.lock_mode else ""
-        typer.echo(f"kept:     {upload.location.bucket}/{stored.key} (already there{lock})")
-    for problem in upload.problems:
-        typer.echo(f"error:    upload: {problem}", err=True)
-    if upload.problems:
-        typer.echo(f"upload:   INCOMPLETE: {upload.location} is not a whole package", err=True)
-        return False
-    typer.echo(f"upload:   {upload.location}: every file written and read back")
-    return True
+    if done is None:
+        return True
+    lines, errors = upload_text(
+        str(done.location), done.location.bucket, done.stored, done.kept, done.problems
+    )
+    _echo(lines)
+    _echo(errors, err=True)
+    return not errors
 
 
+def _echo(lines: Sequence[str], err: bool = False) -> None:
+    for line in lines:
+        typer.echo(line, err=err)
+
+
+TransportConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="YAML configuration file: its scan section (call_timeout, max_attempts, rates) "
+        "for the calls to S3 and KMS.",
+    ),
+]
 FailOnOption = Annotated[
     FailOn,
     typer.Option(help="'open': exit 1 when open findings exist; 'never': findings never fail."),
@@ -240,7 +241,7 @@ def _write(
     result: ScanResult,
     output: Path,
     sarif: SarifSuppressed,
-    delivery: Delivery = Delivery(),
+    delivery: Delivery = NO_DELIVERY,
     formats: tuple[str, ...] = DEFAULT_FORMATS,
 ) -> bool:
     """Write (and sign) the package, then upload it; False when it is not all delivered."""
@@ -267,7 +268,7 @@ def _finish(
     fail_on: FailOn,
     sarif: SarifSuppressed,
     signum: int | None = None,
-    delivery: Delivery = Delivery(),
+    delivery: Delivery = NO_DELIVERY,
     formats: tuple[str, ...] = DEFAULT_FORMATS,
 ) -> None:
     delivered = _write(result, output, sarif, delivery, formats)
@@ -339,7 +340,7 @@ def scan_command(
     setup_logging(verbose)
     settings = _load(config)
     written = _formats(formats, settings.output.formats)
-    delivery = _delivery(sign, upload, retain_until, retain_days, retain_mode)
+    delivery = _delivery(sign, upload, retain_until, retain_days, retain_mode, settings)
     if strategy is not None:
         if strategy not in STRATEGIES:
             raise _fail(
@@ -520,7 +521,7 @@ def demo(
         prepare_output(output, package_files(), force=force)
     except OutputError as exc:
         raise _fail(str(exc), ExitCode.USAGE) from None
-    delivery = Delivery()
+    delivery = NO_DELIVERY
     # Files beside the package are named after its directory: resolved, as `--output .` has
     # no name of its own.
     beside = output.resolve()
@@ -582,12 +583,14 @@ def report(
     retain_until: RetainUntilOption = None,
     retain_days: RetainDaysOption = None,
     retain_mode: RetainModeOption = None,
+    config: TransportConfigOption = None,
 ) -> None:
     """Rebuild every report from findings.json alone; exits as the evidence says (3 when its
     accounts show an incomplete sweep, whatever its `complete` flag claims)."""
     setup_logging(False)
-    delivery = _delivery(sign, upload, retain_until, retain_days, retain_mode)
-    written = _formats(formats, _listed_formats(findings.parent))
+    settings = _load(config) if config else None
+    delivery = _delivery(sign, upload, retain_until, retain_days, retain_mode, settings)
+    written = _formats(formats, listed_formats(findings.parent))
     try:
         data = codec.load(findings)
         result = codec.parse(data, findings)
@@ -598,16 +601,6 @@ def report(
     if contradiction:
         typer.echo(f"warning: {findings}: {contradiction}; the rebuilt package says so", err=True)
     _finish(result, output, fail_on, sarif, delivery=delivery, formats=written)
-
-
-def _listed_formats(directory: Path) -> tuple[str, ...]:
-    """The formats of the package a findings.json came with, as its manifest lists them: the
-    manifest already names every file, so no other record of the formats is needed."""
-    try:
-        listed = json.loads((directory / MANIFEST).read_bytes())["files"]
-        return formats_of(entry["name"] for entry in listed)
-    except (OSError, ValueError, KeyError, TypeError):
-        return DEFAULT_FORMATS
 
 
 @app.command("merge")
@@ -633,10 +626,12 @@ def merge_command(
     retain_until: RetainUntilOption = None,
     retain_days: RetainDaysOption = None,
     retain_mode: RetainModeOption = None,
+    config: TransportConfigOption = None,
 ) -> None:
     """Combine the packages of 'scan --shard K/N' into one package: one SARIF run, one manifest."""
     setup_logging(False)
-    delivery = _delivery(sign, upload, retain_until, retain_days, retain_mode)
+    settings = _load(config) if config else None
+    delivery = _delivery(sign, upload, retain_until, retain_days, retain_mode, settings)
     written = _formats(formats)
     try:
         shards = [codec.read(d / codec.FILENAME) for d in directories]
@@ -660,25 +655,25 @@ def verify(
             "awskms:///... (fetched with kms:GetPublicKey).",
         ),
     ] = None,
+    config: TransportConfigOption = None,
 ) -> None:
     """Check a package: every file against manifest.json, every field the manifest repeats
     against findings.json, findings.json against itself, and every report re-rendered from
     findings.json byte for byte; with --key, the signature, every signed file and the signed
     statement against findings.json. Always says whether the sweep was complete; exit 1 on any
     mismatch."""
-    public = _public_key(key) if key else None
+    scan = _load(config).scan if config else ScanConfig()
+    public = _public_key(key, scan) if key else None
     if not target.startswith("s3://"):
         _verify(Path(target), public, target)
         return
-    from orgscan.publish import download
-
     try:
         location = S3Location.parse(target, "TARGET")
     except PublishError as exc:
         raise _fail(str(exc), ExitCode.USAGE) from None
     with tempfile.TemporaryDirectory(prefix="orgscan-verify-") as temporary:
         try:
-            names, history = asyncio.run(download(location, Path(temporary), ScanConfig()))
+            names, history = runner.fetch(location, Path(temporary), scan)
         except PublishError as exc:
             raise _fail(str(exc), ExitCode.INCOMPLETE) from None
         except (NoCredentialsError, NoRegionError) as exc:
@@ -687,17 +682,9 @@ def verify(
         _verify(Path(temporary), public, target, history)
 
 
-def _public_key(ref: str) -> EllipticCurvePublicKey:
-    from orgscan.aws.kms import KmsSigner, is_kms_ref, parse_ref
-
+def _public_key(ref: str, scan: ScanConfig) -> EllipticCurvePublicKey:
     try:
-        if is_kms_ref(ref):
-            return asyncio.run(KmsSigner(parse_ref(ref, "--key"), ScanConfig()).public_key())
-        try:
-            data = Path(ref).read_bytes()
-        except OSError as exc:
-            raise SigningError(f"--key {ref}: cannot read: {exc.strerror or exc}") from None
-        return load_public_key(data, f"--key {ref}")
+        return runner.public_key(ref, scan)
     except SigningError as exc:
         raise _fail(str(exc), ExitCode.USAGE) from None
     except (NoCredentialsError, NoRegionError) as exc:
@@ -709,21 +696,11 @@ def _verify(
 ) -> None:
     check = check_package(directory, key)
     check.problems[:0] = history  # S3: keys replaced or hidden since the upload
-    for problem in check.problems:
-        typer.echo(f"MISMATCH {problem}", err=True)
-    for note in check.notes:
-        typer.echo(f"note:    {note}")
-    typer.echo(f"sweep:   {sweep_text(check.evidence)}")
-    for line in check.signed:
-        typer.echo(f"signed:  {line}")
-    if key is None:
-        typer.echo("signed:  not checked (pass --key PUBLIC.pem or --key awskms:///...)")
+    errors, lines = verify_text(check, key is not None, shown)
+    _echo(errors, err=True)
+    _echo(lines)
     if check.problems:
-        typer.echo(f"{shown}: NOT verified ({len(check.problems)} problem(s))")
         raise typer.Exit(1)
-    rendered = "" if check.notes else " and every report re-renders from findings.json"
-    signed = "; the attestation's signature and every signed file hold" if key else ""
-    typer.echo(f"{shown}: verified; every file matches manifest.json{rendered}{signed}")
 
 
 @app.command("publish")
@@ -733,11 +710,13 @@ def publish_command(
     retain_until: RetainUntilOption = None,
     retain_days: RetainDaysOption = None,
     retain_mode: RetainModeOption = None,
+    config: TransportConfigOption = None,
 ) -> None:
     """Upload a written package to S3 (checksums read back; the attestation, then the manifest,
     last). Run again, it completes an interrupted upload. Exit 3 when the upload is incomplete."""
     setup_logging(False)
-    delivery = _delivery(None, target, retain_until, retain_days, retain_mode)
+    settings = _load(config) if config else None
+    delivery = _delivery(None, target, retain_until, retain_days, retain_mode, settings)
     if not _upload(directory, delivery):
         raise typer.Exit(int(ExitCode.INCOMPLETE))
 
@@ -866,18 +845,13 @@ def _remediate(
 
 def _journal_exit(journal: Journal, done: Outcome, path: Path) -> None:
     shown = (done, Outcome.SKIPPED, Outcome.FAILED, Outcome.PENDING)
-    counts = ", ".join(
-        f"{journal.count(o)} {o}" for o in shown if o is not Outcome.PENDING or journal.count(o)
-    )
-    typer.echo(f"{counts}; journal: {path}")
-    for entry in journal.entries:
-        if entry.outcome is not done:
-            typer.echo(f"  {entry.outcome:<8} {entry.arn} {entry.access_key_id}: {entry.reason}")
-    if journal.interrupted:
-        typer.echo(
-            f"interrupted by {journal.interrupted}: no key was started after it; every change "
-            "sent was finished and re-read, or is listed as pending"
-        )
+    others = [
+        (str(e.outcome), e.arn, e.access_key_id, e.reason)
+        for e in journal.entries
+        if e.outcome is not done
+    ]
+    counts = {str(o): journal.count(o) for o in shown}
+    typer.echo(journal_text(path, counts, others, journal.interrupted))
     raise typer.Exit(journal_exit_code(journal))
 
 
@@ -991,33 +965,25 @@ def remediate_rollback(
             typer.echo(f"warning: {applied.torn}", err=True)
         if applied.finished_at is None and not unfinished:
             # Its apply crashed, or is running now: a rollback alongside it would race it.
-            warning = (
-                f"{journal_path} has no end line: its apply crashed, or is still running, and "
-                "a rollback alongside a running apply races it"
-            )
+            warning = unfinished_warning(journal_path)
             if yes:
                 raise _fail(f"{warning}; pass --unfinished to roll it back", ExitCode.USAGE)
             typer.echo(f"warning: {warning}", err=True)
-            _confirm("Roll back this unfinished apply?", yes)
+            _confirm(UNFINISHED_QUESTION, yes)
         if not (undo.deactivated or undo.pending):
-            typer.echo(f"{journal_path}: it records no change to undo; nothing to do")
+            typer.echo(nothing_to_undo(journal_path))
             raise typer.Exit(int(ExitCode.CLEAN))
         path = journal or journal_path.with_name("rollback-journal.jsonl")
         _new_journal(path)
-        typer.echo(f"  {len(undo.deactivated)} key(s) deactivated by this apply")
-        for entry in undo.pending:
-            typer.echo(f"  pending  {entry.arn} {entry.access_key_id}: {entry.reason}")
+        pending = [(e.arn, e.access_key_id, e.reason) for e in undo.pending]
+        _echo(undo_lines(len(undo.deactivated), pending))
         if undo.deactivated:
-            _confirm(f"Re-activate the {len(undo.deactivated)} key(s) it deactivated?", yes)
+            _confirm(reactivate_question(len(undo.deactivated)), yes)
         if undo.pending and not include_pending:
             if yes:
-                typer.echo("  pending keys stay as they are (--include-pending re-activates them)")
+                typer.echo(PENDING_KEPT)
             else:
-                include_pending = _ask(
-                    f"Also re-activate the {len(undo.pending)} pending key(s) above where they "
-                    "are Inactive? orgscan sent their change but never saw it confirmed, so it "
-                    "cannot show that it made them Inactive (someone may have, by hand)"
-                )
+                include_pending = _ask(pending_question(len(undo.pending)))
     _remediate(
         lambda stop: rollback(
             applied,

@@ -1,4 +1,5 @@
-"""The process around a run: signals, the collector's settings, and the exit code it ends with.
+"""The process around a run: signals, the collector's settings, the package's delivery (signed,
+uploaded) and the exit code it ends with.
 
 The CLI's commands call these; `scan()` and remediation know nothing of signals or processes.
 """
@@ -12,15 +13,23 @@ import logging
 import signal
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import datetime
 from enum import IntEnum, StrEnum
+from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
+
 from orgscan.accounts import Shard
-from orgscan.config import Config
+from orgscan.attestation import LocalSigner, Signer
+from orgscan.config import Config, ScanConfig
 from orgscan.model import FindingState, ScanResult
 from orgscan.progress import Progress
+from orgscan.publish import PublishError, Retention, S3Location, Upload, download, publish
 from orgscan.remediation.apply import Journal, Outcome, Stop
 from orgscan.scanner import scan
+from orgscan.signing import SigningError, load_public_key
 
 log = logging.getLogger("orgscan")
 
@@ -59,6 +68,71 @@ def journal_exit_code(journal: Journal) -> int:
     if journal.count(Outcome.FAILED) or journal.count(Outcome.PENDING):
         return ExitCode.INCOMPLETE
     return ExitCode.FINDINGS if journal.count(Outcome.SKIPPED) else ExitCode.CLEAN
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What happens to a package once written: signed, uploaded. Checked before any scan.
+    `scan` is the transport (timeouts, attempts, rates) for KMS and S3: the config's scan
+    section when a config is given."""
+
+    signer: Signer | None = None
+    target: S3Location | None = None
+    retention: Retention | None = None
+    scan: ScanConfig = field(default_factory=ScanConfig)
+
+
+def signer(ref: str, scan: ScanConfig, option: str = "--sign") -> Signer:
+    """A local or KMS signer for `ref`; a KMS key is checked (GetPublicKey) before use."""
+    from orgscan.aws.kms import KmsSigner, is_kms_ref, parse_ref
+
+    if not is_kms_ref(ref):
+        return LocalSigner.load(Path(ref))
+    kms = KmsSigner(parse_ref(ref, option), scan)
+    asyncio.run(kms.public_key())
+    return kms
+
+
+def delivery(
+    sign: str | None,
+    upload: str | None,
+    retain_until: str | None,
+    retain_days: int | None,
+    retain_mode: str | None,
+    scan: ScanConfig,
+    now: datetime,
+) -> Delivery:
+    """The delivery the options ask for; PublishError or SigningError names a bad option."""
+    target = S3Location.parse(upload, "--upload") if upload else None
+    retention = Retention.from_options(retain_until, retain_days, retain_mode, now)
+    if retention is not None and target is None:
+        raise PublishError("--retain-until/--retain-days: only with --upload")
+    return Delivery(signer(sign, scan) if sign else None, target, retention, scan)
+
+
+def upload(output: Path, delivery: Delivery) -> Upload | None:
+    """Upload the written package when asked (None when not)."""
+    if delivery.target is None:
+        return None
+    return asyncio.run(publish(output, delivery.target, delivery.retention, delivery.scan))
+
+
+def public_key(ref: str, scan: ScanConfig) -> EllipticCurvePublicKey:
+    """The public key `verify --key` names: a PEM file, or a KMS key (GetPublicKey)."""
+    from orgscan.aws.kms import KmsSigner, is_kms_ref, parse_ref
+
+    if is_kms_ref(ref):
+        return asyncio.run(KmsSigner(parse_ref(ref, "--key"), scan).public_key())
+    try:
+        data = Path(ref).read_bytes()
+    except OSError as exc:
+        raise SigningError(f"--key {ref}: cannot read: {exc.strerror or exc}") from None
+    return load_public_key(data, f"--key {ref}")
+
+
+def fetch(location: S3Location, directory: Path, scan: ScanConfig) -> tuple[list[str], list[str]]:
+    """The package at `location` into `directory` (see `publish.download`)."""
+    return asyncio.run(download(location, directory, scan))
 
 
 # Python's cyclic collector runs a young collection every 700 new container objects and, now

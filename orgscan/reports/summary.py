@@ -1,13 +1,19 @@
-"""The text a run prints when it ends: the scan's summary, a delta, a package's sweep status.
+"""The text the CLI prints: the scan's summary, a delta, a package's sweep status and
+verification, an upload, a remediation journal's outcome and the rollback's dialogue.
 
-Read only from the result, like every other rendering; the CLI echoes it.
+Read only from the result or from plain data the CLI passes, like every other rendering (this
+package never imports remediation or the AWS wing); the CLI echoes it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 from orgscan.model import Change, Delta, FindingState, ScanResult, ScanStatus
+from orgscan.reports.manifest import PackageCheck
 
 
 def scan_summary(result: ScanResult, files: list[Path]) -> str:
@@ -93,3 +99,110 @@ def sweep_text(evidence: ScanResult | None) -> str:
     if evidence.run.interrupted:
         why.append(f"interrupted by {evidence.run.interrupted}")
     return f"INCOMPLETE ({counts}; " + "; ".join(why) + ")"
+
+
+def verify_text(check: PackageCheck, key_checked: bool, shown: str) -> tuple[list[str], list[str]]:
+    """`orgscan verify`'s lines: (to stderr, the mismatches; to stdout, the rest)."""
+    errors = [f"MISMATCH {problem}" for problem in check.problems]
+    lines = [f"note:    {note}" for note in check.notes]
+    lines.append(f"sweep:   {sweep_text(check.evidence)}")
+    lines += [f"signed:  {line}" for line in check.signed]
+    if not key_checked:
+        lines.append("signed:  not checked (pass --key PUBLIC.pem or --key awskms:///...)")
+    if check.problems:
+        lines.append(f"{shown}: NOT verified ({len(check.problems)} problem(s))")
+        return errors, lines
+    rendered = "" if check.notes else " and every report re-renders from findings.json"
+    signed = "; the attestation's signature and every signed file hold" if key_checked else ""
+    lines.append(f"{shown}: verified; every file matches manifest.json{rendered}{signed}")
+    return errors, lines
+
+
+class StoredObject(Protocol):
+    """An uploaded object as S3 reports it (publish's `Stored`), as far as the text reads it."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def lock_mode(self) -> str | None: ...
+    @property
+    def retain_until(self) -> datetime | None: ...
+
+
+def upload_text(
+    location: str,
+    bucket: str,
+    stored: Sequence[StoredObject],
+    kept: Sequence[StoredObject],
+    problems: Sequence[str],
+) -> tuple[list[str], list[str]]:
+    """An upload's lines: (to stdout, then to stderr); incomplete when there are problems."""
+
+    def lock(item: StoredObject) -> str:
+        return f", {item.lock_mode} until {item.retain_until}" if item.lock_mode else ""
+
+    lines = [f"uploaded: {bucket}/{s.key} (sha256 verified{lock(s)})" for s in stored]
+    lines += [f"kept:     {bucket}/{s.key} (already there{lock(s)})" for s in kept]
+    errors = [f"error:    upload: {problem}" for problem in problems]
+    if problems:
+        errors.append(f"upload:   INCOMPLETE: {location} is not a whole package")
+    else:
+        lines.append(f"upload:   {location}: every file written and read back")
+    return lines, errors
+
+
+def journal_text(
+    path: Path,
+    counts: Mapping[str, int],
+    others: Sequence[tuple[str, str, str, str | None]],
+    interrupted: str | None,
+) -> str:
+    """A remediation run's outcome. `counts`: per outcome, in the order shown (a zero
+    "pending" is left out); `others`: (outcome, arn, key id, reason) of each entry that did
+    not end as asked; `interrupted`: the signal's name, if one stopped it."""
+    shown = ", ".join(f"{n} {o}" for o, n in counts.items() if o != "pending" or n)
+    lines = [f"{shown}; journal: {path}"]
+    lines += [f"  {o:<8} {arn} {key}: {reason}" for o, arn, key, reason in others]
+    if interrupted:
+        lines.append(
+            f"interrupted by {interrupted}: no key was started after it; every change "
+            "sent was finished and re-read, or is listed as pending"
+        )
+    return "\n".join(lines)
+
+
+# The rollback's dialogue.
+
+
+def unfinished_warning(journal: Path) -> str:
+    return (
+        f"{journal} has no end line: its apply crashed, or is still running, and "
+        "a rollback alongside a running apply races it"
+    )
+
+
+UNFINISHED_QUESTION = "Roll back this unfinished apply?"
+PENDING_KEPT = "  pending keys stay as they are (--include-pending re-activates them)"
+
+
+def nothing_to_undo(journal: Path) -> str:
+    return f"{journal}: it records no change to undo; nothing to do"
+
+
+def undo_lines(deactivated: int, pending: Sequence[tuple[str, str, str | None]]) -> list[str]:
+    """What a rollback would undo; `pending`: (arn, key id, reason) of each pending change."""
+    lines = [f"  {deactivated} key(s) deactivated by this apply"]
+    lines += [f"  pending  {arn} {key}: {reason}" for arn, key, reason in pending]
+    return lines
+
+
+def reactivate_question(deactivated: int) -> str:
+    return f"Re-activate the {deactivated} key(s) it deactivated?"
+
+
+def pending_question(pending: int) -> str:
+    return (
+        f"Also re-activate the {pending} pending key(s) above where they "
+        "are Inactive? orgscan sent their change but never saw it confirmed, so it "
+        "cannot show that it made them Inactive (someone may have, by hand)"
+    )

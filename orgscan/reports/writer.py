@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
@@ -60,6 +61,16 @@ def formats_of(filenames: Iterable[str]) -> tuple[str, ...]:
     `orgscan report` rebuilds the package a run wrote, with no record beyond the manifest."""
     present = set(filenames)
     return tuple(name for name in FORMATS if _renderer(name, "include").filename in present)
+
+
+def listed_formats(directory: Path) -> tuple[str, ...]:
+    """The formats of the package a findings.json came with, as its manifest lists them: the
+    manifest already names every file, so no other record of the formats is needed."""
+    try:
+        listed = json.loads((directory / manifest.FILENAME).read_bytes())["files"]
+        return formats_of(entry["name"] for entry in listed)
+    except (OSError, ValueError, KeyError, TypeError):
+        return DEFAULT_FORMATS
 
 
 def write_reports(

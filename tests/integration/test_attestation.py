@@ -13,12 +13,15 @@ from pathlib import Path
 
 import boto3
 import pytest
+import yaml
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from typer.testing import CliRunner
 
 from orgscan.attestation import LocalSigner, pae, public_pem
+from orgscan.aws.clients import ClientFactory
 from orgscan.cli import ExitCode, app
+from orgscan.config import ScanConfig
 from orgscan.demo.faults import Fault
 from orgscan.demo.server import MotoServer
 from orgscan.reports.writer import write_reports
@@ -503,3 +506,34 @@ def test_a_bare_kms_key_id_signs_and_verifies(
     assert code == ExitCode.CLEAN, output
     code, output = _verify(out, ref)
     assert code == 0 and f"signed by key {kms_key}" in output, output
+
+
+def test_the_configs_scan_section_reaches_kms_and_s3(
+    tmp_path: Path, kms_key: str, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--sign awskms:///, --upload and verify s3:// send with the configured timeouts and
+    attempts, not ScanConfig()'s defaults."""
+    from orgscan.aws import kms, s3
+
+    seen: list[tuple[str, ScanConfig]] = []
+    for module in (kms, s3):
+
+        class Spy(ClientFactory):
+            def __init__(self, scan: ScanConfig, name: str = module.__name__) -> None:
+                seen.append((name.rsplit(".", 1)[1], scan))
+                super().__init__(scan)
+
+        monkeypatch.setattr(module, "ClientFactory", Spy)
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"scan": {"call_timeout": 17, "max_attempts": 3}}))
+    ref, target = "awskms:///alias/orgscan-evidence", f"s3://{bucket}/cfg/"
+    _, code, output = _signed(tmp_path, ref, "--upload", target, "--config", str(config))
+    assert code in (ExitCode.CLEAN, ExitCode.FINDINGS), output
+    run = CliRunner().invoke(app, ["verify", target, "--key", ref, "--config", str(config)])
+    assert run.exit_code == 0, run.output
+    assert {name for name, _ in seen} == {"kms", "s3"}
+    assert all((s.call_timeout, s.max_attempts) == (17, 3) for _, s in seen), seen
+    # Without a config, the defaults as before.
+    seen.clear()
+    assert _verify(target, ref)[0] == 0
+    assert seen and all(s == ScanConfig() for _, s in seen)
