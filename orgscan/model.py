@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar
@@ -353,6 +353,12 @@ class Limits:
     account_rate_limit: float
     max_attempts: int
     call_timeout: float
+
+    @classmethod
+    def of(cls, scan: object) -> Limits:
+        """The limits a run used, read from the config's scan section by these same names
+        (the model does not import the config; each name is written once, here)."""
+        return cls(**{f.name: getattr(scan, f.name) for f in fields(cls)})
 
 
 @dataclass(slots=True)

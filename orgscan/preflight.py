@@ -314,9 +314,20 @@ async def preflight(
         result.warnings.extend(config_warnings(config) + account_filter.unmatched())
 
         checks = _Checks(config, factory, identity, organization)
-        audit = AccountCredentials(sts, identity, config, organization.management_account_id)
+        remediating = config.for_remediation()
+        audit = AccountCredentials(
+            sts,
+            identity,
+            config.role,
+            config.organization.management_account,
+            organization.management_account_id,
+        )
         remediate = AccountCredentials(
-            sts, identity, config.for_remediation(), organization.management_account_id
+            sts,
+            identity,
+            remediating.role,
+            remediating.organization.management_account,
+            organization.management_account_id,
         )
         cap = asyncio.Semaphore(config.scan.max_accounts_in_flight)
 

@@ -216,7 +216,13 @@ async def scan(
                 f"the previous run {previous.run.id} scanned organization "
                 f"{previous.run.organization_id}, these credentials manage {organization.id}"
             )
-        credentials = AccountCredentials(sts, identity, config, organization.management_account_id)
+        credentials = AccountCredentials(
+            sts,
+            identity,
+            config.role,
+            config.organization.management_account,
+            organization.management_account_id,
+        )
         scanner = _Scanner(config, factory, credentials, options, progress, recheck_arns)
         account_filter = AccountFilter(
             config.organization, organization.management_account_id, shard
@@ -294,13 +300,7 @@ async def scan(
         strategy=config.scan.strategy,
         role_name=config.role.name,
         config_digest=config.digest(),
-        limits=Limits(
-            max_accounts_in_flight=config.scan.max_accounts_in_flight,
-            management_rate_limit=config.scan.management_rate_limit,
-            account_rate_limit=config.scan.account_rate_limit,
-            max_attempts=config.scan.max_attempts,
-            call_timeout=config.scan.call_timeout,
-        ),
+        limits=Limits.of(config.scan),
         complete=sweep_complete(results, run_errors),
         api_calls=management.calls.calls + sum(r.api_calls for r in results),
         errors=run_errors,

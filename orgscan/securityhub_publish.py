@@ -122,7 +122,13 @@ async def _publish(settings: Config, by_account: dict[str, list[dict[str, Any]]]
     calls = CallCounter()
     async with factory, factory.client("sts", RateLimiter(RATE), calls) as sts:
         identity = await caller_identity(sts)
-        credentials = AccountCredentials(sts, identity, settings, identity.account_id)
+        credentials = AccountCredentials(
+            sts,
+            identity,
+            settings.role,
+            settings.organization.management_account,
+            identity.account_id,
+        )
         # One limiter for the whole run: Security Hub's rate is per account and region, and
         # one shared pace keeps every account under it.
         limiter = RateLimiter(RATE)

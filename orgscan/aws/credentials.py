@@ -18,7 +18,7 @@ from orgscan.aws.botocore_adapter import AioCredentials
 from orgscan.aws.errors import EXPIRED_TOKEN, error_code, error_message
 from orgscan.aws.interfaces import StsClient
 from orgscan.aws.wire import WireCredentials
-from orgscan.config import Config
+from orgscan.config import RoleConfig
 from orgscan.model import AccountFailure
 
 log = logging.getLogger(__name__)
@@ -234,14 +234,23 @@ class AccountCredentials:
     """
 
     def __init__(
-        self, sts: StsClient, identity: Identity, config: Config, management_account_id: str
+        self,
+        sts: StsClient,
+        identity: Identity,
+        role: RoleConfig,
+        management_account: str,
+        management_account_id: str,
     ) -> None:
+        """`role` is the role to assume (the config's role section, or the remediation role);
+        `management_account` is organization.management_account: how the management account
+        `management_account_id` is entered."""
         self._sts = sts
         self._identity = identity
-        self._config = config
+        self._role = role
+        self._management_mode = management_account
         self._management_account_id = management_account_id
         self.warnings: list[str] = []
-        self.duration = config.role.duration_seconds
+        self.duration = role.duration_seconds
         if identity.chained and self.duration > CHAINED_MAX_SECONDS:
             self._shorten(f"the caller {identity.arn} is an assumed role")
 
@@ -249,7 +258,7 @@ class AccountCredentials:
         self.warnings.append(
             f"role.duration_seconds: {why}, and AWS allows sessions of roles assumed by role "
             f"chaining at most {CHAINED_MAX_SECONDS} s; using {CHAINED_MAX_SECONDS} s instead of "
-            f"the configured {self._config.role.duration_seconds} s (sessions are renewed "
+            f"the configured {self._role.duration_seconds} s (sessions are renewed "
             "before they expire)"
         )
         self.duration = CHAINED_MAX_SECONDS
@@ -260,7 +269,7 @@ class AccountCredentials:
         if code == "RegionDisabledException":
             return region_disabled(self._sts, self._identity, account_id, error_message(exc))
         if code == "AccessDenied" and account_id == self._management_account_id:
-            role = role_arn(self._identity, account_id, self._config.role.name)
+            role = role_arn(self._identity, account_id, self._role.name)
             # The usual cause: StackSets skip the management account, so the role is missing.
             return AccountFailure(
                 code,
@@ -284,7 +293,7 @@ class AccountCredentials:
         return await sts.assume_role(**{**kwargs, "DurationSeconds": CHAINED_MAX_SECONDS})
 
     async def _assume(self, sts: StsClient, arn: str, account_id: str) -> Credentials:
-        role = self._config.role
+        role = self._role
         kwargs: dict[str, Any] = {
             "RoleArn": arn,
             "RoleSessionName": role.session_name,
@@ -311,7 +320,7 @@ class AccountCredentials:
     async def get(self, account_id: str) -> RefreshableCredentials | None:
         """The account's session, renewed as it nears expiry; None means the caller's own
         credentials (which botocore's credential chain renews)."""
-        mode = self._config.organization.management_account
+        mode = self._management_mode
         if account_id == self._management_account_id and mode in ("auto", "caller"):
             if self._identity.account_id == account_id:
                 return None
@@ -323,7 +332,7 @@ class AccountCredentials:
                     "set it to 'auto' or 'assume' (the audit role there) or 'skip'",
                 )
             # auto, and the caller is elsewhere (a delegated administrator): the role below.
-        arn = role_arn(self._identity, account_id, self._config.role.name)
+        arn = role_arn(self._identity, account_id, self._role.name)
         # The account's own retry budget for its AssumeRole calls: STS faults elsewhere in the
         # organization must not stop this account's retries.
         sts = self._sts.with_own_retries()

@@ -628,8 +628,13 @@ async def _session(
             )
         # The remediation role in every account, the management account included; the config
         # as given still decides which accounts and users are in scope (its filters, its skip).
+        remediation = config.for_remediation()
         credentials = AccountCredentials(
-            sts, identity, config.for_remediation(), organization.management_account_id
+            sts,
+            identity,
+            remediation.role,
+            remediation.organization.management_account,
+            organization.management_account_id,
         )
         yield _Run(config, record, stop, factory, credentials, organization, org)
 

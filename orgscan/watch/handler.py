@@ -67,7 +67,11 @@ async def _read(event: KeyEvent, config: Config, management: Management) -> User
     ):
         raise _Skipped("management account; organization.management_account is 'skip'")
     credentials = await AccountCredentials(
-        management.sts, identity, config, organization.management_account_id
+        management.sts,
+        identity,
+        config.role,
+        config.organization.management_account,
+        organization.management_account_id,
     ).get(event.account_id)
     limiter = RateLimiter(config.scan.account_rate_limit)
     async with management.factory.client("iam", limiter, CallCounter(), credentials) as iam:

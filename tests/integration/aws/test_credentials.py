@@ -200,7 +200,13 @@ async def test_sts_faults_in_other_accounts_never_spend_a_healthy_accounts_retri
     factory = ClientFactory(settings.scan)
     async with factory, factory.client("sts", RateLimiter(1000), CallCounter()) as sts:
         identity = await caller_identity(sts)
-        credentials = AccountCredentials(sts, identity, settings, "123456789012")
+        credentials = AccountCredentials(
+            sts,
+            identity,
+            settings.role,
+            settings.organization.management_account,
+            "123456789012",
+        )
         outcomes = await asyncio.gather(
             *(credentials.get(a) for a in throttled), return_exceptions=True
         )
@@ -233,7 +239,13 @@ async def test_throttled_key_changes_in_one_account_never_spend_anothers_retries
     factory = ClientFactory(settings.scan)
     async with factory, factory.client("sts", RateLimiter(1000), CallCounter()) as sts:
         identity = await caller_identity(sts)
-        credentials = AccountCredentials(sts, identity, settings, "123456789012")
+        credentials = AccountCredentials(
+            sts,
+            identity,
+            settings.role,
+            settings.organization.management_account,
+            "123456789012",
+        )
         sessions = {a: await credentials.get(a) for a in (noisy, quiet)}
 
         async def change(account: str) -> str:
