@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +135,14 @@ def cfn_resource(value: Any) -> str:
     )
 
 
-def cfn_statements(template: dict[str, Any], logical_id: str, principal: str) -> Statements:
+def cfn_statements(
+    template: dict[str, Any],
+    logical_id: str,
+    principal: str,
+    resource: Callable[[Any], str] = cfn_resource,
+) -> Statements:
+    """A role's inline policy as {Sid: (actions, resources)}; `resource` reads a template's
+    resource values into permissions.json's placeholders (each template names its own)."""
     properties = template["Resources"][logical_id]["Properties"]
     assert "ManagedPolicyArns" not in properties, "permissions come from permissions.json only"
     assert "PermissionsBoundary" not in properties
@@ -146,7 +154,7 @@ def cfn_statements(template: dict[str, Any], logical_id: str, principal: str) ->
         assert statement["Effect"] == "Allow"
         statements[statement["Sid"]] = (
             frozenset(listify(statement["Action"])),
-            frozenset(cfn_resource(r) for r in listify(statement["Resource"])),
+            frozenset(resource(r) for r in listify(statement["Resource"])),
         )
     return statements
 

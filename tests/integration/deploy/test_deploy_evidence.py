@@ -20,6 +20,7 @@ from .test_deploy import (
     PERMISSIONS,
     CfnLoader,
     Statements,
+    cfn_statements,
     expected,
     listify,
     terraform_blocks,
@@ -102,16 +103,7 @@ def test_cloudformation_writer_grants_exactly_permissions_json(template):
         template["Parameters"]["WriterRoleName"]["Default"]
         == (PERMISSIONS["evidence_writer"]["default_name"])
     )
-    (policy,) = properties["Policies"]
-    assert policy["PolicyName"] == PERMISSIONS["evidence_writer"]["policy_name"]
-    statements: Statements = {}
-    for statement in policy["PolicyDocument"]["Statement"]:
-        assert set(statement) == {"Sid", "Effect", "Action", "Resource"}, statement
-        assert statement["Effect"] == "Allow"
-        statements[statement["Sid"]] = (
-            frozenset(listify(statement["Action"])),
-            frozenset(cfn_resource(r) for r in listify(statement["Resource"])),
-        )
+    statements = cfn_statements(template, "WriterRole", "evidence_writer", cfn_resource)
     assert statements == expected("evidence_writer")
 
 

@@ -25,9 +25,9 @@ from tests.integration.deploy.test_deploy import (
     PERMISSIONS,
     CfnLoader,
     Statements,
+    cfn_statements,
     expected,
     granted,
-    listify,
     terraform_blocks,
 )
 from tests.integration.watch.test_watch import FIXTURES, ORG, sample, settings, topic  # noqa: F401 - topic: a fixture
@@ -98,22 +98,6 @@ def cfn_resource(value: Any) -> str:
     return CFN_REFERENCES[json.dumps(value)]
 
 
-def cfn_statements(template: dict[str, Any], logical_id: str, principal: str) -> Statements:
-    properties = template["Resources"][logical_id]["Properties"]
-    assert not {"ManagedPolicyArns", "PermissionsBoundary"} & set(properties)
-    (policy,) = properties["Policies"]
-    assert policy["PolicyName"] == PERMISSIONS[principal]["policy_name"]
-    statements: Statements = {}
-    for statement in policy["PolicyDocument"]["Statement"]:
-        assert set(statement) == {"Sid", "Effect", "Action", "Resource"}, statement
-        assert statement["Effect"] == "Allow"
-        statements[statement["Sid"]] = (
-            frozenset(listify(statement["Action"])),
-            frozenset(cfn_resource(r) for r in listify(statement["Resource"])),
-        )
-    return statements
-
-
 def tf_statements(tf: dict[str, Any], name: str, principal: str) -> Statements:
     attachment = tf["resource"][f"aws_iam_role_policy.{name}"]
     assert attachment["name"] == PERMISSIONS[principal]["policy_name"]
@@ -136,12 +120,12 @@ def tf_statements(tf: dict[str, Any], name: str, principal: str) -> Statements:
 
 
 def test_cloudformation_grants_exactly_permissions_json(watch_template, forwarder_template):
-    assert cfn_statements(watch_template, "FunctionRole", "watch_function") == expected(
-        "watch_function"
-    )
-    assert cfn_statements(forwarder_template, "ForwarderRole", "watch_forwarder") == expected(
-        "watch_forwarder"
-    )
+    assert cfn_statements(
+        watch_template, "FunctionRole", "watch_function", cfn_resource
+    ) == expected("watch_function")
+    assert cfn_statements(
+        forwarder_template, "ForwarderRole", "watch_forwarder", cfn_resource
+    ) == expected("watch_forwarder")
 
 
 def test_terraform_grants_exactly_permissions_json(watch_tf, forwarder_tf):
