@@ -16,10 +16,12 @@ from datetime import datetime
 from orgscan.model import (
     AccountResult,
     Change,
+    Coverage,
     Delta,
     Finding,
     FindingChange,
     KeySource,
+    ResourceType,
     ScanResult,
     ScanStatus,
     UserKeys,
@@ -61,9 +63,22 @@ def _unverified_reason(
     if account.scan_status not in ENTERED:
         why = f": {account.error.code}" if account.error else ""
         return f"its account was not scanned this time ({account.scan_status}{why})"
+    if finding.rule_id not in {c.rule_id for c in account.coverage}:
+        return "its rule was not evaluated this time"
+    if finding.resource_type is ResourceType.ACCOUNT:
+        if account.coverage_of(finding.rule_id) is not Coverage.COMPLETE:
+            return "the rule could not judge the account this time"
+        return None
     user = users.get(finding.arn)
     if user is not None and user.error is not None:
         return f"the user could not be read this time ({user.error.code})"
+    if (
+        user is not None
+        and finding.access_key_id is not None
+        and account.coverage_of(finding.rule_id) is Coverage.INCOMPLETE
+        and any(k.id == finding.access_key_id and k.active for k in user.access_keys)
+    ):
+        return "the key is still active, and the rule could not judge all it covers this time"
     if user is None or user.source is not KeySource.CREDENTIAL_REPORT:
         return None  # read live, or gone from ListUsers (deleted): somebody looked
     generated = account.credential_report_generated_at
@@ -83,8 +98,8 @@ def compare(baseline: ScanResult, current: ScanResult) -> Delta:
             f"the baseline {baseline.run.id} is of organization {baseline.run.organization_id}, "
             f"this scan is of {current.run.organization_id}"
         )
-    before = {(f.rule_id, f.arn): f for f in baseline.findings}
-    now = {(f.rule_id, f.arn): f for f in current.findings}
+    before = {(f.rule_id, f.resource_id): f for f in baseline.findings}
+    now = {(f.rule_id, f.resource_id): f for f in current.findings}
     scanned_now, scanned_before = _scanned(current), _scanned(baseline)
     accounts = {r.account.id: r for r in current.accounts}
     users = {u.arn: u for u in current.users}
@@ -94,6 +109,8 @@ def compare(baseline: ScanResult, current: ScanResult) -> Delta:
             f.account_id,
             f.user_name,
             f.arn,
+            f.resource_type,
+            f.resource_id,
             Change.UNCHANGED if key in before else Change.NEW,
             f.state,
         )
@@ -105,7 +122,17 @@ def compare(baseline: ScanResult, current: ScanResult) -> Delta:
         reason = _unverified_reason(f, baseline, accounts, users)
         change = Change.RESOLVED if reason is None else Change.UNVERIFIED
         changes.append(
-            FindingChange(f.rule_id, f.account_id, f.user_name, f.arn, change, None, reason)
+            FindingChange(
+                f.rule_id,
+                f.account_id,
+                f.user_name,
+                f.arn,
+                f.resource_type,
+                f.resource_id,
+                change,
+                None,
+                reason,
+            )
         )
     ids_before = {r.account.id for r in baseline.accounts}
     ids_now = {r.account.id for r in current.accounts}
@@ -114,7 +141,7 @@ def compare(baseline: ScanResult, current: ScanResult) -> Delta:
     return Delta(
         baseline_run_id=baseline.run.id,
         baseline_started_at=baseline.run.started_at,
-        findings=sorted(changes, key=lambda c: (c.account_id, c.arn, c.rule_id)),
+        findings=sorted(changes, key=lambda c: (c.account_id, c.arn, c.rule_id, c.resource_id)),
         accounts_added=sorted(ids_now - ids_before),
         accounts_removed=sorted(removed),
         coverage_lost=sorted((scanned_before - scanned_now) & ids_now),

@@ -301,25 +301,21 @@ async def scan(
         role_name=config.role.name,
         config_digest=config.digest(),
         limits=Limits.of(config.scan),
-        complete=sweep_complete(results, run_errors),
         api_calls=management.calls.calls + sum(r.api_calls for r in results),
         errors=run_errors,
         warnings=config_warnings(config) + account_filter.unmatched() + credentials.warnings,
         resumed_from=previous.run.id if previous else None,
         shard=str(shard) if shard else None,
+        rules=list(config.rules),
     )
+    # Each account is judged as of the moment it was scanned: a resumed run may finish accounts
+    # days after the original start, when a key has aged or an approval has lapsed.
+    findings = evaluate(results, config.rules, config.exceptions, identity.partition, started)
+    run.complete = sweep_complete(results, run_errors)
     return ScanResult(
         run=run,
         accounts=results,
-        # Each account's exceptions as of the day it was scanned: a resumed run may finish
-        # accounts days after the original start, when an approval has lapsed.
-        findings=[
-            finding
-            for result in results
-            for finding in evaluate(
-                result.users, config.exceptions, (result.scanned_at or started).date()
-            )
-        ],
+        findings=findings,
         exceptions=list(config.exceptions),
         controls=list(config.controls),
     )

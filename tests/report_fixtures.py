@@ -16,12 +16,14 @@ from orgscan.model import (
     AccountResult,
     ApprovedException,
     Limits,
+    RuleSettings,
     RunInfo,
     ScanError,
     ScanResult,
     ScanStatus,
     UserKeys,
 )
+from orgscan.rules import MULTIPLE_ACTIVE_KEYS
 
 ORG = "o-abc123defg"
 STARTED = datetime(2025, 3, 14, 9, 30, 0, tzinfo=UTC)
@@ -262,7 +264,7 @@ def scan_result(
     ),
 ) -> ScanResult:
     accounts = _accounts(complete)
-    users = [user for account in accounts for user in account.users]
+    rules = [RuleSettings(MULTIPLE_ACTIVE_KEYS)]
     run = RunInfo(
         id=run_id,
         started_at=started,
@@ -285,11 +287,12 @@ def scan_result(
         complete=complete,
         api_calls=sum(a.api_calls for a in accounts),
         warnings=["exclude_accounts: 999999999999 is not in the organization"],
+        rules=rules,
     )
     result = ScanResult(
         run=run,
         accounts=accounts,
-        findings=evaluate(users, exceptions, started.date()),
+        findings=evaluate(accounts, rules, exceptions, "aws", started),
         exceptions=list(exceptions),
         controls=list(builtin_controls()),
     )

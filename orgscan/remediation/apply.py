@@ -54,7 +54,7 @@ from orgscan.model import (
     utcnow,
 )
 from orgscan.remediation.plan import KeyAction, Plan, UserAction
-from orgscan.rules import recommended_key
+from orgscan.rules import MULTIPLE_ACTIVE_KEYS, recommended_key
 
 KIND = "orgscan-remediation-journal"
 # 2.0: each entry line is the Entry as the evidence codec writes it (flat `before_status`,
@@ -678,8 +678,14 @@ def _finish(record: _Recorder, planned: list[Entry], why: str) -> None:
 
 def _excepted(config: Config, action: UserAction, today: date) -> ApprovedException | None:
     """The current config's valid exception for the user, as the scan's evaluation judges it."""
-    user = UserKeys(action.account_id, action.user_name, action.arn, "", ())
-    return governing_exception(config.exceptions, user, today)
+    return governing_exception(
+        config.exceptions,
+        MULTIPLE_ACTIVE_KEYS,
+        action.account_id,
+        action.user_name,
+        action.arn,
+        today,
+    )
 
 
 async def _excluded_accounts(run: _Run, account_ids: Collection[str]) -> dict[str, str]:

@@ -26,7 +26,7 @@ from orgscan.model import (
 from orgscan.reports import view
 from orgscan.reports.interface import Renderer
 from orgscan.reports.ocsf import standard
-from orgscan.rules import fingerprint, load_rule
+from orgscan.rules import MULTIPLE_ACTIVE_KEYS, fingerprint, rule_by_id
 
 FILENAME = "findings.asff.json"
 SCHEMA_VERSION = "2018-10-08"
@@ -105,7 +105,7 @@ def _resources(
 class _Findings:
     def __init__(self, result: ScanResult) -> None:
         self.result = result
-        self.rule = load_rule()
+        self.rule = rule_by_id(MULTIPLE_ACTIVE_KEYS)
         self.users = {user.arn: user for user in result.users}
         self.accounts = view.accounts_by_id(result)
         run = result.run

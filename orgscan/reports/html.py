@@ -35,7 +35,7 @@ from orgscan.model import (
 )
 from orgscan.reports import view
 from orgscan.reports.interface import Renderer
-from orgscan.rules import load_rule, recommended_key
+from orgscan.rules import MULTIPLE_ACTIVE_KEYS, recommended_key, rule_by_id
 
 TEMPLATE = "report.html.j2"
 SCRIPT = "report.js"
@@ -265,7 +265,7 @@ def _csp_hash(source: str) -> str:
 
 def _context(result: ScanResult, style: str, script: str) -> dict[str, object]:
     run = result.run
-    rule = load_rule()
+    rule = rule_by_id(MULTIPLE_ACTIVE_KEYS)
     accounts = view.accounts_by_id(result)
     users = {user.arn: user for user in result.users}
     first, on = view.evaluation_days(result)

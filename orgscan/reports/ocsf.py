@@ -46,7 +46,7 @@ from orgscan.model import (
 )
 from orgscan.reports import view
 from orgscan.reports.interface import Renderer
-from orgscan.rules import Rule, fingerprint, load_rule
+from orgscan.rules import MULTIPLE_ACTIVE_KEYS, Rule, fingerprint, rule_by_id
 
 FILENAME = "findings.ocsf.jsonl"
 SCHEMA_VERSION = OCSF_VERSION
@@ -121,7 +121,7 @@ class _Events:
 
     def __init__(self, result: ScanResult) -> None:
         self.result = result
-        self.rule: Rule = load_rule()
+        self.rule: Rule = rule_by_id(MULTIPLE_ACTIVE_KEYS)
         self.users = {user.arn: user for user in result.users}
         self.accounts = view.accounts_by_id(result)
         self.changes = {

@@ -40,7 +40,7 @@ from orgscan.model import (
 from orgscan.reports import view
 from orgscan.reports.interface import Renderer
 from orgscan.reports.ocsf import requirement
-from orgscan.rules import load_rule
+from orgscan.rules import MULTIPLE_ACTIVE_KEYS, rule_by_id
 
 FILENAME = "assessment-results.oscal.json"
 OSCAL_VERSION = "1.1.3"
@@ -74,7 +74,7 @@ def nist_controls(result: ScanResult) -> list[tuple[Control, str]]:
     out = []
     for control in result.controls:
         oscal_id = control_id(control)
-        if control.key == NIST_80053 and oscal_id is not None:
+        if (control.framework, control.version) == NIST_80053 and oscal_id is not None:
             out.append((control, oscal_id))
     return out
 
@@ -87,7 +87,7 @@ class _Document:
     def __init__(self, result: ScanResult) -> None:
         self.result = result
         self.run = result.run
-        self.rule = load_rule()
+        self.rule = rule_by_id(MULTIPLE_ACTIVE_KEYS)
         self.controls = nist_controls(result)
         self.start = iso(self.run.started_at) or ""
         self.end = iso(self.run.finished_at or self.run.started_at) or ""

@@ -32,7 +32,7 @@ from orgscan.model import (
 )
 from orgscan.reports import view
 from orgscan.reports.interface import Renderer
-from orgscan.rules import Rule, fingerprint, load_rule, recommended_key
+from orgscan.rules import MULTIPLE_ACTIVE_KEYS, Rule, fingerprint, recommended_key, rule_by_id
 
 log = logging.getLogger("orgscan")
 
@@ -122,7 +122,7 @@ def _frameworks(controls: list[Control]) -> list[list[Control]]:
     """Controls grouped by framework and version, in the order the mappings list them."""
     groups: dict[tuple[str, str], list[Control]] = {}
     for control in controls:
-        groups.setdefault(control.key, []).append(control)
+        groups.setdefault((control.framework, control.version), []).append(control)
     return list(groups.values())
 
 
@@ -507,7 +507,7 @@ def build(result: ScanResult, *, suppressed: str = "include") -> dict[str, Any]:
     """The SARIF log as a dict; `suppressed="omit"` leaves excepted findings out (for GitHub)."""
     _check_suppressed(suppressed)
     run_info = result.run
-    rule = load_rule()
+    rule = rule_by_id(MULTIPLE_ACTIVE_KEYS)
     controls = list(result.controls)
     users = {user.arn: user for user in result.users}
     accounts = view.accounts_by_id(result)

@@ -215,12 +215,11 @@ def test_a_finding_whose_user_could_not_be_read_now_is_unverified_not_resolved()
         )
         for a in current.accounts
     ]
-    users = [u for a in accounts for u in a.users]
     baseline = replace(
         current,
         run=replace(current.run, id="20250101T000000Z-00000000"),
         accounts=accounts,
-        findings=evaluate(users, (), current.run.started_at.date()),
+        findings=evaluate(accounts, current.run.rules, (), "aws", current.run.started_at),
     )
     assert UNREADABLE_ARN in {f.arn for f in baseline.findings}
 

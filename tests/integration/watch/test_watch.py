@@ -21,7 +21,7 @@ from orgscan.cli import ExitCode, app
 from orgscan.demo.faults import Fault
 from orgscan.demo.seed import ACTIVE, INACTIVE, AccountSpec, OrgSpec, UserSpec, member_iam
 from orgscan.reports import sarif
-from orgscan.rules import RULE_ID
+from orgscan.rules import MULTIPLE_ACTIVE_KEYS as RULE_ID
 from orgscan.watch import lambda_entry
 from orgscan.watch.events import EventError
 from tests.conftest import config, run_scan, seed

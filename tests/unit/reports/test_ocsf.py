@@ -101,7 +101,7 @@ def thousand_users(result=None):
     from orgscan.evaluate import evaluate
 
     accounts = [*result.accounts, big]
-    findings = evaluate([u for a in accounts for u in a.users], result.exceptions, STARTED.date())
+    findings = evaluate(accounts, result.run.rules, result.exceptions, "aws", STARTED)
     return round_trip(replace(result, accounts=accounts, findings=findings))
 
 
