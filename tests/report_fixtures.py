@@ -4,6 +4,7 @@ findings.json first, so the tests see exactly what the evidence file carries."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
@@ -15,7 +16,10 @@ from orgscan.model import (
     Account,
     AccountResult,
     ApprovedException,
+    LastUseSource,
     Limits,
+    RootKeys,
+    RootKeySource,
     RuleSettings,
     RunInfo,
     ScanError,
@@ -23,7 +27,7 @@ from orgscan.model import (
     ScanStatus,
     UserKeys,
 )
-from orgscan.rules import MULTIPLE_ACTIVE_KEYS
+from orgscan.rules import MULTIPLE_ACTIVE_KEYS, load_rules
 
 ORG = "o-abc123defg"
 STARTED = datetime(2025, 3, 14, 9, 30, 0, tzinfo=UTC)
@@ -104,6 +108,8 @@ def _key(
         last_used_at=_t(used) if used is not None else None,
         last_used_service=service,
         last_used_region="us-east-1" if service else None,
+        last_used_source=LastUseSource.CREDENTIAL_REPORT,
+        last_used_as_of=STARTED - timedelta(hours=1),
     )
 
 
@@ -141,6 +147,15 @@ def _account(
         error=error,
         skip_reason=skip_reason,
         api_calls=1 + len(users or []),
+        # The management account's root user still has the key it was created with.
+        root_keys=RootKeys(
+            RootKeySource.CREDENTIAL_REPORT,
+            STARTED - timedelta(hours=1),
+            present=account_id == MGMT,
+            active=int(account_id == MGMT),
+        )
+        if status in (ScanStatus.SCANNED, ScanStatus.PARTIAL)
+        else None,
     )
 
 
@@ -262,9 +277,11 @@ def scan_result(
         EXPIRED_EXCEPTION,
         UNUSED_EXCEPTION,
     ),
+    rules: Sequence[RuleSettings] = (RuleSettings(MULTIPLE_ACTIVE_KEYS),),
 ) -> ScanResult:
+    """The scan of the report tests; `rules=ALL_RULES` evaluates every rule (HYGIENE_*)."""
     accounts = _accounts(complete)
-    rules = [RuleSettings(MULTIPLE_ACTIVE_KEYS)]
+    rules = list(rules)
     run = RunInfo(
         id=run_id,
         started_at=started,
@@ -297,6 +314,30 @@ def scan_result(
         controls=list(builtin_controls()),
     )
     return round_trip(result)
+
+
+# Every rule with its default thresholds; with these the fixture also fails the rotation rule
+# (keys 400 days old), the unused rule (keys never used) and the root rule (the management
+# account), and one exception covers the rotation rule.
+ALL_RULES = tuple(RuleSettings(rule.id, dict(rule.parameters)) for rule in load_rules())
+ROTATION_EXCEPTION = ApprovedException(
+    account=PROD,
+    user="deployer",
+    reason="Key rotation scheduled with the vendor",
+    owner="platform-team@example.com",
+    expires=date(2099, 6, 30),
+    ticket="SEC-1002",
+    rules=("iam-access-key-not-rotated",),
+)
+
+
+def hygiene_result(complete: bool = False) -> ScanResult:
+    """The report tests' scan under all four rules."""
+    return scan_result(
+        complete=complete,
+        rules=ALL_RULES,
+        exceptions=(VALID_EXCEPTION, EXPIRED_EXCEPTION, UNUSED_EXCEPTION, ROTATION_EXCEPTION),
+    )
 
 
 def without_open_findings(result: ScanResult) -> ScanResult:
