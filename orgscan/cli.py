@@ -66,6 +66,7 @@ from orgscan.reports.summary import (
     verify_text,
 )
 from orgscan.reports.writer import listed_formats, package_files, write_reports
+from orgscan.rules import rule_ids
 from orgscan.runner import (
     Delivery,
     ExitCode,
@@ -286,6 +287,25 @@ def _load(config_path: Path) -> Config:
         raise _fail(str(exc), ExitCode.USAGE) from None
 
 
+RulesOption = Annotated[
+    str | None,
+    typer.Option(
+        "--rules",
+        help="Evaluate only these rules (comma-separated ids, each enabled in the config's "
+        "rules: section): " + ", ".join(rule_ids()) + ".",
+    ),
+]
+
+
+def _narrowed(settings: Config, rules: str | None) -> Config:
+    if rules is None:
+        return settings
+    try:
+        return settings.with_rules(part.strip() for part in rules.split(",") if part.strip())
+    except ConfigError as exc:
+        raise _fail(str(exc), ExitCode.USAGE) from None
+
+
 @app.command("scan")
 def scan_command(
     config: Annotated[Path, typer.Option("--config", "-c", help="YAML configuration file.")],
@@ -325,6 +345,7 @@ def scan_command(
         str | None,
         typer.Option(help="Scan only shard K of N (e.g. 2/4), for CI matrices; see 'merge'."),
     ] = None,
+    rules: RulesOption = None,
     fail_on: FailOnOption = FailOn.OPEN,
     sarif: SarifOption = SarifSuppressed.INCLUDE,
     formats: FormatsOption = None,
@@ -338,7 +359,7 @@ def scan_command(
 ) -> None:
     """Scan the organization that the current AWS credentials manage."""
     setup_logging(verbose)
-    settings = _load(config)
+    settings = _narrowed(_load(config), rules)
     written = _formats(formats, settings.output.formats)
     delivery = _delivery(sign, upload, retain_until, retain_days, retain_mode, settings)
     if strategy is not None:
