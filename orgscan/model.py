@@ -453,6 +453,9 @@ class RuleSettings:
     id: str
     thresholds: dict[str, int] = field(default_factory=dict)
 
+    def __hash__(self) -> int:  # the config holding it stays hashable
+        return hash((self.id, tuple(sorted(self.thresholds.items()))))
+
 
 @dataclass(slots=True)
 class RunInfo:
