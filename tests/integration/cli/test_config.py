@@ -172,7 +172,8 @@ def test_empty_config_gives_the_documented_defaults():
         ),
         (
             {"scan": {"max_attempts": 8}, "bogus": 1},
-            "bogus: unknown key; expected one of: organization, role, scan, exceptions, rules, controls,",
+            "bogus: unknown key; expected one of: organization, role, scan, exceptions, rules, "
+            "controls,",
         ),
         (
             {"organization": {"include_ous": "Root/Prod"}},
@@ -212,7 +213,8 @@ def test_empty_config_gives_the_documented_defaults():
         ),
         (
             {"bogus": 1, "organization": {"include_suspended": True}},
-            "bogus: unknown key; expected one of: organization, role, scan, exceptions, rules, controls,",
+            "bogus: unknown key; expected one of: organization, role, scan, exceptions, rules, "
+            "controls,",
         ),
         ({"exceptions": [{**EXCEPTION, "user": None}]}, "exceptions[0].user: is required"),
         ({"exceptions": [None]}, "exceptions[0].account: is required"),
