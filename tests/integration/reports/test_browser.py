@@ -8,6 +8,7 @@ tests FAIL under CI (`CI=true`, where `.ci/run` installs them) and are SKIPPED e
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -15,10 +16,11 @@ from pathlib import Path
 import pytest
 from selenium import webdriver
 from selenium.common.exceptions import NoAlertPresentException
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support.ui import Select
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from orgscan.evaluate import evaluate
 from orgscan.model import ScanResult, ScanStatus
@@ -37,6 +39,10 @@ from tests.report_fixtures import (
     round_trip,
     scan_result,
 )
+
+AXE = Path(__file__).parents[2] / "fixtures" / "axe-core" / "axe.min.js"
+AXE_SHA256 = "29348999450cdf2849a8e70b7912fc2da85a849da39c0d0d5394f51d4a9ed95c"  # 4.14.1
+WCAG_A_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 
 # An OU whose path starts with another's characters but is not inside it: choosing
 # Root/Workloads must not show it.
@@ -263,6 +269,54 @@ def test_a_script_the_policy_does_not_allow_is_refused_and_seen(
     assert any("Content Security Policy" in line for line in console_errors(driver))
     assert not driver.find_element(By.ID, "finding-filters").is_displayed()
     assert set(_shown(driver)) == EVERYONE
+
+
+def test_every_scrolling_region_is_named_reached_by_tab_and_scrolled_by_arrow_keys(
+    page: webdriver.Chrome,
+) -> None:
+    """WCAG 2.1.1: a region that scrolls must be reachable and scrollable by keyboard alone."""
+    regions: list[WebElement] = page.execute_script(
+        "return Array.from(document.querySelectorAll('body *')).filter(function (e) {"
+        " var s = getComputedStyle(e); return /auto|scroll/.test(s.overflowX + s.overflowY); });"
+    )
+    assert {r.accessible_name for r in regions} == {
+        "Control status",
+        "Findings",
+        "Account coverage",
+        "Exceptions register",
+        "AWS CLI commands",
+    }
+    assert all(r.aria_role == "region" and r.get_attribute("tabindex") == "0" for r in regions)
+    coverage = page.find_element(By.CSS_SELECTOR, "#coverage [role=region]")
+    for _ in range(60):
+        if page.switch_to.active_element == coverage:
+            break
+        ActionChains(page).send_keys(Keys.TAB).perform()
+    assert page.switch_to.active_element == coverage, "Tab never reached the coverage table"
+    assert coverage.value_of_css_property("outline-style") == "solid"  # the page's focus ring
+    assert page.execute_script("return arguments[0].scrollLeft", coverage) == 0
+    ActionChains(page).send_keys(Keys.ARROW_RIGHT).perform()
+    WebDriverWait(page, 5).until(
+        lambda d: d.execute_script("return arguments[0].scrollLeft", coverage) > 0,
+        "the focused coverage table did not scroll with the arrow key",
+    )
+
+
+def test_axe_core_finds_no_wcag_2_a_or_aa_violation(page: webdriver.Chrome) -> None:
+    source = AXE.read_bytes()
+    assert hashlib.sha256(source).hexdigest() == AXE_SHA256, "tests/fixtures/axe-core changed"
+    page.execute_script(source.decode("utf-8"))
+    results = page.execute_async_script(
+        "var done = arguments[arguments.length - 1];"
+        "axe.run(document, {runOnly: {type: 'tag', values: arguments[0]}})"
+        ".then(done, function (e) { done({error: String(e)}); });",
+        WCAG_A_AA,
+    )
+    assert "error" not in results, results
+    violations = [(v["id"], [n["target"] for n in v["nodes"]]) for v in results["violations"]]
+    assert violations == []
+    # The rule applied (the wide tables scroll in this window) and passed.
+    assert "scrollable-region-focusable" in {rule["id"] for rule in results["passes"]}
 
 
 def test_without_a_browser_the_tests_fail_under_ci_and_skip_elsewhere(
