@@ -11,11 +11,14 @@ from orgscan.model import (
     AccountResult,
     ApprovedException,
     Change,
+    Control,
+    Coverage,
     Finding,
     FindingState,
     ScanResult,
     UserKeys,
 )
+from orgscan.rules import Rule, rule_by_id
 
 
 class UserState(StrEnum):
@@ -125,3 +128,37 @@ def exception_data(exception: ApprovedException) -> dict[str, Any]:
         "ticket": exception.ticket,
         "reason": exception.reason,
     }
+
+
+# --- Per rule: the rules a run evaluated, their controls, findings and coverage (SARIF, CSV) ---
+
+
+def run_rules(result: ScanResult) -> list[Rule]:
+    """The rules the run evaluated, in report order: no output lists any other."""
+    return [rule_by_id(settings.id) for settings in result.run.rules]
+
+
+def rule_controls(result: ScanResult, rule_id: str) -> list[Control]:
+    """The controls mapped to one rule, in the order the mappings list them."""
+    return [control for control in result.controls if control.rule == rule_id]
+
+
+def findings_by_user(result: ScanResult) -> dict[str, list[Finding]]:
+    """Each principal's findings (by its ARN: a user's, or the root's), in the run's rule order,
+    then by resource."""
+    order = {settings.id: index for index, settings in enumerate(result.run.rules)}
+    grouped: dict[str, list[Finding]] = {}
+    for finding in sorted(
+        result.findings, key=lambda f: (order.get(f.rule_id, len(order)), f.resource_id)
+    ):
+        grouped.setdefault(finding.arn, []).append(finding)
+    return grouped
+
+
+def incomplete_rules(result: ScanResult, account: AccountResult) -> list[str]:
+    """The run's rules that could not judge everything in the account, in report order."""
+    return [
+        settings.id
+        for settings in result.run.rules
+        if account.coverage_of(settings.id) is Coverage.INCOMPLETE
+    ]
