@@ -880,10 +880,21 @@ def _journal_exit(journal: Journal, done: Outcome, path: Path) -> None:
 def remediate_plan(
     findings: Annotated[Path, typer.Argument(help="A findings.json written by a scan.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="The plan file to write.")],
+    rules: Annotated[
+        str | None,
+        typer.Option(
+            "--rules",
+            help="Comma-separated rule ids to plan for (default: every rule the scan evaluated).",
+        ),
+    ] = None,
 ) -> None:
-    """Choose the key to keep per open finding and list the keys to deactivate; changes nothing."""
+    """Per open finding: the keys to deactivate (one-active-key, unused), or the steps for a
+    person (rotation, root keys; as comments in plan.sh). Changes nothing."""
+    wanted = [r.strip() for r in rules.split(",") if r.strip()] if rules is not None else None
+    if wanted is not None and not wanted:
+        raise _fail("--rules: name at least one rule", ExitCode.USAGE)
     try:
-        plan = build_plan(*load_evidence(findings))
+        plan = build_plan(*load_evidence(findings), rules=wanted)
     except PlanError as exc:
         raise _fail(str(exc), ExitCode.USAGE) from None
     paths = write_plan(plan, output)
@@ -892,6 +903,11 @@ def remediate_plan(
         f"plan: deactivate {keys} key(s) of {len(plan.actions)} user(s) in "
         f"{len(plan.per_account())} account(s); nothing is deleted"
     )
+    for rule_id, count in plan.per_rule().items():
+        typer.echo(f"  {rule_id}: {count} key(s) to deactivate")
+    for rule in plan.rules:
+        if manual := sum(1 for action in plan.manual if action.rule_id == rule.id):
+            typer.echo(f"  {rule.id}: {manual} finding(s) for a person; steps in plan.sh, not run")
     for line in plan.not_planned:
         typer.echo(f"not planned: {line}")
     typer.echo("wrote: " + ", ".join(str(p) for p in paths))

@@ -4,7 +4,7 @@ findings.json first, so the tests see exactly what the evidence file carries."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
@@ -362,3 +362,41 @@ def users_in(data: dict) -> list[dict]:
 def account_in(data: dict, account_id: str) -> dict:
     """One account of a findings.json document, its identity under `account`."""
     return next(a for a in data["accounts"] if a["account"]["id"] == account_id)
+
+
+def rescanned(
+    result: ScanResult,
+    run_id: str,
+    keys: Callable[[UserKeys, AccessKey], AccessKey] = lambda user, key: key,
+    *,
+    rules: Sequence[RuleSettings] | None = None,
+    accounts: Callable[[AccountResult], AccountResult] = lambda account: account,
+    exceptions: Sequence[ApprovedException] | None = None,
+) -> ScanResult:
+    """The same organization scanned again: each key through `keys`, each account through
+    `accounts`, judged again by `rules` (default: the scan's own) and `exceptions`."""
+    rules = list(result.run.rules if rules is None else rules)
+    changed = [
+        accounts(
+            replace(
+                account,
+                users=[
+                    replace(user, access_keys=tuple(keys(user, key) for key in user.access_keys))
+                    for user in account.users
+                ],
+                coverage=[],
+            )
+        )
+        for account in result.accounts
+    ]
+    approved = list(result.exceptions if exceptions is None else exceptions)
+    return round_trip(
+        replace(
+            result,
+            run=replace(result.run, id=run_id, rules=rules),
+            accounts=changed,
+            findings=evaluate(changed, rules, approved, "aws", result.run.started_at),
+            exceptions=approved,
+            delta=None,
+        )
+    )

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 from xml.etree import ElementTree
@@ -146,6 +147,60 @@ class Fault:
     # (and `message`), importing none: AWS reports some errors per finding, in FailedFindings
     # (InvalidAccess when Security Hub is not enabled, among them); moto imports regardless.
     failed_findings: str | None = None
+    # What AWS holds that moto cannot: keys' creation and last-use dates, by key id (see
+    # KeyHistory). A rule with it declares state, not a reaction: it matches no request.
+    key_history: tuple[KeyHistory, ...] = ()
+
+
+# --- Keys' dates as data (remediation's tests of the unused-key rule). Branch i11collect adds
+# the same `KeyHistory`/`key_history` with the credential report's cells and the root user's
+# keys; this block is the minimal part remediation needs, to be folded into that one. ---------
+
+
+@dataclass(frozen=True, slots=True)
+class KeyHistory:
+    """When an access key was created and last used, as AWS would answer: moto creates every
+    key when it is seeded, never used (only a request signed with the key itself marks it),
+    and has no way to set either date."""
+
+    key_id: str
+    created: datetime
+    last_used: datetime | None = None  # None: never used
+    service: str = "s3"
+    region: str = "us-east-1"
+
+
+def _iso_z(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _with_history(action: str, body: bytes, answer: bytes, keys: dict[str, KeyHistory]) -> bytes:
+    """moto's ListAccessKeys/GetAccessKeyLastUsed answer with the declared dates."""
+    ElementTree.register_namespace("", IAM_NS)
+    root = ElementTree.fromstring(answer)  # noqa: S314 - moto's own answer on loopback
+    result = root.find(f"{{{IAM_NS}}}{action}Result")
+    assert result is not None
+    if action == "ListAccessKeys":
+        for member in result.iter(f"{{{IAM_NS}}}member"):
+            found = keys.get(member.findtext(f"{{{IAM_NS}}}AccessKeyId", ""))
+            created = member.find(f"{{{IAM_NS}}}CreateDate")
+            if found is not None and created is not None:
+                created.text = _iso_z(found.created)
+    else:
+        key = keys.get(parse_qs(body.decode()).get("AccessKeyId", [""])[0])
+        used = result.find(f"{{{IAM_NS}}}AccessKeyLastUsed")
+        if key is None or used is None:
+            return answer
+        used.clear()
+        if key.last_used is not None:
+            ElementTree.SubElement(used, f"{{{IAM_NS}}}LastUsedDate").text = _iso_z(key.last_used)
+        for tag, value in (("ServiceName", key.service), ("Region", key.region)):
+            text = value if key.last_used is not None else "N/A"
+            ElementTree.SubElement(used, f"{{{IAM_NS}}}{tag}").text = text
+    return ElementTree.tostring(root)
+
+
+# --- end of the keys' dates block ------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +218,7 @@ class FaultInjector:
     def __init__(self, app: WSGIApp, seed: int = 7) -> None:
         self.app = app
         self.faults: list[Fault] = []
+        self._key_history: dict[str, KeyHistory] = {}
         self.calls: dict[tuple[str, str], int] = {}
         self.injected: dict[str, int] = {}
         self._hits: dict[int, int] = {}
@@ -182,6 +238,7 @@ class FaultInjector:
     def reset(self, faults: Iterable[Fault] = ()) -> None:
         with self._lock:
             self.faults = list(faults)
+            self._key_history = {k.key_id: k for f in self.faults for k in f.key_history}
             self.calls.clear()
             self.injected.clear()
             self.assumed_roles.clear()
@@ -256,6 +313,8 @@ class FaultInjector:
                     continue
                 if fault.s3_grants is not None and request.service != "s3":
                     continue
+                if fault.key_history:
+                    continue  # state, applied to moto's answers (`_forward`)
                 seen = self._hits.get(index, 0)
                 self._hits[index] = seen + 1
                 if fault.first is not None and seen >= fault.first:
@@ -318,6 +377,11 @@ class FaultInjector:
     def _forward(
         self, request: Request, environ: dict[str, Any], body: bytes, start_response: StartResponse
     ) -> Iterable[bytes]:
+        if self._key_history and request.action in ("ListAccessKeys", "GetAccessKeyLastUsed"):
+            status, headers, answer = _answered(self.app, environ)
+            if status.startswith("200"):
+                answer = _with_history(request.action, body, answer, self._key_history)
+            return self._replace_body(status, headers, answer, start_response)
         if request.action in ("AssumeRole", "CreateAccessKey"):
             # A new user key belongs to the account that created it, as a role's to the role's.
             return self._remember_keys(environ, start_response, request.account)
