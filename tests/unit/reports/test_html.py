@@ -14,6 +14,7 @@ import pytest
 from orgscan import evidence as codec
 from orgscan.model import FindingState, ScanResult, split_ou_path
 from orgscan.reports.html import HtmlRenderer, template_dirs
+from orgscan.rules import MULTIPLE_ACTIVE_KEYS
 from tests.report_fixtures import (
     CAROL_NEWER,
     DEPLOYER_IN_USE,
@@ -52,8 +53,6 @@ class _Parser(HTMLParser):
         self._in_script = False
         self._card: str | None = None
         self._value = False
-        self._control_row = False
-        self._badge = False
         self._section: str | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -70,18 +69,12 @@ class _Parser(HTMLParser):
             self._value = True
         if tag == "tr" and self._section == "findings" and "data-state" in a:
             self.page.rows.append(a)
-        if tag == "tr" and "data-control" in a:
-            self._control_row = True
-        if self._control_row and "badge" in classes:
-            self._badge = True
+        if tag == "td" and "data-status" in a:
+            self.page.control_statuses.append(a["data-status"])
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "script":
             self._in_script = False
-        if tag == "tr":
-            self._control_row = False
-        if tag == "span":
-            self._badge = False
         if tag == "div" and self._value:
             self._value = False
             self._card = None
@@ -93,8 +86,6 @@ class _Parser(HTMLParser):
         self.page.text.append(data)
         if self._value and self._card:
             self.page.cards[self._card] = self.page.cards.get(self._card, "") + data.strip()
-        if self._badge:
-            self.page.control_statuses.append(data.strip())
 
 
 def _parse(html: bytes) -> Page:
@@ -186,9 +177,14 @@ def test_incomplete_banner_and_no_control_passes(page: Page) -> None:
     assert set(page.control_statuses) == {"FAIL"}
 
 
-def test_one_control_row_per_mapping(result: ScanResult, page: Page) -> None:
-    rows = [a["data-control"] for _, a in page.tags if "data-control" in a]
-    assert rows == [f"{c.framework} {c.version} {c.id}" for c in result.controls]
+def test_one_control_cell_per_mapping_of_the_runs_rules(result: ScanResult, page: Page) -> None:
+    cells = [a["data-control"] for _, a in page.tags if "data-control" in a]
+    # Old evidence evaluated one rule: only its mappings, none of the other rules'.
+    assert sorted(cells) == sorted(
+        f"{c.framework} {c.version} {c.id}"
+        for c in result.controls
+        if c.rule == MULTIPLE_ACTIVE_KEYS
+    )
 
 
 def test_incomplete_without_open_findings_is_incomplete_not_pass() -> None:
@@ -206,7 +202,9 @@ def test_complete_without_open_findings_passes() -> None:
 def test_recommended_keys_shown(html: bytes) -> None:
     text = html.decode()
     # The kept key is rendered in the Keep column of its user's row.
-    deployer = re.search(r'<tr data-account="222222222222".*?</tr>', text, re.S)
+    deployer = re.search(
+        rf'<tr data-rule="{MULTIPLE_ACTIVE_KEYS}" data-account="222222222222".*?</tr>', text, re.S
+    )
     carol = re.search(r"user/engineering/carol.*?</tr>", text, re.S)
     assert deployer and carol
     assert f'<span class="keep-id">{DEPLOYER_IN_USE}</span>' in deployer.group(0)
@@ -316,6 +314,6 @@ def test_large_report_stays_lean() -> None:
         data["findings"].append(finding | {"user_name": f"bulk-{n:05d}", "arn": arn})
     big = codec.decode(data, "big")
     html = HtmlRenderer().render(big)
-    assert html.count(b"<tr data-account=") >= 5000
+    assert html.count(b"<tr data-rule=") >= 5000
     assert b" onclick=" not in html
     assert len(html) / 5000 < 2000  # bytes per finding row, roughly
