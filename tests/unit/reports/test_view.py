@@ -6,8 +6,7 @@ from datetime import UTC, datetime
 
 from orgscan.model import AccessKey, ScanResult, UserKeys
 from orgscan.reports.view import ControlStatus, rule_status
-from orgscan.rules import MULTIPLE_ACTIVE_KEYS
-from orgscan.rules import recommended_key
+from orgscan.rules import MULTIPLE_ACTIVE_KEYS, recommended_key
 from tests.report_fixtures import scan_result, without_open_findings
 
 
