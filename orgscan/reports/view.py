@@ -16,6 +16,7 @@ from orgscan.model import (
     Finding,
     FindingState,
     ScanResult,
+    ScanStatus,
     UserKeys,
 )
 from orgscan.rules import Rule, rule_by_id
@@ -103,13 +104,6 @@ def reported_findings(result: ScanResult) -> list[Reported]:
     ]
 
 
-def control_status(result: ScanResult) -> ControlStatus:
-    """One rule maps to every control, so all of them share its status."""
-    if result.findings_in(FindingState.OPEN):
-        return ControlStatus.FAIL
-    return ControlStatus.PASS if result.run.complete else ControlStatus.INCOMPLETE
-
-
 def findings_by_exception(result: ScanResult) -> dict[ApprovedException, list[Finding]]:
     """Findings each exception excepts, or would have excepted had it not expired."""
     covered: dict[ApprovedException, list[Finding]] = {e: [] for e in result.exceptions}
@@ -162,3 +156,32 @@ def incomplete_rules(result: ScanResult, account: AccountResult) -> list[str]:
         for settings in result.run.rules
         if account.coverage_of(settings.id) is Coverage.INCOMPLETE
     ]
+
+
+# --- Per rule (issue 11): a rule's status, its controls and where it could not judge. ---
+
+
+def rule_status(result: ScanResult, rule_id: str) -> ControlStatus:
+    """FAIL with an open finding of the rule; PASS only where the rule judged every account in
+    scope completely and the run had no error of its own; INCOMPLETE otherwise."""
+    if any(f.rule_id == rule_id and f.state is FindingState.OPEN for f in result.findings):
+        return ControlStatus.FAIL
+    if result.run.errors or result.run.interrupted or rule_gaps(result, rule_id):
+        return ControlStatus.INCOMPLETE
+    return ControlStatus.PASS
+
+
+def rule_gaps(result: ScanResult, rule_id: str) -> list[AccountResult]:
+    """The accounts in scope (not skipped) where the rule's coverage is not complete."""
+    return [
+        a
+        for a in result.accounts
+        if a.scan_status is not ScanStatus.SKIPPED
+        and a.coverage_of(rule_id) is not Coverage.COMPLETE
+    ]
+
+
+def run_controls(result: ScanResult) -> list[Control]:
+    """The control mappings of the rules this run evaluated, in the evidence's order."""
+    evaluated = {rule.id for rule in result.run.rules}
+    return [c for c in result.controls if c.rule in evaluated]

@@ -25,6 +25,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 from orgscan.evaluate import evaluate
 from orgscan.model import ScanResult, ScanStatus
 from orgscan.reports.html import HtmlRenderer
+from orgscan.rules import MULTIPLE_ACTIVE_KEYS, NOT_ROTATED, ROOT_KEY, rule_by_id
 from tests.integration.reports import browser
 from tests.integration.reports.browser import chromium, console_errors, csp_violations, open_page
 from tests.report_fixtures import (
@@ -36,8 +37,8 @@ from tests.report_fixtures import (
     _account,
     _key,
     _user,
+    hygiene_result,
     round_trip,
-    scan_result,
 )
 
 AXE = Path(__file__).parents[2] / "fixtures" / "axe-core" / "axe.min.js"
@@ -51,9 +52,10 @@ EVERYONE = {"deployer", "carol", "ci-runner", "bob.smith@corp", "legacy-etl"}
 
 
 def _result() -> ScanResult:
-    """The shared report fixture (four findings, one excepted, hostile account names) plus an
-    account in Root/WorkloadsArchive with one failing user."""
-    base = scan_result()
+    """The shared report fixture under all four rules (hostile account names, a rotation
+    exception, the management account's root key) plus an account in Root/WorkloadsArchive
+    whose one user has two old, never-used keys."""
+    base = hygiene_result()
     archive = _account(
         ARCHIVE,
         "archive",
@@ -62,15 +64,27 @@ def _result() -> ScanResult:
         [_user(ARCHIVE, "legacy-etl", _key("AKIALEGACYETL0000001"), _key("AKIALEGACYETL0000002"))],
     )
     accounts = [*base.accounts, archive]
-    users = [user for account in accounts for user in account.users]
-    findings = evaluate(users, base.exceptions, STARTED.date())
+    findings = evaluate(accounts, base.run.rules, base.exceptions, "aws", STARTED)
     return round_trip(replace(base, accounts=accounts, findings=findings))
+
+
+RESULT = _result()
+RULES = [rule.id for rule in RESULT.run.rules]
+TOTAL = len(RESULT.findings)
+
+
+def _of(rule_id: str, account: str | None = None) -> int:
+    return sum(
+        1
+        for f in RESULT.findings
+        if f.rule_id == rule_id and (account is None or f.account_id == account)
+    )
 
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("browser") / "report.html"
-    path.write_bytes(HtmlRenderer().render(_result()))
+    path.write_bytes(HtmlRenderer().render(RESULT))
     return path
 
 
@@ -86,15 +100,32 @@ def page(driver: webdriver.Chrome, report: Path) -> webdriver.Chrome:
     return driver
 
 
-def _shown(page: webdriver.Chrome) -> list[str]:
-    """The user names of the findings rows a person sees, top to bottom: rows the browser lays
-    out (a hidden row has no box), read in one round trip."""
+def _shown(page: webdriver.Chrome, rule_id: str = MULTIPLE_ACTIVE_KEYS) -> list[str]:
+    """The names (user, or the root user) of one rule's findings rows a person sees, top to
+    bottom: rows the browser lays out (a hidden row, or a row of a hidden part, has no box),
+    read in one round trip."""
     names: list[str] = page.execute_script(
-        "return Array.from(document.querySelectorAll('#findings-table tbody tr'))"
+        "return Array.from(document.querySelectorAll("
+        "'[data-rule-section=\"' + arguments[0] + '\"] table.findings tbody tr'))"
         ".filter(function (r) { return r.getClientRects().length > 0; })"
-        ".map(function (r) { return r.querySelector('strong').innerText; });"
+        ".map(function (r) { return r.querySelector('strong').innerText; });",
+        rule_id,
     )
     return names
+
+
+def _parts_shown(page: webdriver.Chrome) -> list[str]:
+    """The rules whose findings part is laid out."""
+    shown: list[str] = page.execute_script(
+        "return Array.from(document.querySelectorAll('[data-rule-section]'))"
+        ".filter(function (s) { return s.getClientRects().length > 0; })"
+        ".map(function (s) { return s.getAttribute('data-rule-section'); });"
+    )
+    return shown
+
+
+def _part_count(page: webdriver.Chrome, rule_id: str) -> str:
+    return page.find_element(By.CSS_SELECTOR, f'[data-rule-section="{rule_id}"] [data-count]').text
 
 
 def _count(page: webdriver.Chrome) -> str:
@@ -123,15 +154,18 @@ def test_the_filter_panel_shows_every_finding_before_anything_is_chosen(
 ) -> None:
     assert page.find_element(By.ID, "finding-filters").is_displayed()
     assert set(_shown(page)) == EVERYONE
-    assert _count(page) == "Showing 5 of 5 findings"
+    assert _parts_shown(page) == RULES
+    assert _part_count(page, MULTIPLE_ACTIVE_KEYS) == "5 findings"
+    assert _count(page) == f"Showing {TOTAL} of {TOTAL} findings"
     assert _print_note(page) == ""
 
 
 def test_the_account_filter_shows_only_that_accounts_findings(page: webdriver.Chrome) -> None:
     _choose(page, "f-account", DEV)
     assert set(_shown(page)) == {"carol", "ci-runner"}
-    assert _count(page) == "Showing 2 of 5 findings"
-    assert _print_note(page) == "Filtered view: Showing 2 of 5 findings."
+    assert _part_count(page, MULTIPLE_ACTIVE_KEYS) == "2 of 5 findings"
+    dev = sum(_of(rule, DEV) for rule in RULES)
+    assert _print_note(page) == f"Filtered view: Showing {dev} of {TOTAL} findings."
     _choose(page, "f-account", PROD)
     assert _shown(page) == ["deployer"]
     # The option names the account by its free-text name, shown as text.
@@ -155,7 +189,7 @@ def test_the_ou_filter_covers_the_subtree_and_nothing_beside_it(page: webdriver.
     ]
     _choose(page, "f-ou", "Root/Workloads")
     assert set(_shown(page)) == {"deployer", "carol", "ci-runner"}
-    assert _count(page) == "Showing 3 of 5 findings"
+    assert _part_count(page, MULTIPLE_ACTIVE_KEYS) == "3 of 5 findings"
     _choose(page, "f-ou", "Root/Workloads/Prod")
     assert _shown(page) == ["deployer"]
     _choose(page, "f-ou", "Root/WorkloadsArchive")
@@ -167,10 +201,10 @@ def test_the_ou_filter_covers_the_subtree_and_nothing_beside_it(page: webdriver.
 def test_the_state_filter_separates_open_from_excepted(page: webdriver.Chrome) -> None:
     _choose(page, "f-state", "excepted")
     assert _shown(page) == ["ci-runner"]
-    assert _count(page) == "Showing 1 of 5 findings"
+    assert _part_count(page, MULTIPLE_ACTIVE_KEYS) == "1 of 5 findings"
     _choose(page, "f-state", "open")
     assert set(_shown(page)) == EVERYONE - {"ci-runner"}
-    assert _count(page) == "Showing 4 of 5 findings"
+    assert _part_count(page, MULTIPLE_ACTIVE_KEYS) == "4 of 5 findings"
 
 
 def test_the_search_box_matches_what_the_row_shows_as_it_is_typed(page: webdriver.Chrome) -> None:
@@ -179,7 +213,7 @@ def test_the_search_box_matches_what_the_row_shows_as_it_is_typed(page: webdrive
     assert _shown(page) == ["bob.smith@corp"]
     _clear(field)
     assert set(_shown(page)) == EVERYONE
-    assert _count(page) == "Showing 5 of 5 findings"
+    assert _part_count(page, MULTIPLE_ACTIVE_KEYS) == "5 findings"
     field.send_keys(CAROL_NEWER.lower())  # a key id
     assert _shown(page) == ["carol"]
     _clear(field)
@@ -190,7 +224,7 @@ def test_the_search_box_matches_what_the_row_shows_as_it_is_typed(page: webdrive
     assert set(_shown(page)) == {"carol", "ci-runner"}
     field.send_keys("no such user")
     assert _shown(page) == []
-    assert _count(page) == "Showing 0 of 5 findings"
+    assert _part_count(page, MULTIPLE_ACTIVE_KEYS) == "0 of 5 findings"
 
 
 def test_filters_combine_and_reset_restores_every_row(page: webdriver.Chrome) -> None:
@@ -201,19 +235,74 @@ def test_filters_combine_and_reset_restores_every_row(page: webdriver.Chrome) ->
     assert _shown(page) == []
     page.find_element(By.ID, "f-reset").click()
     assert set(_shown(page)) == EVERYONE
-    assert _count(page) == "Showing 5 of 5 findings"
+    assert _parts_shown(page) == RULES
+    assert _part_count(page, MULTIPLE_ACTIVE_KEYS) == "5 findings"
+    assert _count(page) == f"Showing {TOTAL} of {TOTAL} findings"
     assert _print_note(page) == ""
     assert _search(page).get_attribute("value") == ""
-    for select_id in ("f-account", "f-ou", "f-state"):
+    for select_id in ("f-rule", "f-account", "f-ou", "f-state"):
         assert Select(page.find_element(By.ID, select_id)).first_selected_option.text.startswith(
             "All "
         )
 
 
+def test_the_rule_filter_shows_only_that_rules_findings(page: webdriver.Chrome) -> None:
+    options = [o.get_attribute("value") for o in Select(page.find_element(By.ID, "f-rule")).options]
+    assert options == ["", *RULES]
+    _choose(page, "f-rule", NOT_ROTATED)
+    assert _parts_shown(page) == [NOT_ROTATED]
+    for rule in RULES:
+        if rule != NOT_ROTATED:
+            assert _shown(page, rule) == [], rule
+    assert len(_shown(page, NOT_ROTATED)) == _of(NOT_ROTATED)
+    assert _count(page) == f"Showing {_of(NOT_ROTATED)} of {TOTAL} findings"
+    assert _print_note(page) == f"Filtered view: Showing {_of(NOT_ROTATED)} of {TOTAL} findings."
+    _choose(page, "f-rule", ROOT_KEY)
+    assert _parts_shown(page) == [ROOT_KEY]
+    assert _shown(page, ROOT_KEY) == ["<root_account>"]
+    _choose(page, "f-rule", "")
+    assert _parts_shown(page) == RULES
+    assert _count(page) == f"Showing {TOTAL} of {TOTAL} findings"
+
+
+def test_the_rule_filter_combines_with_account_ou_state_and_search(
+    page: webdriver.Chrome,
+) -> None:
+    _choose(page, "f-rule", NOT_ROTATED)
+    _choose(page, "f-account", DEV)
+    assert _shown(page, NOT_ROTATED) == ["carol"]
+    _choose(page, "f-account", "")
+    _choose(page, "f-ou", "Root/Workloads")
+    assert set(_shown(page, NOT_ROTATED)) == {"deployer", "carol", "builder"}
+    _choose(page, "f-state", "excepted")  # the rotation exception covers both deployer keys
+    assert _shown(page, NOT_ROTATED) == ["deployer", "deployer"]
+    _choose(page, "f-state", "")
+    _search(page).send_keys("akiabuilder")  # a key id, any case
+    assert _shown(page, NOT_ROTATED) == ["builder"]
+    assert _parts_shown(page) == [NOT_ROTATED]
+    assert _count(page) == f"Showing 1 of {TOTAL} findings"
+    page.find_element(By.ID, "f-reset").click()
+    assert _parts_shown(page) == RULES
+    assert _count(page) == f"Showing {TOTAL} of {TOTAL} findings"
+
+
+def test_each_rules_count_follows_the_filters(page: webdriver.Chrome) -> None:
+    for rule in RULES:
+        n = _of(rule)
+        assert _part_count(page, rule) == f"{n} finding{'s' if n != 1 else ''}", rule
+    _choose(page, "f-account", DEV)
+    for rule in RULES:
+        n, here = _of(rule), _of(rule, DEV)
+        assert _part_count(page, rule) == f"{here} of {n} finding{'s' if n != 1 else ''}", rule
+        assert len(_shown(page, rule)) == here, rule
+    assert _count(page) == f"Showing {sum(_of(r, DEV) for r in RULES)} of {TOTAL} findings"
+
+
 def test_headers_sort_by_click_and_by_keyboard_and_search_still_finds_the_right_rows(
     page: webdriver.Chrome,
 ) -> None:
-    user = page.find_element(By.XPATH, "//table[@id='findings-table']//th[text()='User']")
+    table = f"//table[@id='findings-{MULTIPLE_ACTIVE_KEYS}']"
+    user = page.find_element(By.XPATH, f"{table}//th[text()='User']")
     user.click()
     assert _shown(page) == sorted(EVERYONE)
     assert user.get_attribute("aria-sort") == "ascending"
@@ -228,7 +317,7 @@ def test_headers_sort_by_click_and_by_keyboard_and_search_still_finds_the_right_
     _clear(field)
     field.send_keys("bob")
     assert _shown(page) == ["bob.smith@corp"]
-    account = page.find_element(By.XPATH, "//table[@id='findings-table']//th[text()='Account']")
+    account = page.find_element(By.XPATH, f"{table}//th[text()='Account']")
     account.send_keys(" ")
     assert account.get_attribute("aria-sort") == "ascending"
     assert user.get_attribute("aria-sort") is None
@@ -239,13 +328,13 @@ def test_headers_sort_by_click_and_by_keyboard_and_search_still_finds_the_right_
 def test_the_page_runs_with_no_console_error_and_no_csp_violation(
     page: webdriver.Chrome,
 ) -> None:
-    for select_id in ("f-account", "f-ou", "f-state"):
+    for select_id in ("f-rule", "f-account", "f-ou", "f-state"):
         select = Select(page.find_element(By.ID, select_id))
         for option in select.options:
             select.select_by_value(option.get_attribute("value") or "")
     _search(page).send_keys("a")
     page.find_element(By.ID, "f-reset").click()
-    for th in page.find_elements(By.CSS_SELECTOR, "#findings-table th.sortable"):
+    for th in page.find_elements(By.CSS_SELECTOR, "table.findings th.sortable"):
         th.click()
     assert console_errors(page) == []
     assert csp_violations(page) == []
@@ -279,15 +368,21 @@ def test_every_scrolling_region_is_named_reached_by_tab_and_scrolled_by_arrow_ke
         "return Array.from(document.querySelectorAll('body *')).filter(function (e) {"
         " var s = getComputedStyle(e); return /auto|scroll/.test(s.overflowX + s.overflowY); });"
     )
-    assert {r.accessible_name for r in regions} == {
-        "Control status",
-        "Findings",
-        "Account coverage",
-        "Exceptions register",
-        "AWS CLI commands",
-    }
+    titles = [rule_by_id(rule).title for rule in RULES]
+    assert sorted(r.accessible_name for r in regions) == sorted(
+        [
+            "Summary per rule",
+            "Control status",
+            "Account coverage",
+            "Exceptions register",
+            *[f"Findings: {title}" for title in titles],
+            *[f"AWS CLI commands: {title}" for title in titles],
+        ]
+    )
     assert all(r.aria_role == "region" and r.get_attribute("tabindex") == "0" for r in regions)
     coverage = page.find_element(By.CSS_SELECTOR, "#coverage [role=region]")
+    # As a keyboard user would: follow the contents' link, which moves where Tab starts from.
+    page.find_element(By.CSS_SELECTOR, "nav.toc a[href='#coverage']").send_keys(Keys.ENTER)
     for _ in range(60):
         if page.switch_to.active_element == coverage:
             break
