@@ -195,7 +195,7 @@ class _Findings:
         else:
             workflow, record, compliance = "NEW", "ACTIVE", "FAILED"
         what = view.subject(found.resource_type, found.user_name, found.arn, found.resource_id)
-        where = f"{what[:1].upper()}{what[1:]} in account {found.account_id}"
+        where = f"{what} in account {found.account_id}"
         description = (
             f"{where} no longer fails {rule.id}: {rule.title}."
             if state is None

@@ -145,9 +145,9 @@ def findings_by_exception(result: ScanResult) -> dict[ApprovedException, list[Fi
 def subject(resource_type: ResourceType, user_name: str, arn: str, resource_id: str) -> str:
     """What a finding is about, in words: the user, the key and its user, or the root user."""
     if resource_type is ResourceType.ACCESS_KEY:
-        return f"access key {resource_id} of IAM user {user_name} ({arn})"
+        return f"Access key {resource_id} of IAM user {user_name} ({arn})"
     if resource_type is ResourceType.ACCOUNT:
-        return f"the root user ({arn})"
+        return f"The root user ({arn})"
     return f"IAM user {user_name} ({arn})"
 
 
