@@ -104,7 +104,27 @@ def asff_findings(data: bytes) -> list[dict[str, Any]]:
         assert len(finding.get("Note", {}).get("Text", "")) <= 512
         account = finding["AwsAccountId"]
         assert finding["ProductArn"].endswith(f":{account}:product/{account}/default")
+        assert asff_details_problems(finding) == []
+        assert len(finding["Types"]) <= 50
+        assert len(finding.get("Compliance", {}).get("RelatedRequirements", [])) <= 32
     return findings
+
+
+def asff_details_problems(finding: dict[str, Any]) -> list[str]:
+    """ASFF names each resource's Details member after its Type (AwsIamUser's details under
+    Details.AwsIamUser), or puts them under Other; any other member is a mismatch Security Hub
+    drops or rejects. Other holds at most 50 strings (keys up to 128, values up to 1024)."""
+    problems = []
+    for index, resource in enumerate(finding["Resources"]):
+        details = resource.get("Details", {})
+        for member in set(details) - {resource["Type"], "Other"}:
+            problems.append(f"Resources[{index}]: {resource['Type']} with Details.{member}")
+        other = details.get("Other", {})
+        if len(other) > 50 or any(
+            not isinstance(v, str) or len(k) > 128 or len(v) > 1024 for k, v in other.items()
+        ):
+            problems.append(f"Resources[{index}]: Details.Other is not ASFF's map of strings")
+    return problems
 
 
 OSCAL_SCHEMA = Path(__file__).parent / "fixtures" / "oscal" / "oscal_assessment-results_schema.json"

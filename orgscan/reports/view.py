@@ -15,6 +15,7 @@ from orgscan.model import (
     Coverage,
     Finding,
     FindingState,
+    ResourceType,
     ScanResult,
     ScanStatus,
     UserKeys,
@@ -80,8 +81,11 @@ class Reported:
     account_id: str
     user_name: str
     arn: str
+    resource_type: ResourceType
+    resource_id: str  # with rule_id, the finding's identity across runs
     state: FindingState | None
     exception: ApprovedException | None  # the approval in force, for an excepted finding
+    detail: str | None  # the evidence in one line; None for a finding resolved since
 
 
 def reported_findings(result: ScanResult) -> list[Reported]:
@@ -92,15 +96,30 @@ def reported_findings(result: ScanResult) -> list[Reported]:
             f.account_id,
             f.user_name,
             f.arn,
+            f.resource_type,
+            f.resource_id,
             f.state,
             f.exception if f.state is FindingState.EXCEPTED else None,
+            f.detail,
         )
         for f in sorted_findings(result)
     ]
     resolved = result.delta.of(Change.RESOLVED) if result.delta else []
     return now + [
-        Reported(c.rule_id, c.account_id, c.user_name, c.arn, None, None)
-        for c in sorted(resolved, key=lambda c: (c.account_id, c.user_name, c.arn))
+        Reported(
+            c.rule_id,
+            c.account_id,
+            c.user_name,
+            c.arn,
+            c.resource_type,
+            c.resource_id,
+            None,
+            None,
+            None,
+        )
+        for c in sorted(
+            resolved, key=lambda c: (c.account_id, c.user_name, c.arn, c.rule_id, c.resource_id)
+        )
     ]
 
 
@@ -112,6 +131,24 @@ def findings_by_exception(result: ScanResult) -> dict[ApprovedException, list[Fi
             if exception is not None:
                 covered.setdefault(exception, []).append(finding)
     return covered
+
+
+def subject(resource_type: ResourceType, user_name: str, arn: str, resource_id: str) -> str:
+    """What a finding is about, in words: the user, the key and its user, or the root user."""
+    if resource_type is ResourceType.ACCESS_KEY:
+        return f"Access key {resource_id} of IAM user {user_name} ({arn})"
+    if resource_type is ResourceType.ACCOUNT:
+        return f"The root user ({arn})"
+    return f"IAM user {user_name} ({arn})"
+
+
+def exception_text(exception: ApprovedException) -> str:
+    """An approved exception in one sentence, as OCSF, ASFF and OSCAL state it."""
+    ticket = f", ticket {exception.ticket}" if exception.ticket else ""
+    return (
+        f"Excepted until {exception.expires.isoformat()} by {exception.owner}{ticket}: "
+        f"{exception.reason}"
+    )
 
 
 def exception_data(exception: ApprovedException) -> dict[str, Any]:
