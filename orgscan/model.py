@@ -92,6 +92,22 @@ class KeySource(StrEnum):
     CREDENTIAL_REPORT = "credential-report"
 
 
+class LastUseSource(StrEnum):
+    """Where a key's last use was read: the account's credential report (matched to the key by
+    its creation date, up to 4 hours old) or GetAccessKeyLastUsed (one call per key)."""
+
+    CREDENTIAL_REPORT = "credential-report"
+    GET_ACCESS_KEY_LAST_USED = "get-access-key-last-used"
+
+
+class RootKeySource(StrEnum):
+    """Where the root user's access keys were read: the report's `<root_account>` row, or
+    GetAccountSummary's `AccountAccessKeysPresent` (present or not, active or not)."""
+
+    CREDENTIAL_REPORT = "credential-report"
+    ACCOUNT_SUMMARY = "get-account-summary"
+
+
 # Organizations' account lifecycle states (`Account.State`; the older `Status` is retired on
 # 2026-09-09). A PENDING_CLOSURE account still works, and so do its keys.
 ACCOUNT_STATES = ("PENDING_ACTIVATION", "ACTIVE", "SUSPENDED", "PENDING_CLOSURE", "CLOSED")
@@ -157,6 +173,11 @@ class AccessKey:
     # Set when the key's last use could not be read: last_used_* then mean "unknown", not
     # "never used". NoSuchEntity means the key was deleted after it was listed.
     last_used_error: ScanError | None = None
+    # Where the last use was read (None: it was not read); with a source, last_used_at None
+    # means never used. As of: when the datum was true (the report's GeneratedTime, or when
+    # GetAccessKeyLastUsed answered).
+    last_used_source: LastUseSource | None = None
+    last_used_as_of: Timestamp | None = None
 
     @property
     def active(self) -> bool:
@@ -205,6 +226,20 @@ class ScanError:
     message: str
 
 
+@dataclass(frozen=True, slots=True)
+class RootKeys:
+    """Whether the account's root user has access keys, and where that was read."""
+
+    __pydantic_config__: ClassVar[ConfigDict] = EVIDENCE
+    source: RootKeySource | None
+    as_of: Timestamp | None
+    present: bool | None  # at least one root access key, active or not; None = unknown
+    # Active root keys; None where the source cannot tell (AccountAccessKeysPresent says only
+    # present or absent) or where nothing is known.
+    active: int | None
+    error: ScanError | None = None  # why it is unknown
+
+
 INTERRUPTED = "Interrupted"
 # IAM's answer for a user or key deleted between two calls of a scan: not an error.
 NO_SUCH_ENTITY = "NoSuchEntity"
@@ -232,6 +267,8 @@ class AccountResult:
     # When orgscan began scanning (or trying to scan) this account; exceptions are judged on
     # this day. None in 1.0 evidence, where everything was judged on the run's start.
     scanned_at: Timestamp | None = None
+    # None: not read (the run did not need it, or the account was not scanned).
+    root_keys: RootKeys | None = None
 
     @property
     def interrupted(self) -> bool:

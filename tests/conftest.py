@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from functools import cache
 from typing import Any
 
@@ -15,7 +16,7 @@ from orgscan import evidence
 from orgscan.config import Config, parse_config
 from orgscan.demo.seed import OrgSpec, SeededOrg, seed_organization
 from orgscan.demo.server import MotoServer, isolate_from_aws
-from orgscan.model import ScanResult
+from orgscan.model import AccessKey, ScanResult
 from orgscan.scanner import ScanOptions, scan
 
 
@@ -83,6 +84,15 @@ async def run_scan(
     return await scan(
         cfg or config(), options=ScanOptions(page_size=page_size, **options), stop=stop
     )
+
+
+def keys_read(result: ScanResult) -> dict[str, tuple[AccessKey, ...]]:
+    """Each user's keys as read, by user ARN, without when each last use was read: that
+    differs between two scans of the same organization."""
+    return {
+        user.arn: tuple(replace(key, last_used_as_of=None) for key in user.access_keys)
+        for user in result.users
+    }
 
 
 def counts(result: ScanResult) -> dict[str, int]:
