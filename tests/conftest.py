@@ -13,11 +13,14 @@ import jsonschema
 import pytest
 
 from orgscan import evidence
+from orgscan.collect.credential_report import ReportPolling
 from orgscan.config import Config, parse_config
 from orgscan.demo.seed import OrgSpec, SeededOrg, seed_organization
 from orgscan.demo.server import MotoServer, isolate_from_aws
 from orgscan.model import AccessKey, ScanResult
 from orgscan.scanner import ScanOptions, scan
+
+FAST_POLL = ReportPolling(first_delay=0.01, max_delay=0.05, timeout=5)
 
 
 @pytest.fixture(scope="session")
@@ -81,6 +84,9 @@ async def run_scan(
     stop: asyncio.Event | None = None,
     **options: Any,
 ) -> ScanResult:
+    # moto's report is ready at once: polling it soon keeps every live scan (which reads the
+    # report beside its listing) from waiting half a second for it.
+    options.setdefault("report_polling", FAST_POLL)
     return await scan(
         cfg or config(), options=ScanOptions(page_size=page_size, **options), stop=stop
     )

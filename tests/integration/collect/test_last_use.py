@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from orgscan.collect.credential_report import ReportPolling
 from orgscan.demo.faults import Fault, KeyHistory, RootKey
 from orgscan.demo.seed import ACTIVE, INACTIVE, AccountSpec, OrgSpec, SeededOrg, UserSpec
 from orgscan.model import KeySource, LastUseSource, RootKeys, RootKeySource, ScanStatus
@@ -22,7 +21,6 @@ ORG = OrgSpec(
     )
 )
 NOW = datetime.now(UTC).replace(microsecond=0)
-FAST_POLL = ReportPolling(first_delay=0.01, max_delay=0.05, timeout=5)
 
 
 def history(seeded: SeededOrg) -> Fault:
@@ -56,7 +54,7 @@ async def test_live_reads_last_use_and_the_root_user_from_the_report(aws):
     seeded = seed(aws, ORG)
     a, b = seeded.account_ids["a"], seeded.account_ids["b"]
     aws.inject([history(seeded)])
-    result = await run_scan(report_polling=FAST_POLL)
+    result = await run_scan()
 
     assert result.run.complete
     (old, off) = seeded.key_ids[("a", "old")]
@@ -96,7 +94,7 @@ async def test_without_the_report_each_active_key_and_the_root_user_are_read_dir
         message="Cannot generate a report: too many requests",
     )
     aws.inject([denied, history(seeded)])
-    result = await run_scan(report_polling=FAST_POLL)
+    result = await run_scan()
 
     assert result.run.complete
     accounts = {r.account.id: r for r in result.accounts}
@@ -123,11 +121,9 @@ async def test_without_the_report_each_active_key_and_the_root_user_are_read_dir
 async def test_both_strategies_read_the_same_keys_for_every_user_a_rule_could_fail(aws):
     seeded = seed(aws, ORG)
     aws.inject([history(seeded)])
-    live = await run_scan(report_polling=FAST_POLL)
+    live = await run_scan()
     aws.inject([history(seeded)])
-    report = await run_scan(
-        config(scan={"strategy": "credential-report"}), report_polling=FAST_POLL
-    )
+    report = await run_scan(config(scan={"strategy": "credential-report"}))
 
     # old's only problem is its key's age and disuse: it is read again, for its key id.
     reread = {u.arn for u in report.users if u.source is KeySource.LIVE}
