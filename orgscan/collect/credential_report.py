@@ -74,18 +74,30 @@ class MalformedReport(AccountFailure):
         super().__init__("MalformedCredentialReport", f"line {line}: {problem}")
 
 
-async def fetch_report(iam: IamReader, polling: ReportPolling) -> tuple[bytes, datetime | None]:
+async def fetch_report(
+    iam: IamReader, polling: ReportPolling, until: asyncio.Event | None = None
+) -> tuple[bytes, datetime | None]:
     """Generate the report, then poll GetCredentialReport, backing off, until AWS hands it over
     or time runs out.
 
     Polling GetCredentialReport itself (it answers ReportInProgress until the report is ready)
     saves the round trip of polling GenerateCredentialReport until COMPLETE and only then
-    asking for the report.
+    asking for the report. With `until`, a report not ready at once is asked for only once it is
+    set: the live strategy's listing needs the account's rate budget more, and in a large account
+    takes as long as the report, which is then ready at the first poll.
     """
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + polling.timeout
+    started = loop.time()
+    deadline = started + polling.timeout
     delay = polling.first_delay
     state = (await iam.generate_credential_report()).get("State")
+    if until is not None and state != "COMPLETE":
+        await until.wait()
+        waited = loop.time() - started
+        if waited >= polling.first_delay:
+            # Poll now, then back off from the time already waited, as if polled all along.
+            state = None
+            delay = min(max(polling.first_delay, waited * (polling.factor - 1)), polling.max_delay)
     while True:
         if state == "COMPLETE" or state is None:
             try:
@@ -228,8 +240,10 @@ def parse_report(
     return CredentialReport(users, root, generated_at)
 
 
-async def read_report(iam: IamReader, account_id: str, polling: ReportPolling) -> CredentialReport:
-    content, generated_at = await fetch_report(iam, polling)
+async def read_report(
+    iam: IamReader, account_id: str, polling: ReportPolling, until: asyncio.Event | None = None
+) -> CredentialReport:
+    content, generated_at = await fetch_report(iam, polling, until)
     return parse_report(content, account_id, generated_at)
 
 

@@ -8,6 +8,8 @@ GetAccessKeyLastUsed and the root user's keys with GetAccountSummary, and the ac
 
 from __future__ import annotations
 
+import asyncio
+
 from orgscan.aws.errors import error_code, error_message
 from orgscan.aws.interfaces import IamReader
 from orgscan.collect.credential_report import (
@@ -38,11 +40,12 @@ async def _listing(
 
 
 async def _report_or_why(
-    iam: IamReader, account_id: str, polling: ReportPolling
+    iam: IamReader, account_id: str, polling: ReportPolling, listed: asyncio.Event
 ) -> CredentialReport | ScanError:
-    """The report, or why it could not be had: any failure of it leaves the listing whole."""
+    """The report, or why it could not be had: any failure of it leaves the listing whole.
+    Generated at once; asked for once the users are listed (`fetch_report`'s `until`)."""
     try:
-        return await read_report(iam, account_id, polling)
+        return await read_report(iam, account_id, polling, until=listed)
     except AccountFailure as exc:  # malformed, or not ready in time
         return exc.error
     except Exception as exc:
@@ -69,10 +72,18 @@ async def collect_live(
         result = Collected(users=users, notes=notes)
         result.notes.extend(last_use_notes(result.users))
         return result
+    listed = asyncio.Event()
+
+    async def listing() -> tuple[list[UserKeys], list[str]]:
+        try:
+            return await _listing(iam, account_id, workers, flagged_last_use=False)
+        finally:
+            listed.set()
+
     async with task_group() as group:
-        reading = group.create_task(_report_or_why(iam, account_id, polling))
-        listing = group.create_task(_listing(iam, account_id, workers, flagged_last_use=False))
-    users, notes = listing.result()
+        reading = group.create_task(_report_or_why(iam, account_id, polling, listed))
+        listed_users = group.create_task(listing())
+    users, notes = listed_users.result()
     got = reading.result()
     report = got if isinstance(got, CredentialReport) else None
     if isinstance(got, ScanError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -38,6 +39,8 @@ class FakeIam:
         self.report: bytes | None = None
         self.report_generated_at = REPORT_GENERATED
         self.root_keys_present = 0
+        self.report_state = "COMPLETE"  # what GenerateCredentialReport answers
+        self.pause = 0.0  # seconds each ListAccessKeys takes
         self.fail: dict[str, list[Exception]] = {}
         # When set, the journal of the run: every change must be in it as PENDING before it is
         # sent, so that a crash mid-call leaves the change pending, never unrecorded.
@@ -71,6 +74,8 @@ class FakeIam:
 
     async def list_access_keys(self, **params: Any) -> dict[str, Any]:
         self._call("ListAccessKeys", params)
+        if self.pause:
+            await asyncio.sleep(self.pause)
         name = params["UserName"]
         if name not in self.users:
             raise client_error("NoSuchEntity", "ListAccessKeys")
@@ -99,7 +104,7 @@ class FakeIam:
 
     async def generate_credential_report(self, **params: Any) -> dict[str, Any]:
         self._call("GenerateCredentialReport", params)
-        return {"State": "COMPLETE"}
+        return {"State": self.report_state}
 
     async def get_credential_report(self, **params: Any) -> dict[str, Any]:
         self._call("GetCredentialReport", params)

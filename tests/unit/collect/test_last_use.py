@@ -100,6 +100,18 @@ async def test_last_use_comes_from_the_report_slot_created_with_the_key(two_keys
     assert alice.source is KeySource.LIVE
 
 
+async def test_the_report_is_generated_at_once_and_asked_for_once_the_users_are_listed(two_keys):
+    two_keys.users |= {f"user-{n}": {} for n in range(4)}
+    two_keys.report_state = "STARTED"  # AWS takes seconds; the listing here takes 50 ms
+    two_keys.pause = 0.01
+    await collect_live(two_keys, ACCOUNT, 1, EVERYTHING, POLL)
+    operations = [op for op, _ in two_keys.calls]
+    assert operations[0] == "GenerateCredentialReport"
+    # One poll, after the last user's keys: none spent the account's calls during the listing.
+    assert operations[-1] == "GetCredentialReport"
+    assert operations.count("GetCredentialReport") == 1
+
+
 async def test_keys_the_report_cannot_tell_apart_or_does_not_know_are_read_one_by_one():
     iam = FakeIam(
         {
