@@ -10,10 +10,9 @@ root user's keys with GetAccountSummary's `AccountAccessKeysPresent`.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 
 from orgscan.aws.interfaces import IamReader
 from orgscan.collect.users import last_used, user_error
@@ -44,27 +43,31 @@ class Needs:
 
 def _second(when: datetime | None) -> datetime | None:
     # ListAccessKeys' CreateDate may carry a fraction of a second; the report's dates do not.
-    return None if when is None else when.astimezone(UTC).replace(microsecond=0)
+    # Both are aware, and aware datetimes compare (and hash) as instants, whatever the offset.
+    return None if when is None else when.replace(microsecond=0)
 
 
 def from_report(keys: Sequence[AccessKey], row: UserKeys | None) -> list[AccessKey]:
     """Each key with the last use of the user's report slot created in the same second; a key
     no slot matches, or whose date another slot or key shares, is returned as it was."""
-    if row is None:
+    if row is None or not keys:
         return list(keys)
-    slots = {_second(slot.created_at): slot for slot in row.access_keys}
-    shared = Counter(_second(slot.created_at) for slot in row.access_keys)
-    shared.update(_second(key.created_at) for key in keys)
+    slots: dict[datetime | None, AccessKey | None] = {}
+    for reported in row.access_keys:
+        when = _second(reported.created_at)
+        slots[when] = None if when in slots else reported  # None: two slots share the date
+    seconds = [_second(key.created_at) for key in keys]
     found = []
-    for key in keys:
-        when = _second(key.created_at)
+    for key, when in zip(keys, seconds, strict=True):
         slot = slots.get(when)
-        if when is None or slot is None or shared[when] != 2:
+        if when is None or slot is None or seconds.count(when) > 1:
             found.append(key)
             continue
         found.append(
-            replace(
-                key,
+            AccessKey(
+                id=key.id,
+                status=key.status,
+                created_at=key.created_at,
                 last_used_at=slot.last_used_at,
                 last_used_service=slot.last_used_service,
                 last_used_region=slot.last_used_region,
@@ -96,7 +99,7 @@ async def with_last_use(
     GetAccessKeyLastUsed (or the error that kept it unknown)."""
     matched = [
         replace(user, access_keys=tuple(from_report(user.access_keys, report.get(user.arn))))
-        if report is not None and user.error is None
+        if report is not None and user.error is None and user.access_keys
         else user
         for user in users
     ]
