@@ -90,14 +90,16 @@ async def fetch_report(
     started = loop.time()
     deadline = started + polling.timeout
     delay = polling.first_delay
+    due = started + delay  # the next poll of the schedule
     state = (await iam.generate_credential_report()).get("State")
     if until is not None and state != "COMPLETE":
         await until.wait()
-        waited = loop.time() - started
-        if waited >= polling.first_delay:
-            # Poll now, then back off from the time already waited, as if polled all along.
+        if loop.time() >= due:
+            # The polls due meanwhile are one poll now; the schedule goes on from there.
             state = None
-            delay = min(max(polling.first_delay, waited * (polling.factor - 1)), polling.max_delay)
+            while due <= loop.time():
+                delay = min(delay * polling.factor, polling.max_delay)
+                due += delay
     while True:
         if state == "COMPLETE" or state is None:
             try:
@@ -109,14 +111,15 @@ async def fetch_report(
                 state = code
             else:
                 return response["Content"], response.get("GeneratedTime")
-        if loop.time() + delay > deadline:
+        if due > deadline:
             raise AccountFailure(
                 "CredentialReportTimeout",
                 f"the credential report was not ready after {polling.timeout:g} s "
                 f"(last state {state})",
             )
-        await asyncio.sleep(delay)
+        await asyncio.sleep(max(0.0, due - loop.time()))
         delay = min(delay * polling.factor, polling.max_delay)
+        due += delay
         if state in ("ReportNotPresent", "ReportExpired"):
             # Nothing is being generated (any more): start again.
             state = (await iam.generate_credential_report()).get("State")
