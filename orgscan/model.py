@@ -103,25 +103,27 @@ class Coverage(StrEnum):
     NOT_SCANNED = "not-scanned"  # the account was skipped or failed
 
 
+class KeySource(StrEnum):
+    """Where a user's key data came from; the credential report can be hours old."""
+
+    LIVE = "live"
+    CREDENTIAL_REPORT = "credential-report"
+
+
 class LastUseSource(StrEnum):
-    """Where a key's last use was read."""
+    """Where a key's last use was read: the account's credential report (matched to the key by
+    its creation date, up to 4 hours old) or GetAccessKeyLastUsed (one call per key)."""
 
     CREDENTIAL_REPORT = "credential-report"
     GET_ACCESS_KEY_LAST_USED = "get-access-key-last-used"
 
 
 class RootKeySource(StrEnum):
-    """Where the root user's access keys were read."""
+    """Where the root user's access keys were read: the report's `<root_account>` row, or
+    GetAccountSummary's `AccountAccessKeysPresent` (present or not, active or not)."""
 
     CREDENTIAL_REPORT = "credential-report"
     ACCOUNT_SUMMARY = "get-account-summary"
-
-
-class KeySource(StrEnum):
-    """Where a user's key data came from; the credential report can be hours old."""
-
-    LIVE = "live"
-    CREDENTIAL_REPORT = "credential-report"
 
 
 # Organizations' account lifecycle states (`Account.State`; the older `Status` is retired on
@@ -236,18 +238,6 @@ class UserKeys:
 
 
 @dataclass(frozen=True, slots=True)
-class RootKeys:
-    """The account's root user's access keys, as one source saw them."""
-
-    __pydantic_config__: ClassVar[ConfigDict] = EVIDENCE
-    source: RootKeySource | None
-    as_of: Timestamp | None
-    present: bool | None  # at least one access key, active or not; None: unknown
-    active: int | None  # active root keys; None where the source cannot tell
-    error: ScanError | None = None  # why they are unknown
-
-
-@dataclass(frozen=True, slots=True)
 class RuleCoverage:
     __pydantic_config__: ClassVar[ConfigDict] = EVIDENCE
     rule_id: str
@@ -260,6 +250,20 @@ class ScanError:
     __pydantic_config__: ClassVar[ConfigDict] = EVIDENCE
     code: str
     message: str
+
+
+@dataclass(frozen=True, slots=True)
+class RootKeys:
+    """Whether the account's root user has access keys, and where that was read."""
+
+    __pydantic_config__: ClassVar[ConfigDict] = EVIDENCE
+    source: RootKeySource | None
+    as_of: Timestamp | None
+    present: bool | None  # at least one root access key, active or not; None = unknown
+    # Active root keys; None where the source cannot tell (AccountAccessKeysPresent says only
+    # present or absent) or where nothing is known.
+    active: int | None
+    error: ScanError | None = None  # why it is unknown
 
 
 INTERRUPTED = "Interrupted"

@@ -23,6 +23,7 @@ from orgscan.aws.organizations import walk_accounts
 from orgscan.aws.ratelimit import CallCounter, RateLimiter
 from orgscan.collect.credential_report import ReportPolling, collect_from_report
 from orgscan.collect.live import collect_live
+from orgscan.collect.usage import Needs
 from orgscan.collect.users import Collected
 from orgscan.config import Config
 from orgscan.evaluate import evaluate
@@ -49,12 +50,19 @@ class ScanAborted(Exception):
     """The scan could not start: no caller identity or no organization to walk."""
 
 
+# What the four rules read, with their default limits, until the rules' config section
+# decides it.
+EVERY_RULE = Needs(key_last_use=True, root_keys=True, max_age_days=90, max_unused_days=45)
+
+
 @dataclass(frozen=True, slots=True)
 class ScanOptions:
-    """Knobs that are not configuration: paging and polling, which tests and the bench tune."""
+    """Knobs that are not configuration: paging and polling, which tests and the bench tune,
+    and what collection must read for the rules."""
 
     page_size: int | None = None
     report_polling: ReportPolling = field(default_factory=ReportPolling)
+    needs: Needs = EVERY_RULE
 
 
 def workers_per_account(rate: float) -> int:
@@ -81,11 +89,12 @@ class _Scanner:
         self.workers = workers_per_account(config.scan.account_rate_limit)
 
     async def _collect(self, iam: IamReader, account_id: str) -> Collected:
+        needs, polling = self.options.needs, self.options.report_polling
         if self.config.scan.strategy == "credential-report":
             return await collect_from_report(
-                iam, account_id, self.workers, self.options.report_polling, self.recheck_arns
+                iam, account_id, self.workers, polling, needs, self.recheck_arns
             )
-        return await collect_live(iam, account_id, self.workers)
+        return await collect_live(iam, account_id, self.workers, needs, polling)
 
     async def scan_account(self, account: Account) -> AccountResult:
         limiter = RateLimiter(self.config.scan.account_rate_limit)
@@ -104,9 +113,13 @@ class _Scanner:
             result.error = ScanError(code=error_code(exc), message=error_message(exc))
         else:
             result.users = sorted(collected.users, key=lambda u: u.arn)
-            # Users that could not be read are in the evidence with their error; the account
-            # is then partial, which makes the run incomplete.
-            complete = all(user.complete for user in result.users)
+            result.root_keys = collected.root_keys
+            # Users that could not be read are in the evidence with their error, and so is a
+            # root user whose keys could not be read; the account is then partial, which makes
+            # the run incomplete.
+            complete = all(user.complete for user in result.users) and (
+                result.root_keys is None or result.root_keys.error is None
+            )
             result.scan_status = ScanStatus.SCANNED if complete else ScanStatus.PARTIAL
             result.notes = collected.notes
             result.credential_report_generated_at = collected.report_generated_at
@@ -117,9 +130,12 @@ class _Scanner:
             )
         elif result.scan_status is ScanStatus.PARTIAL:
             log.warning(
-                "account %s partly scanned: %d user(s) not fully read",
+                "account %s partly scanned: %d user(s) not fully read%s",
                 account.id,
                 sum(not user.complete for user in result.users),
+                "; the root user's access keys unknown"
+                if result.root_keys and result.root_keys.error
+                else "",
             )
         return result
 

@@ -225,10 +225,12 @@ def test_baseline_delta_new_resolved_unverified_and_coverage(aws, tmp_path):
 
 
 def one_key_report(account_id: str, user: str) -> bytes:
-    """A credential report from before the user's second key: one active key, none used."""
+    """A credential report from before the user's second key: one active key, a day old and
+    not used yet, which no rule could fail."""
+    created = (utcnow() - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S+00:00")
     row = (
-        f"{user},arn:aws:iam::{account_id}:user/{user},2026-01-01T00:00:00+00:00,false,N/A,N/A,"
-        "N/A,false,true,2026-01-01T00:00:00+00:00,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,"
+        f"{user},arn:aws:iam::{account_id}:user/{user},{created},false,N/A,N/A,"
+        f"N/A,false,true,{created},N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,"
         "false,N/A,false,N/A"
     )
     return f"{HEADER}\n{row}\n".encode()

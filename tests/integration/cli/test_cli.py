@@ -107,7 +107,9 @@ def test_findings_json_has_the_documented_fields(aws, tmp_path):
         "error",
         "user_count",
         "scanned_at",
+        "root_keys",
     }
+    assert account["root_keys"]["source"] == "credential-report"
     assert (account["account"]["ou_path"], account["account"]["state"], account["user_count"]) == (
         "Root/Prod",
         "ACTIVE",
@@ -118,7 +120,7 @@ def test_findings_json_has_the_documented_fields(aws, tmp_path):
     assert pair["access_keys"][0]["last_used_service"] is not None or all(
         k["last_used_at"] is None for k in pair["access_keys"]
     )
-    # Every field is always there (2.0); last use is looked up for users with a finding only.
+    # Every field is always there (2.0); every active key's last use is read, with its source.
     solo = next(u for u in users_in(data) if u["user_name"] == "solo")
     assert (
         set(solo["access_keys"][0])
@@ -131,9 +133,12 @@ def test_findings_json_has_the_documented_fields(aws, tmp_path):
             "last_used_service",
             "last_used_region",
             "last_used_error",
+            "last_used_source",
+            "last_used_as_of",
         }
     )
     assert solo["access_keys"][0]["last_used_at"] is None
+    assert solo["access_keys"][0]["last_used_source"] == "credential-report"
     (finding,) = data["findings"]
     assert finding == {
         "rule_id": "iam-user-multiple-active-access-keys",
