@@ -165,7 +165,7 @@ def root_access_key(account: AccountResult, _: Mapping[str, int], scanned: Scann
                 arn,
                 ResourceType.ACCOUNT,
                 arn,
-                f"the root user has an access key{active} (from the {root.source})",
+                f"the root user has an access key{active} (source: {root.source})",
             )
         )
     return judgement

@@ -29,8 +29,18 @@ def scan_summary(result: ScanResult, files: list[Path]) -> str:
         f"users:    {len(result.users)}"
         + (f" ({unreadable} could not be read)" if unreadable else ""),
         f"findings: {len(result.findings_in(FindingState.OPEN))} open, "
-        f"{len(result.findings_in(FindingState.EXCEPTED))} excepted "
-        f"(users with more than one active access key)",
+        f"{len(result.findings_in(FindingState.EXCEPTED))} excepted",
+    ]
+    width = max((len(rule.rule_id) for rule in result.summary.rules), default=0)
+    lines += [
+        f"  {rule.rule_id + ':':<{width + 1}} {rule.findings_open} open, "
+        f"{rule.findings_excepted} excepted"
+        + (
+            f"; could not judge {rule.accounts_incomplete} account(s) fully"
+            if rule.accounts_incomplete
+            else ""
+        )
+        for rule in result.summary.rules
     ]
     lines += [
         f"failed:   {r.account.id} ({r.account.name}): {r.error.code}" for r in failed if r.error

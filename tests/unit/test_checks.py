@@ -173,7 +173,7 @@ def test_a_root_key_fails_the_account_active_or_not(root, active):
     assert finding.resource_type is ResourceType.ACCOUNT
     assert finding.resource_id == finding.arn == f"arn:aws:iam::{ACCOUNT}:root"
     assert finding.user_name == "<root_account>"
-    assert finding.detail.endswith(f"access key{active} (from the {root.source})")
+    assert finding.detail.endswith(f"access key{active} (source: {root.source})")
 
 
 def test_root_keys_unknown_make_the_root_rule_incomplete_and_the_partition_is_the_runs():

@@ -76,7 +76,7 @@ def test_findings_json_records_an_unreadable_user_with_its_error_and_unknown_cou
     package: Path,
 ) -> None:
     data = json.loads((package / "findings.json").read_bytes())
-    assert data["schema_version"] == "2.0"
+    assert data["schema_version"] == "2.1"
     (vendor,) = [u for u in users_in(data) if u["arn"] == UNREADABLE_ARN]
     assert vendor["error"] == {"code": SCP_DENIAL.code, "message": SCP_DENIAL.message}
     assert (vendor["key_count"], vendor["active_key_count"], vendor["access_keys"]) == (
