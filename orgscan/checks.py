@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from orgscan.model import AccessKey, AccountResult, ResourceType, UserKeys
+from orgscan.model import NO_SUCH_ENTITY, AccessKey, AccountResult, ResourceType, UserKeys
 from orgscan.rules import MULTIPLE_ACTIVE_KEYS, NOT_ROTATED, ROOT_KEY, ROOT_USER, UNUSED
 
 
@@ -56,6 +56,15 @@ def _readable_users(account: AccountResult, judgement: Judgement) -> Iterator[Us
             )
 
 
+def _active_keys(user: UserKeys) -> Iterator[AccessKey]:
+    """The user's Active keys that still exist: one deleted between its listing and the read of
+    its last use (NoSuchEntity) is judged by no key rule."""
+    for key in user.access_keys:
+        gone = key.last_used_error is not None and key.last_used_error.code == NO_SUCH_ENTITY
+        if key.active and not gone:
+            yield key
+
+
 def _key_violation(user: UserKeys, key: AccessKey, detail: str) -> Violation:
     assert key.id is not None, "key rules judge keys read live, which have ids"
     return Violation(
@@ -89,9 +98,7 @@ def not_rotated(
     limit, now = thresholds["max_age_days"], scanned.at
     judgement = Judgement()
     for user in _readable_users(account, judgement):
-        for key in user.access_keys:
-            if not key.active:
-                continue
+        for key in _active_keys(user):
             if key.created_at is None:
                 judgement.gaps.append(f"key {key.id} of user {user.arn}: creation date unknown")
             elif now - key.created_at > timedelta(days=limit):
@@ -114,9 +121,7 @@ def unused(account: AccountResult, thresholds: Mapping[str, int], scanned: Scann
     limit, now = timedelta(days=thresholds["max_unused_days"]), scanned.at
     judgement = Judgement()
     for user in _readable_users(account, judgement):
-        for key in user.access_keys:
-            if not key.active:
-                continue
+        for key in _active_keys(user):
             if key.last_used_error is not None or key.last_used_source is None:
                 why = (
                     f"{key.last_used_error.code}: {key.last_used_error.message}"

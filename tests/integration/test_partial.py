@@ -243,4 +243,7 @@ def test_a_key_whose_last_use_is_unknown_is_never_planned_for_deactivation():
     ]
     plan = build_plan(replace(result, accounts=accounts), Evidence("/tmp/findings.json", "0" * 64))
     assert deployer.arn not in {a.arn for a in plan.actions}
-    assert any(line.startswith(f"{deployer.arn}: the last use of") for line in plan.not_planned)
+    assert any(
+        line.startswith(f"{deployer.arn}: iam-user-multiple-active-access-keys: the last use of")
+        for line in plan.not_planned
+    )

@@ -131,6 +131,20 @@ def test_a_key_whose_last_use_is_unknown_is_a_gap_never_a_pass():
     assert coverage[NOT_ROTATED].coverage is Coverage.COMPLETE
 
 
+def test_a_key_deleted_before_its_last_use_was_read_is_judged_by_no_key_rule():
+    gone = AccessKey(
+        "AKIAGONE",
+        "Active",
+        NOW - 400 * DAY,
+        last_used_error=ScanError(
+            "NoSuchEntity", "The Access Key with id AKIAGONE cannot be found"
+        ),
+    )
+    findings, coverage = judged(account(user("a", gone, key("AKIAON", DAY, used=DAY))))
+    assert [f.rule_id for f in findings] == [MULTIPLE_ACTIVE_KEYS]  # listed Active: counted
+    assert coverage[UNUSED].coverage is Coverage.COMPLETE
+
+
 def test_two_old_keys_give_two_rotation_findings_and_one_multiple_keys_finding():
     findings, _ = judged(
         account(
