@@ -141,3 +141,33 @@ async def test_both_strategies_read_the_same_keys_for_every_user_a_rule_could_fa
 
     assert roots(report) == roots(live)
     assert (RootKeySource.CREDENTIAL_REPORT, True, 1) in roots(report)
+
+
+async def test_both_strategies_give_identical_findings_under_every_rule(aws):
+    seeded = seed(aws, ORG)
+    exception = {
+        "account": seeded.account_ids["a"],
+        "user": "old",
+        "reason": "vendor key",
+        "owner": "team@example.com",
+        "expires": "2099-01-01",
+        "rules": ["iam-access-key-not-rotated"],
+    }
+    results = []
+    for strategy in ("live", "credential-report"):
+        aws.inject([history(seeded)])
+        results.append(await run_scan(config(scan={"strategy": strategy}, exceptions=[exception])))
+    live, report = (
+        [(f.rule_id, f.resource_id, f.state, f.detail) for f in result.findings]
+        for result in results
+    )
+    assert live == report
+    # Every rule has its case here: the comparison is not of two empty lists.
+    assert {rule for rule, *_ in live} == {
+        "iam-user-multiple-active-access-keys",  # pair, twins
+        "iam-access-key-not-rotated",  # old's 400-day key (excepted)
+        "iam-access-key-unused",  # old's key, last used 100 days ago
+        "root-access-key-present",  # a's root user
+    }
+    assert ("iam-access-key-not-rotated", "excepted") in {(r, str(s)) for r, _, s, _ in live}
+    assert all(result.run.complete for result in results)
