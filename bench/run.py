@@ -509,8 +509,9 @@ def reread_counts(params: OrgParams) -> dict[str, int]:
     """Users per account the credential-report strategy reads again live with every rule on:
     those any rule could fail on the report's word (orgscan's own test of a report row)."""
     from orgscan.collect.credential_report import could_fail
+    from orgscan.collect.usage import Needs
+    from orgscan.config import default_rules
     from orgscan.model import AccessKey, KeySource, UserKeys
-    from orgscan.scanner import EVERY_RULE
 
     def when(epoch: int | None) -> datetime | None:
         return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
@@ -537,7 +538,8 @@ def reread_counts(params: OrgParams) -> dict[str, int]:
             )
             for user in org.users(account.id).users
         ]
-        counts[account.id] = sum(could_fail(row, EVERY_RULE, now) for row in rows)
+        every_rule = Needs.of(default_rules())
+        counts[account.id] = sum(could_fail(row, every_rule, now) for row in rows)
     return counts
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from orgscan.model import NO_SUCH_ENTITY, AccessKey, AccountResult, ResourceType, UserKeys
 from orgscan.rules import MULTIPLE_ACTIVE_KEYS, NOT_ROTATED, ROOT_KEY, ROOT_USER, UNUSED
@@ -65,10 +65,39 @@ def _active_keys(user: UserKeys) -> Iterator[AccessKey]:
             yield key
 
 
-def _key_violation(user: UserKeys, key: AccessKey, detail: str) -> Violation:
-    assert key.id is not None, "key rules judge keys read live, which have ids"
-    return Violation(
-        user.user_name, user.arn, ResourceType.ACCESS_KEY, key.id, detail, access_key_id=key.id
+def _aged(
+    judgement: Judgement,
+    user: UserKeys,
+    key: AccessKey,
+    since: datetime | None,
+    what: str,
+    limit: int,
+    scanned: Scanned,
+) -> None:
+    """The key fails when `since` (its creation, or its last use) lies more than `limit` whole
+    days before the scan: the age in days is counted as CIS's audits and Prowler count it, so
+    a key `limit` days and some hours old still passes, and the detail never says otherwise."""
+    if since is None:
+        judgement.gaps.append(f"key {key.id} of user {user.arn}: {what} date unknown")
+        return
+    days = (scanned.at - since).days
+    if days <= limit:
+        return
+    if key.id is None:
+        # A credential-report row has no key id; the strategy re-reads every user a rule could
+        # fail, so this is a row it did not: a gap, never a finding without its key.
+        judgement.gaps.append(f"a key of user {user.arn}: not re-read live, its id is unknown")
+        return
+    judgement.violations.append(
+        Violation(
+            user.user_name,
+            user.arn,
+            ResourceType.ACCESS_KEY,
+            key.id,
+            f"active key {key.id} {what} {since:%Y-%m-%d}, {days} days before the scan "
+            f"(limit {limit})",
+            access_key_id=key.id,
+        )
     )
 
 
@@ -94,31 +123,20 @@ def multiple_active_keys(account: AccountResult, _: Mapping[str, int], __: Scann
 def not_rotated(
     account: AccountResult, thresholds: Mapping[str, int], scanned: Scanned
 ) -> Judgement:
-    """An Active key created more than max_age_days before the scan; exactly that age passes."""
-    limit, now = thresholds["max_age_days"], scanned.at
+    """An Active key created more than max_age_days whole days before the scan."""
+    limit = thresholds["max_age_days"]
     judgement = Judgement()
     for user in _readable_users(account, judgement):
         for key in _active_keys(user):
-            if key.created_at is None:
-                judgement.gaps.append(f"key {key.id} of user {user.arn}: creation date unknown")
-            elif now - key.created_at > timedelta(days=limit):
-                age = (now - key.created_at).days
-                judgement.violations.append(
-                    _key_violation(
-                        user,
-                        key,
-                        f"active key {key.id} created {key.created_at:%Y-%m-%d}, {age} days "
-                        f"before the scan (limit {limit})",
-                    )
-                )
+            _aged(judgement, user, key, key.created_at, "created", limit, scanned)
     return judgement
 
 
 def unused(account: AccountResult, thresholds: Mapping[str, int], scanned: Scanned) -> Judgement:
-    """An Active key last used more than max_unused_days before the scan, or never used and
-    created more than that before; exactly that many days passes. A key whose last use is
-    unknown is a gap, never a pass."""
-    limit, now = timedelta(days=thresholds["max_unused_days"]), scanned.at
+    """An Active key last used more than max_unused_days whole days before the scan, or never
+    used and created more than that before. A key whose last use is unknown is a gap, never a
+    pass."""
+    limit = thresholds["max_unused_days"]
     judgement = Judgement()
     for user in _readable_users(account, judgement):
         for key in _active_keys(user):
@@ -130,27 +148,9 @@ def unused(account: AccountResult, thresholds: Mapping[str, int], scanned: Scann
                 )
                 judgement.gaps.append(f"key {key.id} of user {user.arn}: last use unknown: {why}")
             elif key.last_used_at is not None:
-                if now - key.last_used_at > limit:
-                    judgement.violations.append(
-                        _key_violation(
-                            user,
-                            key,
-                            f"active key {key.id} last used {key.last_used_at:%Y-%m-%d}, "
-                            f"{(now - key.last_used_at).days} days before the scan "
-                            f"(limit {limit.days})",
-                        )
-                    )
-            elif key.created_at is None:
-                judgement.gaps.append(f"key {key.id} of user {user.arn}: creation date unknown")
-            elif now - key.created_at > limit:
-                judgement.violations.append(
-                    _key_violation(
-                        user,
-                        key,
-                        f"active key {key.id} never used, created {key.created_at:%Y-%m-%d}, "
-                        f"{(now - key.created_at).days} days before the scan (limit {limit.days})",
-                    )
-                )
+                _aged(judgement, user, key, key.last_used_at, "last used", limit, scanned)
+            else:
+                _aged(judgement, user, key, key.created_at, "never used, created", limit, scanned)
     return judgement
 
 

@@ -50,19 +50,12 @@ class ScanAborted(Exception):
     """The scan could not start: no caller identity or no organization to walk."""
 
 
-# What the four rules read, with their default limits, until the rules' config section
-# decides it.
-EVERY_RULE = Needs(key_last_use=True, root_keys=True, max_age_days=90, max_unused_days=45)
-
-
 @dataclass(frozen=True, slots=True)
 class ScanOptions:
-    """Knobs that are not configuration: paging and polling, which tests and the bench tune,
-    and what collection must read for the rules."""
+    """Knobs that are not configuration: paging and polling, which tests and the bench tune."""
 
     page_size: int | None = None
     report_polling: ReportPolling = field(default_factory=ReportPolling)
-    needs: Needs = EVERY_RULE
 
 
 def workers_per_account(rate: float) -> int:
@@ -86,10 +79,12 @@ class _Scanner:
         self.options = options
         self.progress = progress
         self.recheck_arns = recheck_arns
+        # What collection reads beyond the keys, for the rules of this run only.
+        self.needs = Needs.of(config.rules)
         self.workers = workers_per_account(config.scan.account_rate_limit)
 
     async def _collect(self, iam: IamReader, account_id: str) -> Collected:
-        needs, polling = self.options.needs, self.options.report_polling
+        needs, polling = self.needs, self.options.report_polling
         if self.config.scan.strategy == "credential-report":
             return await collect_from_report(
                 iam, account_id, self.workers, polling, needs, self.recheck_arns

@@ -17,7 +17,16 @@ from datetime import datetime
 from orgscan.aws.interfaces import IamReader
 from orgscan.collect.users import last_used, user_error
 from orgscan.concurrency import bounded_map
-from orgscan.model import AccessKey, RootKeys, RootKeySource, ScanError, UserKeys, utcnow
+from orgscan.model import (
+    AccessKey,
+    RootKeys,
+    RootKeySource,
+    RuleSettings,
+    ScanError,
+    UserKeys,
+    utcnow,
+)
+from orgscan.rules import rule_by_id
 
 # GetAccountSummary's key that says whether the root user has an access key (1) or not (0);
 # an inactive key counts (CIS AWS Foundations 1.4's audit procedure says so).
@@ -34,6 +43,19 @@ class Needs:
     root_keys: bool = False
     max_age_days: int | None = None
     max_unused_days: int | None = None
+
+    @classmethod
+    def of(cls, rules: Sequence[RuleSettings]) -> Needs:
+        """What the rules of a run need read: each rule's `needs` in rules.yaml, and the limits
+        that decide a credential-report row's re-read, by their parameter names."""
+        wanted = {need for rule in rules for need in rule_by_id(rule.id).needs}
+        limits = {name: days for rule in rules for name, days in rule.thresholds.items()}
+        return cls(
+            key_last_use="key_last_use" in wanted,
+            root_keys="root_keys" in wanted,
+            max_age_days=limits.get("max_age_days"),
+            max_unused_days=limits.get("max_unused_days"),
+        )
 
     @property
     def report(self) -> bool:

@@ -25,7 +25,6 @@ from orgscan.evaluate import evaluate_user
 from orgscan.model import (
     AccountFailure,
     FindingState,
-    RuleSettings,
     ScanError,
     UserKeys,
     utcnow,
@@ -89,6 +88,8 @@ async def check(event: KeyEvent, config: Config, today: date | None = None) -> W
     that stops the account or the user from being read is an UNREADABLE result.
     """
     reason = _ignored(event)
+    if MULTIPLE_ACTIVE_KEYS not in {rule.id for rule in config.rules}:
+        reason = f"rule {MULTIPLE_ACTIVE_KEYS} is disabled in the config"
     if reason:
         return WatchResult(event, Verdict.IGNORED, notes=(reason,))
     try:
@@ -118,7 +119,7 @@ async def check(event: KeyEvent, config: Config, today: date | None = None) -> W
     # The watch sees keys being added or reactivated: the one rule such an event can break.
     findings = evaluate_user(
         user,
-        [RuleSettings(MULTIPLE_ACTIVE_KEYS)],
+        [rule for rule in config.rules if rule.id == MULTIPLE_ACTIVE_KEYS],
         config.exceptions,
         Scanned(_moment(today), user.arn.split(":", 2)[1]),
     )

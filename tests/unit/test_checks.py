@@ -83,28 +83,31 @@ DAY = timedelta(days=1)
 SECOND = timedelta(seconds=1)
 
 
-def test_rotation_boundary_is_exactly_max_age_days():
+def test_rotation_boundary_is_max_age_whole_days():
     findings, _ = judged(
         account(
             user("a", key("AKIAEXACT", 90 * DAY, used=DAY)),
-            user("b", key("AKIAOVER", 90 * DAY + SECOND, used=DAY)),
-            user("c", key("AKIAOLDOFF", 400 * DAY, used=DAY, status="Inactive")),
+            # 90 whole days and some hours: still 90 days old, as CIS's audit counts days
+            user("b", key("AKIAALMOST", 91 * DAY - SECOND, used=DAY)),
+            user("c", key("AKIAOVER", 91 * DAY, used=DAY)),
+            user("d", key("AKIAOLDOFF", 400 * DAY, used=DAY, status="Inactive")),
         )
     )
     assert ids(findings, NOT_ROTATED) == ["AKIAOVER"]
     (finding,) = [f for f in findings if f.rule_id == NOT_ROTATED]
     assert finding.resource_type is ResourceType.ACCESS_KEY
     assert finding.access_key_id == "AKIAOVER"
-    assert "90 days before the scan (limit 90)" in finding.detail
+    # The detail agrees with the verdict: more days than the limit.
+    assert "91 days before the scan (limit 90)" in finding.detail
 
 
-def test_unused_boundary_is_exactly_max_unused_days_and_counts_never_used_keys_by_age():
+def test_unused_boundary_is_max_unused_whole_days_and_counts_never_used_keys_by_age():
     findings, coverage = judged(
         account(
-            user("a", key("AKIAUSED45", 10 * DAY, used=45 * DAY)),
-            user("b", key("AKIAUSED46", 10 * DAY, used=45 * DAY + SECOND)),
-            user("c", key("AKIANEVER45", 45 * DAY)),
-            user("d", key("AKIANEVER46", 45 * DAY + SECOND)),
+            user("a", key("AKIAUSED45", 10 * DAY, used=46 * DAY - SECOND)),
+            user("b", key("AKIAUSED46", 10 * DAY, used=46 * DAY)),
+            user("c", key("AKIANEVER45", 46 * DAY - SECOND)),
+            user("d", key("AKIANEVER46", 46 * DAY)),
             user("e", key("AKIAOFF", 300 * DAY, status="Inactive")),
         )
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from orgscan.demo.faults import Fault, KeyHistory, RootKey
 from orgscan.demo.seed import ACTIVE, INACTIVE, AccountSpec, OrgSpec, SeededOrg, UserSpec
 from orgscan.model import KeySource, LastUseSource, RootKeys, RootKeySource, ScanStatus
@@ -143,7 +145,14 @@ async def test_both_strategies_read_the_same_keys_for_every_user_a_rule_could_fa
     assert (RootKeySource.CREDENTIAL_REPORT, True, 1) in roots(report)
 
 
-async def test_both_strategies_give_identical_findings_under_every_rule(aws):
+LOWERED = {
+    "iam-access-key-not-rotated": {"max_age_days": 15},
+    "iam-access-key-unused": {"max_unused_days": 5},
+}
+
+
+@pytest.mark.parametrize("rules", [None, LOWERED], ids=["default limits", "lowered limits"])
+async def test_both_strategies_give_identical_findings_under_every_rule(aws, rules):
     seeded = seed(aws, ORG)
     exception = {
         "account": seeded.account_ids["a"],
@@ -156,7 +165,8 @@ async def test_both_strategies_give_identical_findings_under_every_rule(aws):
     results = []
     for strategy in ("live", "credential-report"):
         aws.inject([history(seeded)])
-        results.append(await run_scan(config(scan={"strategy": strategy}, exceptions=[exception])))
+        cfg = config(scan={"strategy": strategy}, exceptions=[exception], rules=rules)
+        results.append(await run_scan(cfg))
     live, report = (
         [(f.rule_id, f.resource_id, f.state, f.detail) for f in result.findings]
         for result in results
@@ -171,3 +181,41 @@ async def test_both_strategies_give_identical_findings_under_every_rule(aws):
     }
     assert ("iam-access-key-not-rotated", "excepted") in {(r, str(s)) for r, _, s, _ in live}
     assert all(result.run.complete for result in results)
+    if rules:  # the lowered limits reach the report strategy's choice of users to re-read
+        young = {resource for rule, resource, *_ in live if rule == "iam-access-key-not-rotated"}
+        assert set(seeded.key_ids[("b", "twins")]) <= young
+
+
+async def test_only_what_the_rules_of_the_run_need_is_read(aws):
+    seeded = seed(aws, ORG)
+    a = seeded.account_ids["a"]
+    # Without the root rule, a denied GetAccountSummary and a missing report change nothing.
+    aws.inject(
+        [
+            history(seeded),
+            Fault(action="GenerateCredentialReport", account=a, error="AccessDenied"),
+            Fault(action="GetAccountSummary", account=a, error="AccessDenied"),
+        ]
+    )
+    only_keys = await run_scan(config(rules={"root-access-key-present": {"enabled": False}}))
+    assert only_keys.run.complete
+    assert all(r.root_keys is None for r in only_keys.accounts)
+    assert calls(aws, "GetAccountSummary", a) == 0
+    # One active key per user, alone: no report, no last use but the flagged users'.
+    aws.inject([history(seeded)])
+    one_rule = await run_scan(
+        config(
+            rules={
+                name: {"enabled": False}
+                for name in (
+                    "iam-access-key-not-rotated",
+                    "iam-access-key-unused",
+                    "root-access-key-present",
+                )
+            }
+        )
+    )
+    assert one_rule.run.complete
+    assert calls(aws, "GenerateCredentialReport", a) == 0
+    assert calls(aws, "GetAccountSummary", a) == 0
+    assert [r.id for r in one_rule.run.rules] == ["iam-user-multiple-active-access-keys"]

@@ -239,6 +239,17 @@ def test_events_that_cannot_add_an_active_key_exit_0_without_a_call(aws, tmp_pat
     assert not aws.faults.calls
 
 
+def test_with_the_one_active_key_rule_disabled_the_watch_judges_nothing(aws, tmp_path):
+    off = settings("210987654321") | {
+        "rules": {"iam-user-multiple-active-access-keys": {"enabled": False}}
+    }
+    result = watch_cli(tmp_path, sample("create-access-key", "210987654321", "alice"), off)
+    assert result.exit_code == ExitCode.CLEAN, result.output
+    assert result.stdout.startswith("IGNORED")
+    assert "rule iam-user-multiple-active-access-keys is disabled in the config" in result.stdout
+    assert not aws.faults.calls
+
+
 # --- exit 3: the account, or the user, could not be read -------------------------------------
 
 
