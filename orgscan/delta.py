@@ -26,6 +26,7 @@ from orgscan.model import (
     Delta,
     Finding,
     FindingChange,
+    FindingState,
     KeySource,
     ResourceType,
     ScanResult,
@@ -136,6 +137,22 @@ def _unverified_reason(
     )
 
 
+def _change(
+    finding: Finding, change: Change, state: FindingState | None, reason: str | None = None
+) -> FindingChange:
+    return FindingChange(
+        finding.rule_id,
+        finding.account_id,
+        finding.user_name,
+        finding.arn,
+        finding.resource_type,
+        finding.resource_id,
+        change,
+        state,
+        reason,
+    )
+
+
 def compare(baseline: ScanResult, current: ScanResult) -> Delta:
     if baseline.run.organization_id != current.run.organization_id:
         raise BaselineMismatch(
@@ -150,16 +167,7 @@ def compare(baseline: ScanResult, current: ScanResult) -> Delta:
     changed = _changed_thresholds(baseline, current)
     evaluated = {rule.id: changed.get(rule.id) for rule in current.run.rules}
     changes = [
-        FindingChange(
-            f.rule_id,
-            f.account_id,
-            f.user_name,
-            f.arn,
-            f.resource_type,
-            f.resource_id,
-            Change.UNCHANGED if key in before else Change.NEW,
-            f.state,
-        )
+        _change(f, Change.UNCHANGED if key in before else Change.NEW, f.state)
         for key, f in now.items()
     ]
     for key, f in before.items():
@@ -167,19 +175,7 @@ def compare(baseline: ScanResult, current: ScanResult) -> Delta:
             continue
         reason = _unverified_reason(f, baseline, accounts, users, evaluated)
         change = Change.RESOLVED if reason is None else Change.UNVERIFIED
-        changes.append(
-            FindingChange(
-                f.rule_id,
-                f.account_id,
-                f.user_name,
-                f.arn,
-                f.resource_type,
-                f.resource_id,
-                change,
-                None,
-                reason,
-            )
-        )
+        changes.append(_change(f, change, None, reason))
     ids_before = {r.account.id for r in baseline.accounts}
     ids_now = {r.account.id for r in current.accounts}
     # A listing that broke off says nothing about the accounts it never reached.
