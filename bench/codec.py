@@ -19,11 +19,13 @@ from orgscan.model import (
     Account,
     AccountResult,
     Limits,
+    RuleSettings,
     RunInfo,
     ScanResult,
     ScanStatus,
     UserKeys,
 )
+from orgscan.rules import MULTIPLE_ACTIVE_KEYS
 
 ACCOUNTS, USERS = 50, 500
 T = datetime(2025, 1, 1, tzinfo=UTC)
@@ -68,9 +70,9 @@ def result() -> ScanResult:
         "OrgScanAudit",
         "sha256:" + "0" * 64,
         Limits(8, 20.0, 10.0, 8, 30.0),
+        rules=[RuleSettings(MULTIPLE_ACTIVE_KEYS)],
     )
-    users = [user for account in accounts for user in account.users]
-    return ScanResult(run, accounts, evaluate(users, [], T.date()))
+    return ScanResult(run, accounts, evaluate(accounts, run.rules, [], "aws", T))
 
 
 def best(call: Callable[[], object], runs: int = 5) -> float:

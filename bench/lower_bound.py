@@ -26,13 +26,18 @@ What a client must do, at the least:
 - IAM, per account, counted from the moment its credentials arrive (its bucket is full then: no
   IAM call could use it before):
   - `live`: ceil(users/1000) ListUsers pages, one after the other; a ListAccessKeys per user, each
-    after the page naming the user; two GetAccessKeyLastUsed per flagged user (two active keys),
-    after that user's ListAccessKeys (at best the user was on page 1). Chain: page 1 -> keys ->
-    last used = 3 round trips, or pages + 1 with no flagged user.
+    after the page naming the user. Then, with only the count rule (`last_use` false), two
+    GetAccessKeyLastUsed per flagged user (two active keys), after that user's ListAccessKeys (at
+    best the user was on page 1). Chain: page 1 -> keys -> last used = 3 round trips, or pages + 1
+    with no flagged user. With the rules that need every key's last use and the root user's keys
+    (`last_use`), the credential report gives both, for every key at once: GenerateCredentialReport
+    at the start, beside the listing, and one GetCredentialReport once the report is ready
+    (`report_delay` after Generate); no GetAccessKeyLastUsed.
   - `credential-report`: GenerateCredentialReport; GetCredentialReport once Generate has answered
-    and the report is ready (`report_delay` after Generate); then per flagged user ListAccessKeys
-    and a GetAccessKeyLastUsed per key (two). A client that polls Generate until COMPLETE pays one
-    more round trip at least.
+    and the report is ready (`report_delay` after Generate); then a ListAccessKeys per user read
+    again live (`reread`: those a rule could fail on the report's word, which carries no key
+    ids; by default the flagged ones). Their keys' last use is the report's. A client that polls
+    Generate until COMPLETE pays one more round trip at least.
   The account's own time is the largest, over the release times x of its calls, of
   `x + wait(calls released at or after x) + latency` on its bucket: the critical path and the
   rate limit together, not just the larger of the two.
@@ -66,12 +71,18 @@ class Scenario:
     global_rate: float  # STS + Organizations, calls/s; math.inf = unlimited
     strategy: Strategy = "live"
     report_delay: float = 0.0
+    # Every active key's last use and the root user's keys are read (the rules beyond the count).
+    last_use: bool = False
+    # Users the credential-report strategy reads again live, per account; None: the flagged ones.
+    reread: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if len(self.users) != len(self.flagged) or not self.users:
             raise ValueError("users and flagged need one entry per account, at least one")
         if any(f > u for u, f in zip(self.users, self.flagged, strict=True)):
             raise ValueError("more flagged users than users in an account")
+        if self.reread is not None and len(self.reread) != len(self.users):
+            raise ValueError("reread needs one entry per account")
 
     @classmethod
     def from_truth(
@@ -83,8 +94,11 @@ class Scenario:
         global_rate: float,
         strategy: Strategy = "live",
         report_delay: float = 0.0,
+        last_use: bool = False,
+        reread: Mapping[str, int] | None = None,
     ) -> Scenario:
-        """From `simaws.ground_truth`: account id -> user ARN -> active keys."""
+        """From `simaws.ground_truth`: account id -> user ARN -> active keys; `reread`: account
+        id -> users read again live."""
         return cls(
             users=tuple(len(users) for users in truth.values()),
             flagged=tuple(sum(n >= 2 for n in users.values()) for users in truth.values()),
@@ -93,6 +107,8 @@ class Scenario:
             global_rate=global_rate,
             strategy=strategy,
             report_delay=report_delay,
+            last_use=last_use,
+            reread=None if reread is None else tuple(reread[account] for account in truth),
         )
 
 
@@ -113,7 +129,7 @@ def _wait(calls: int, rate: float) -> float:
     return (calls - rate) / rate
 
 
-def _iam_calls(s: Scenario, users: int, flagged: int) -> dict[float, int]:
+def _iam_calls(s: Scenario, users: int, flagged: int, reread: int) -> dict[float, int]:
     """The account's IAM calls by earliest release, counted from its credentials' arrival."""
     latency = s.latency
     releases: dict[float, int] = {}
@@ -122,18 +138,21 @@ def _iam_calls(s: Scenario, users: int, flagged: int) -> dict[float, int]:
         if count:
             releases[at] = releases.get(at, 0) + count
 
+    report = max(latency, s.report_delay)
     if s.strategy == "live":
         pages = max(1, math.ceil(users / LIST_USERS_PAGE))
         for page in range(pages):
             add(page * latency, 1)
             add((page + 1) * latency, min(LIST_USERS_PAGE, users - page * LIST_USERS_PAGE))
-        add(2 * latency, 2 * flagged)
+        if s.last_use:
+            add(0.0, 1)
+            add(report, 1)
+        else:
+            add(2 * latency, 2 * flagged)
     else:
         add(0.0, 1)
-        report = max(latency, s.report_delay)
         add(report, 1)
-        add(report + latency, flagged)
-        add(report + 2 * latency, 2 * flagged)
+        add(report + latency, reread)
     return releases
 
 
@@ -147,8 +166,10 @@ def _account_seconds(s: Scenario, releases: dict[float, int]) -> float:
 
 
 def lower_bound(s: Scenario) -> Bound:
+    reread = s.reread if s.reread is not None else s.flagged
     calls = [
-        _iam_calls(s, users, flagged) for users, flagged in zip(s.users, s.flagged, strict=True)
+        _iam_calls(s, users, flagged, again)
+        for users, flagged, again in zip(s.users, s.flagged, reread, strict=True)
     ]
     own = [_account_seconds(s, releases) for releases in calls]
     members = len(s.users) - 1

@@ -41,6 +41,7 @@ import sys
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,17 @@ if __package__ in (None, ""):  # `python bench/run.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.lower_bound import Bound, Scenario, Strategy, lower_bound
-from bench.simaws import OrgParams, SimOrg, SimParams, ground_truth, running_sim, sim_stats, use_sim
+from bench.simaws import (
+    OrgParams,
+    SimOrg,
+    SimParams,
+    ground_truth,
+    last_use_truth,
+    root_truth,
+    running_sim,
+    sim_stats,
+    use_sim,
+)
 from orgscan.model import AccountResult
 from orgscan.progress import Progress
 
@@ -57,6 +68,8 @@ from orgscan.progress import Progress
 # seconds for an account with tens of users (the first GenerateCredentialReport answers
 # STARTED; GetCredentialReport answers ReportInProgress until then).
 REPORT_DELAY = 4.0
+# The rule whose findings the ground truth lists (users with more than one active key).
+MULTIPLE_ACTIVE_KEYS = "iam-user-multiple-active-access-keys"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +81,8 @@ class BenchScenario:
     iam_rate: float  # per account, calls/s
     global_rate: float  # STS + Organizations together, calls/s
     strategy: Strategy = "live"
-    report_delay: float = 0.0
+    # Both strategies generate a report when the rules need last use (orgscan's default).
+    report_delay: float = REPORT_DELAY
     run_baseline: bool = False
     users_sigma: float = 0.5  # the simulator's default spread of users per account
     seed: int = 1
@@ -116,7 +130,7 @@ SCENARIOS = {
         # "25 users (mean)": the simulator's lognormal spread, 3 to 118 users here.
         BenchScenario("org-1k", 1000, 25, 0.03, 10, 100),
         BenchScenario("wide", 10, 2000, 0.03, 100, 100, users_sigma=0.0),
-        BenchScenario("org-1k-report", 1000, 25, 0.03, 10, 100, "credential-report", REPORT_DELAY),
+        BenchScenario("org-1k-report", 1000, 25, 0.03, 10, 100, "credential-report"),
         # Not run by default: AWS's default quota of accounts, to check bench/scale.py's model.
         BenchScenario("org-10k", 10_000, 25, 0.03, 10, 100, default=False),
     )
@@ -134,7 +148,12 @@ class OrgscanRun:
     api_calls: int  # as orgscan counted them
     complete: bool
     active_keys: dict[str, dict[str, int]]  # account id -> user ARN -> active keys
-    findings: list[str]  # ARNs
+    findings: list[str]  # ARNs of the multiple-active-keys rule's findings
+    # (user ARN, key created, epoch s) -> last used (None: never), for every active key whose
+    # last use was read; and how many active keys' last use was not read.
+    last_used: dict[tuple[str, int], int | None] = field(default_factory=dict)
+    last_used_unread: int = 0
+    root_keys: dict[str, bool | None] = field(default_factory=dict)  # account id -> present
     failed: dict[str, str] = field(default_factory=dict)  # account id -> error
     loop_lag_p99: float = 0.0  # seconds the event loop ran late, 99th percentile
     loop_lag_max: float = 0.0
@@ -310,7 +329,19 @@ def _orgscan_child(
             for r in result.accounts
             if r.scan_status == "scanned"
         },
-        findings=sorted(f.arn for f in result.findings),
+        findings=sorted(f.arn for f in result.findings if f.rule_id == MULTIPLE_ACTIVE_KEYS),
+        last_used={
+            (u.arn, int(k.created_at.timestamp())): (
+                int(k.last_used_at.timestamp()) if k.last_used_at else None
+            )
+            for u in result.users
+            for k in u.access_keys
+            if k.active and k.created_at and k.last_used_source
+        },
+        last_used_unread=sum(
+            1 for u in result.users for k in u.access_keys if k.active and not k.last_used_source
+        ),
+        root_keys={r.account.id: r.root_keys.present for r in result.accounts if r.root_keys},
         failed={
             r.account.id: f"{r.error.code}: {r.error.message}"
             for r in result.accounts
@@ -379,6 +410,9 @@ def _merged(runs: list[OrgscanRun]) -> OrgscanRun:
         complete=all(r.complete for r in runs),
         active_keys={a: users for r in runs for a, users in r.active_keys.items()},
         findings=sorted(arn for r in runs for arn in r.findings),
+        last_used={k: v for r in runs for k, v in r.last_used.items()},
+        last_used_unread=sum(r.last_used_unread for r in runs),
+        root_keys={a: p for r in runs for a, p in r.root_keys.items()},
         failed={a: e for r in runs for a, e in r.failed.items()},
         loop_lag_p99=max(r.loop_lag_p99 for r in runs),
         loop_lag_max=max(r.loop_lag_max for r in runs),
@@ -423,8 +457,14 @@ def baseline_calls(truth: dict[str, dict[str, int]]) -> int:
 # --- checks and the bound ---------------------------------------------------------------------
 
 
-def check(run: OrgscanRun, truth: dict[str, dict[str, int]]) -> list[str]:
-    """Everything that makes the answer wrong; empty when orgscan found exactly the truth."""
+def check(
+    run: OrgscanRun,
+    truth: dict[str, dict[str, int]],
+    last_use: dict[tuple[str, int], int | None],
+    roots: dict[str, bool],
+) -> list[str]:
+    """Everything that makes the answer wrong; empty when orgscan found exactly the truth: the
+    active keys, the findings, every active key's last use and every root user's keys."""
     problems = []
     if run.failed:
         problems.append(f"{len(run.failed)} accounts failed, e.g. {next(iter(run.failed.items()))}")
@@ -439,6 +479,17 @@ def check(run: OrgscanRun, truth: dict[str, dict[str, int]]) -> list[str]:
     expected = sorted(arn for users in truth.values() for arn, n in users.items() if n > 1)
     if run.findings != expected:
         problems.append(f"findings: {len(run.findings)} reported, {len(expected)} expected")
+    if run.last_used_unread:
+        problems.append(f"{run.last_used_unread} active keys without their last use")
+    wrong_use = [key for key, used in last_use.items() if run.last_used.get(key, -1) != used]
+    if wrong_use or len(run.last_used) != len(last_use):
+        problems.append(
+            f"last use: {len(run.last_used)} read, {len(last_use)} active keys, "
+            f"{len(wrong_use)} wrong or missing, e.g. {wrong_use[:1]}"
+        )
+    if run.root_keys != roots:
+        wrong_root = [a for a in roots if run.root_keys.get(a) != roots[a]]
+        problems.append(f"root keys: {len(wrong_root)} accounts wrong, e.g. {wrong_root[:1]}")
     return problems
 
 
@@ -454,16 +505,61 @@ def walk_order(params: OrgParams) -> list[str]:
     return order
 
 
-def bounds(s: BenchScenario, truth: dict[str, dict[str, int]]) -> tuple[Bound, float]:
-    """The lower bound, and the bound for a client that assumes roles in the order orgscan's
-    OU walk lists the accounts (not the simulator's own account order)."""
-    kwargs: dict[str, Any] = {
+def reread_counts(params: OrgParams) -> dict[str, int]:
+    """Users per account the credential-report strategy reads again live with every rule on:
+    those any rule could fail on the report's word (orgscan's own test of a report row)."""
+    from orgscan.collect.credential_report import could_fail
+    from orgscan.collect.usage import Needs
+    from orgscan.config import default_rules
+    from orgscan.model import AccessKey, KeySource, UserKeys
+
+    def when(epoch: int | None) -> datetime | None:
+        return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
+
+    now, org = datetime.now(UTC), SimOrg(params)
+    counts = {}
+    for account in org.accounts:
+        rows = [
+            UserKeys(
+                account.id,
+                user.name,
+                user.arn,
+                user.path,
+                tuple(
+                    AccessKey(
+                        None,
+                        "Active" if k.active else "Inactive",
+                        when(k.created),
+                        when(k.last_used),
+                    )
+                    for k in user.keys
+                ),
+                KeySource.CREDENTIAL_REPORT,
+            )
+            for user in org.users(account.id).users
+        ]
+        every_rule = Needs.of(default_rules())
+        counts[account.id] = sum(could_fail(row, every_rule, now) for row in rows)
+    return counts
+
+
+def bound_kwargs(s: BenchScenario) -> dict[str, Any]:
+    """The lower bound's model of the scenario, for orgscan's default: every rule on."""
+    return {
         "latency": s.latency,
         "iam_rate": s.iam_rate,
         "global_rate": s.global_rate,
         "strategy": s.strategy,
         "report_delay": s.report_delay,
+        "last_use": True,
+        "reread": reread_counts(s.org) if s.strategy == "credential-report" else None,
     }
+
+
+def bounds(s: BenchScenario, truth: dict[str, dict[str, int]]) -> tuple[Bound, float]:
+    """The lower bound, and the bound for a client that assumes roles in the order orgscan's
+    OU walk lists the accounts (not the simulator's own account order)."""
+    kwargs = bound_kwargs(s)
     bound = lower_bound(Scenario.from_truth(truth, **kwargs))
     ordered = {account: truth[account] for account in walk_order(s.org)}
     return bound, lower_bound(Scenario.from_truth(ordered, **kwargs)).listing_order_seconds
@@ -569,7 +665,7 @@ def run_scenario(
         ordered_bound=ordered,
         baseline_seconds=baseline_seconds,
         baseline_estimated=estimated,
-        problems=check(run, truth),
+        problems=check(run, truth, last_use_truth(s.org), root_truth(s.org)),
     )
     return row, baseline_rate
 

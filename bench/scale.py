@@ -22,13 +22,12 @@ import json
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 if __package__ in (None, ""):  # `python bench/scale.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.lower_bound import Scenario, Strategy, lower_bound
-from bench.run import REPORT_DELAY, SCENARIOS, walk_order
+from bench.run import SCENARIOS, bound_kwargs, walk_order
 from bench.simaws import ground_truth
 
 
@@ -71,21 +70,15 @@ def measured_from(path: Path) -> Measured:
 
 
 def model(accounts: int, measured: Measured) -> list[str]:
-    shape = SCENARIOS["org-1k"]
-    org = replace(shape.org, accounts=accounts)
+    shape = replace(SCENARIOS["org-1k"], accounts=accounts)
+    org = shape.org
     truth = ground_truth(org)
     ordered = {account: truth[account] for account in walk_order(org)}
     users = sum(map(len, truth.values()))
     lines = []
     for strategy in ("live", "credential-report"):
         kind: Strategy = "live" if strategy == "live" else "credential-report"
-        kwargs: dict[str, Any] = {
-            "latency": shape.latency,
-            "iam_rate": shape.iam_rate,
-            "global_rate": shape.global_rate,
-            "strategy": kind,
-            "report_delay": REPORT_DELAY if kind != "live" else 0.0,
-        }
+        kwargs = bound_kwargs(replace(shape, strategy=kind))
         bound = lower_bound(Scenario.from_truth(truth, **kwargs))
         order = lower_bound(Scenario.from_truth(ordered, **kwargs)).listing_order_seconds
         calls = bound.global_calls + bound.iam_calls

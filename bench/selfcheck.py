@@ -90,6 +90,9 @@ def check_protocol(truth: dict[str, dict[str, int]]) -> None:
         for row in rows[1:]
     }
     assert from_report == truth[member], "the credential report must agree with the live keys"
+    root_keys = rows[0]["access_key_1_last_rotated"] != "N/A"
+    present = iam.get_account_summary()["SummaryMap"]["AccountAccessKeysPresent"]
+    assert present == int(root_keys), "GetAccountSummary must agree with the report's root row"
 
 
 def check_throttle_classified() -> None:

@@ -7,7 +7,8 @@ Unmodified botocore/aiobotocore clients talk to it when `AWS_ENDPOINT_URL` point
   ListOrganizationalUnitsForParent, ListAccountsForParent, ListAccounts.
 - STS (query protocol, XML): GetCallerIdentity, AssumeRole.
 - IAM (query protocol, XML): ListUsers, ListAccessKeys, GetAccessKeyLastUsed,
-  GenerateCredentialReport, GetCredentialReport.
+  GenerateCredentialReport, GetCredentialReport (with the `<root_account>` row first, as AWS
+  writes it), GetAccountSummary (its `AccountAccessKeysPresent`).
 
 Callers are told apart by the access key id in the SigV4 `Authorization` header: AssumeRole hands
 out `ASIA` + account id + 4 random characters, so every later call routes to that account; any
@@ -24,7 +25,9 @@ retries (botocore's `amz-sdk-request: attempt=N` header), the peak of requests i
 server's CPU seconds; `POST /_reset_stats` zeroes the counters.
 
 The organization is generated from `OrgParams`, deterministically for a seed; users are generated
-per account on first use. `ground_truth(params)` gives the answer a scanner must find.
+per account on first use, and so are the root user's keys (a share of accounts have one).
+`ground_truth(params)`, `last_use_truth(params)` and `root_truth(params)` give the answers a
+scanner must find.
 """
 
 from __future__ import annotations
@@ -100,6 +103,7 @@ class OrgParams:
     two_active_share: float = 0.05
     active_inactive_share: float = 0.10
     zero_keys_share: float = 0.20
+    root_key_share: float = 0.02  # accounts whose root user has an access key
     ous: int = 8
     seed: int = 1
 
@@ -187,13 +191,14 @@ class SimOU:
 
 
 class AccountUsers:
-    """One account's IAM users with the indexes the API needs."""
+    """One account's IAM users with the indexes the API needs, and its root user's keys."""
 
-    def __init__(self, users: list[SimUser]) -> None:
+    def __init__(self, users: list[SimUser], root_keys: tuple[SimKey, ...] = ()) -> None:
         self.users = users
         self.by_name = {user.name: user for user in users}
         self.by_key = {key.id: user for user in users for key in user.keys}
         self.root_created = min((user.created for user in users), default=_EPOCH_2016)
+        self.root_keys = root_keys
 
 
 class SimOrg:
@@ -245,7 +250,10 @@ class SimOrg:
     def users(self, account_id: str) -> AccountUsers:
         found = self._users.get(account_id)
         if found is None:
-            found = AccountUsers(_make_users(self.params, self.by_id[account_id]))
+            account = self.by_id[account_id]
+            found = AccountUsers(
+                _make_users(self.params, account), _make_root_keys(self.params, account)
+            )
             self._users[account_id] = found
         return found
 
@@ -319,6 +327,23 @@ def _make_users(params: OrgParams, account: SimAccount) -> list[SimUser]:
     return users
 
 
+def _make_root_keys(params: OrgParams, account: SimAccount) -> tuple[SimKey, ...]:
+    rng = random.Random(f"root:{params.seed}:{account.index}")
+    if rng.random() >= params.root_key_share:
+        return ()
+    created = rng.randrange(_EPOCH_2016, _EPOCH_2025)
+    return (
+        SimKey(
+            id="AKIA" + _rand(rng, _KEY_ALPHABET, 16),
+            active=rng.random() < 0.8,
+            created=created,
+            last_used=rng.randrange(created, _EPOCH_2025 + 1),
+            service=rng.choice(_SERVICES),
+            region=rng.choice(_REGIONS),
+        ),
+    )
+
+
 def ground_truth(params: OrgParams) -> dict[str, dict[str, int]]:
     """Account id -> user ARN -> active access keys; management account first, listing order."""
     org = SimOrg(params)
@@ -326,6 +351,24 @@ def ground_truth(params: OrgParams) -> dict[str, dict[str, int]]:
         account.id: {user.arn: user.active_keys for user in org.users(account.id).users}
         for account in org.accounts
     }
+
+
+def last_use_truth(params: OrgParams) -> dict[tuple[str, int], int | None]:
+    """(user ARN, key created, epoch seconds) -> last used (None: never) of every active key."""
+    org = SimOrg(params)
+    return {
+        (user.arn, key.created): key.last_used
+        for account in org.accounts
+        for user in org.users(account.id).users
+        for key in user.keys
+        if key.active
+    }
+
+
+def root_truth(params: OrgParams) -> dict[str, bool]:
+    """Account id -> whether its root user has an access key, active or not."""
+    org = SimOrg(params)
+    return {account.id: bool(org.users(account.id).root_keys) for account in org.accounts}
 
 
 # --- wire formats ------------------------------------------------------------------------------
@@ -394,20 +437,19 @@ def _report_row(user: SimUser) -> str:
         "N/A",
         _bool(user.mfa_active),
     ]
-    for slot in range(2):
-        key = user.keys[slot] if slot < len(user.keys) else None
-        if key is None:
-            cells += ["false", "N/A", "N/A", "N/A", "N/A"]
-        else:
-            cells += [
-                _bool(key.active),
-                _iso_csv(key.created),
-                _iso_csv(key.last_used),
-                key.region,
-                key.service,
-            ]
+    cells += _slot_cells(user.keys)
     cells += ["false", "N/A", "false", "N/A"]
     return ",".join(cells)
+
+
+def _slot_cells(keys: tuple[SimKey, ...]) -> list[str]:
+    """The two access-key slots of a report row: active, last rotated, last used, region and
+    service each."""
+    cells = []
+    for key in keys[:2]:
+        used = _iso_csv(key.last_used)
+        cells += [_bool(key.active), _iso_csv(key.created), used, key.region, key.service]
+    return cells + ["false", "N/A", "N/A", "N/A", "N/A"] * (2 - min(len(keys), 2))
 
 
 def credential_report_csv(account_id: str, users: AccountUsers) -> str:
@@ -421,7 +463,7 @@ def credential_report_csv(account_id: str, users: AccountUsers) -> str:
         "not_supported",
         "not_supported",
         "true",
-        *["false", "N/A", "N/A", "N/A", "N/A"] * 2,
+        *_slot_cells(users.root_keys),
         "false",
         "N/A",
         "false",
@@ -801,6 +843,20 @@ class Simulator:
             return self._generate_report(caller, users)
         if action == "GetCredentialReport":
             return self._get_report(name, caller)
+        if action == "GetAccountSummary":
+            # A few of its entries; AccountAccessKeysPresent counts inactive root keys too.
+            summary = {
+                "Users": len(users.users),
+                "UsersQuota": 5000,
+                "AccessKeysPerUserQuota": 2,
+                "AccountMFAEnabled": 1,
+                "AccountAccessKeysPresent": int(bool(users.root_keys)),
+            }
+            entries = "".join(
+                f"<entry><key>{key}</key><value>{value}</value></entry>"
+                for key, value in summary.items()
+            )
+            return _xml_ok(IAM_NS, action, f"<SummaryMap>{entries}</SummaryMap>")
         return self._error(
             name, _xml_error(IAM_NS, 400, "InvalidAction", f"Could not find operation {action}")
         )

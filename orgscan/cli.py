@@ -66,6 +66,7 @@ from orgscan.reports.summary import (
     verify_text,
 )
 from orgscan.reports.writer import listed_formats, package_files, write_reports
+from orgscan.rules import rule_ids
 from orgscan.runner import (
     Delivery,
     ExitCode,
@@ -286,6 +287,25 @@ def _load(config_path: Path) -> Config:
         raise _fail(str(exc), ExitCode.USAGE) from None
 
 
+RulesOption = Annotated[
+    str | None,
+    typer.Option(
+        "--rules",
+        help="Evaluate only these rules (comma-separated ids, each enabled in the config's "
+        "rules: section): " + ", ".join(rule_ids()) + ".",
+    ),
+]
+
+
+def _narrowed(settings: Config, rules: str | None) -> Config:
+    if rules is None:
+        return settings
+    try:
+        return settings.with_rules(part.strip() for part in rules.split(",") if part.strip())
+    except ConfigError as exc:
+        raise _fail(str(exc), ExitCode.USAGE) from None
+
+
 @app.command("scan")
 def scan_command(
     config: Annotated[Path, typer.Option("--config", "-c", help="YAML configuration file.")],
@@ -325,6 +345,7 @@ def scan_command(
         str | None,
         typer.Option(help="Scan only shard K of N (e.g. 2/4), for CI matrices; see 'merge'."),
     ] = None,
+    rules: RulesOption = None,
     fail_on: FailOnOption = FailOn.OPEN,
     sarif: SarifOption = SarifSuppressed.INCLUDE,
     formats: FormatsOption = None,
@@ -338,7 +359,7 @@ def scan_command(
 ) -> None:
     """Scan the organization that the current AWS credentials manage."""
     setup_logging(verbose)
-    settings = _load(config)
+    settings = _narrowed(_load(config), rules)
     written = _formats(formats, settings.output.formats)
     delivery = _delivery(sign, upload, retain_until, retain_days, retain_mode, settings)
     if strategy is not None:
@@ -859,10 +880,21 @@ def _journal_exit(journal: Journal, done: Outcome, path: Path) -> None:
 def remediate_plan(
     findings: Annotated[Path, typer.Argument(help="A findings.json written by a scan.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="The plan file to write.")],
+    rules: Annotated[
+        str | None,
+        typer.Option(
+            "--rules",
+            help="Comma-separated rule ids to plan for (default: every rule the scan evaluated).",
+        ),
+    ] = None,
 ) -> None:
-    """Choose the key to keep per open finding and list the keys to deactivate; changes nothing."""
+    """Per open finding: the keys to deactivate (one-active-key, unused), or the steps for a
+    person (rotation, root keys; as comments in plan.sh). Changes nothing."""
+    wanted = [r.strip() for r in rules.split(",") if r.strip()] if rules is not None else None
+    if wanted is not None and not wanted:
+        raise _fail("--rules: name at least one rule", ExitCode.USAGE)
     try:
-        plan = build_plan(*load_evidence(findings))
+        plan = build_plan(*load_evidence(findings), rules=wanted)
     except PlanError as exc:
         raise _fail(str(exc), ExitCode.USAGE) from None
     paths = write_plan(plan, output)
@@ -871,6 +903,11 @@ def remediate_plan(
         f"plan: deactivate {keys} key(s) of {len(plan.actions)} user(s) in "
         f"{len(plan.per_account())} account(s); nothing is deleted"
     )
+    for rule_id, count in plan.per_rule().items():
+        typer.echo(f"  {rule_id}: {count} key(s) to deactivate")
+    for rule in plan.rules:
+        if manual := sum(1 for action in plan.manual if action.rule_id == rule.id):
+            typer.echo(f"  {rule.id}: {manual} finding(s) for a person; steps in plan.sh, not run")
     for line in plan.not_planned:
         typer.echo(f"not planned: {line}")
     typer.echo("wrote: " + ", ".join(str(p) for p in paths))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from datetime import date, datetime
 from functools import partial
@@ -34,7 +34,8 @@ from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
 from orgscan.controls import builtin_controls, merge_controls
 from orgscan.formats import ALL, DEFAULT_FORMATS, FORMATS, parse_formats
-from orgscan.model import ACCOUNT_STATES, ApprovedException, Control, split_ou_path
+from orgscan.model import ACCOUNT_STATES, ApprovedException, Control, RuleSettings, split_ou_path
+from orgscan.rules import load_rules, rule_ids
 
 T = TypeVar("T")
 
@@ -225,6 +226,17 @@ Seconds = Annotated[float, _Expect("seconds above 0 and at most 3600", (Field(gt
 ListOf = Annotated[tuple[T, ...], BeforeValidator(_as_tuple)]
 
 
+def _not_empty(value: tuple[T, ...]) -> tuple[T, ...]:
+    if not value:
+        raise _refuse("expected a non-empty list")
+    return value
+
+
+RuleId = Annotated[str, _Expect("a rule id (see rules.yaml)", (_holds(lambda v: v in rule_ids()),))]
+# The rules an exception covers: at least one.
+RuleIds = Annotated[ListOf[RuleId], AfterValidator(_not_empty)]
+
+
 # --- Mappings of keys ---------------------------------------------------------------------
 
 
@@ -365,6 +377,55 @@ class OutputConfig(_Keyed):
     ] = DEFAULT_FORMATS
 
 
+# A threshold in days: up to ten years.
+MAX_THRESHOLD_DAYS = 3650
+
+
+def default_rules() -> tuple[RuleSettings, ...]:
+    return tuple(RuleSettings(rule.id, dict(rule.parameters)) for rule in load_rules())
+
+
+def _rules(value: object) -> object:
+    """`rules:` as the enabled rules with their thresholds, in rules.yaml's order: each rule id
+    maps to `enabled` (default true) and the rule's own parameters (default from rules.yaml)."""
+    if value is None:
+        return default_rules()
+    if not isinstance(value, Mapping):
+        raise _refuse(f"expected a mapping of rule ids, got {_describe(value)}")
+    known = {rule.id: rule for rule in load_rules()}
+    for rule_id, settings in value.items():
+        if rule_id not in known:
+            raise _refuse(f"unknown rule; expected one of: {', '.join(known)}", key=str(rule_id))
+        if settings is not None and not isinstance(settings, Mapping):
+            raise _refuse(f"expected a mapping, got {_describe(settings)}", key=rule_id)
+    enabled = []
+    for rule_id, rule in known.items():
+        settings = dict(value.get(rule_id) or {})
+        names = ["enabled", *rule.parameters]
+        for key, given in settings.items():
+            where = f"{rule_id}.{key}"
+            if key not in names:
+                raise _refuse(f"unknown key; expected one of: {', '.join(names)}", key=where)
+            if key == "enabled":
+                if not isinstance(given, bool):
+                    raise _refuse(f"expected true or false, got {_describe(given)}", key=where)
+            elif (
+                not isinstance(given, int)
+                or isinstance(given, bool)
+                or not 1 <= given <= MAX_THRESHOLD_DAYS
+            ):
+                raise _refuse(
+                    f"expected a number of days from 1 to {MAX_THRESHOLD_DAYS}, "
+                    f"got {_describe(given)}",
+                    key=where,
+                )
+        if settings.pop("enabled", True):
+            enabled.append(RuleSettings(rule_id, rule.parameters | settings))
+    if not enabled:
+        raise _refuse("every rule is disabled; enable at least one")
+    return tuple(enabled)
+
+
 def _over_builtin(overrides: tuple[Control, ...]) -> tuple[Control, ...]:
     return merge_controls(builtin_controls(), overrides)
 
@@ -377,10 +438,16 @@ class Config(_Keyed):
     role: Annotated[RoleConfig, _Section()] = field(default_factory=RoleConfig)
     scan: Annotated[ScanConfig, _Section()] = field(default_factory=ScanConfig)
     exceptions: ListOf[
-        Annotated[ApprovedException, _Entry(account=AccountId, expires=PlainDate)]
+        Annotated[
+            ApprovedException,
+            _Entry(account=AccountId, expires=PlainDate, rules=RuleIds),
+        ]
     ] = ()
+    rules: Annotated[tuple[RuleSettings, ...], BeforeValidator(_rules)] = field(
+        default_factory=default_rules
+    )
     controls: Annotated[
-        ListOf[Annotated[Control, _Entry(version=Quoted, id=Quoted)]],
+        ListOf[Annotated[Control, _Entry(version=Quoted, id=Quoted, rule=RuleId)]],
         AfterValidator(_over_builtin),
     ] = field(default_factory=builtin_controls)
     remediation: Annotated[RemediationConfig, _Section()] = field(default_factory=RemediationConfig)
@@ -396,6 +463,23 @@ class Config(_Keyed):
             role=replace(self.role, name=self.remediation.role_name),
             organization=replace(self.organization, management_account="assume"),
         )
+
+    def with_rules(self, ids: Iterable[str]) -> Config:
+        """The config narrowed to the rules named (`--rules`): each must be enabled here."""
+        wanted = list(dict.fromkeys(ids))
+        enabled = {rule.id for rule in self.rules}
+        for rule_id in wanted:
+            if rule_id not in rule_ids():
+                raise ConfigError(
+                    "--rules", f"unknown rule {rule_id!r}; expected one of: {', '.join(rule_ids())}"
+                )
+            if rule_id not in enabled:
+                raise ConfigError(
+                    "--rules", f"rule {rule_id!r} is disabled by rules.{rule_id}.enabled"
+                )
+        if not wanted:
+            raise ConfigError("--rules", "name at least one rule")
+        return replace(self, rules=tuple(rule for rule in self.rules if rule.id in wanted))
 
     def digest(self) -> str:
         """SHA-256 of the effective configuration, so evidence names the exact settings used."""

@@ -1,68 +1,153 @@
-"""The rule and the approved exceptions: users → findings."""
+"""The rules and the approved exceptions: each account's evidence → findings and coverage."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import date
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
 from fnmatch import fnmatchcase
 
-from orgscan.model import ApprovedException, Finding, FindingState, UserKeys
-from orgscan.rules import RULE_ID, SEVERITY
+from orgscan.checks import CHECKS, Scanned, Violation
+from orgscan.model import (
+    UNKNOWN_STATE,
+    Account,
+    AccountResult,
+    ApprovedException,
+    Coverage,
+    Finding,
+    FindingState,
+    RuleCoverage,
+    RuleSettings,
+    ScanStatus,
+    UserKeys,
+)
+from orgscan.rules import rule_by_id
 
 
-def violates(user: UserKeys) -> bool:
-    """More than one key whose Status is Active; inactive keys never count. A user whose keys
-    could not be read violates nothing known: it is reported as unreadable, never as a pass."""
-    count = user.active_key_count
-    return count is not None and count > 1
-
-
-def exception_matches(exception: ApprovedException, user: UserKeys) -> bool:
-    if exception.account != user.account_id:
+def exception_matches(
+    exception: ApprovedException, rule_id: str, account_id: str, user_name: str, arn: str
+) -> bool:
+    """The exception names the rule, the account, and the user (by name, or a glob over its
+    ARN; the root user is `<root_account>`, or its ARN `arn:<partition>:iam::<id>:root`)."""
+    if rule_id not in exception.rules or exception.account != account_id:
         return False
     if exception.user.startswith("arn:") or any(ch in exception.user for ch in "*?["):
-        return fnmatchcase(user.arn, exception.user)
-    return exception.user == user.user_name
+        return fnmatchcase(arn, exception.user)
+    return exception.user == user_name
+
+
+def _matching(
+    exceptions: Iterable[ApprovedException], rule_id: str, account_id: str, user_name: str, arn: str
+) -> list[ApprovedException]:
+    return [e for e in exceptions if exception_matches(e, rule_id, account_id, user_name, arn)]
 
 
 def governing_exception(
-    exceptions: Iterable[ApprovedException], user: UserKeys, today: date
+    exceptions: Iterable[ApprovedException],
+    rule_id: str,
+    account_id: str,
+    user_name: str,
+    arn: str,
+    today: date,
 ) -> ApprovedException | None:
-    """The user's valid exception on `today`: of several, the longest-lasting one governs."""
-    valid = [e for e in exceptions if exception_matches(e, user) and not e.is_expired(today)]
+    """The valid exception on `today`: of several, the longest-lasting one governs."""
+    valid = [
+        e
+        for e in _matching(exceptions, rule_id, account_id, user_name, arn)
+        if not e.is_expired(today)
+    ]
     return max(valid, key=lambda e: e.expires, default=None)
 
 
-def evaluate(
-    users: Iterable[UserKeys], exceptions: Iterable[ApprovedException], today: date
-) -> list[Finding]:
-    """One finding per failing user; an unexpired matching exception marks it excepted.
+def _finding(
+    rule_id: str,
+    account_id: str,
+    violation: Violation,
+    exceptions: Sequence[ApprovedException],
+    today: date,
+) -> Finding:
+    """An unexpired matching exception marks the finding excepted. An expired one leaves it
+    open but is recorded on it (the latest), so the report can say the approval lapsed."""
+    who = (rule_id, account_id, violation.user_name, violation.arn)
+    exception = governing_exception(exceptions, *who, today)
+    expired = [e for e in _matching(exceptions, *who) if e.is_expired(today)]
+    return Finding(
+        rule_id=rule_id,
+        account_id=account_id,
+        user_name=violation.user_name,
+        arn=violation.arn,
+        resource_type=violation.resource_type,
+        resource_id=violation.resource_id,
+        severity=rule_by_id(rule_id).severity,
+        state=FindingState.EXCEPTED if exception else FindingState.OPEN,
+        detail=violation.detail,
+        active_key_count=violation.active_key_count,
+        access_key_id=violation.access_key_id,
+        exception=exception,
+        expired_exception=None
+        if exception
+        else max(expired, key=lambda e: e.expires, default=None),
+    )
 
-    An expired exception leaves the finding open but is recorded on it, so the report can say
-    the approval lapsed rather than pretend it never existed. Users that could not be read get
-    no finding: the evidence lists them with their error, and their account is partial.
+
+def evaluate_account(
+    account: AccountResult,
+    rules: Sequence[RuleSettings],
+    exceptions: Sequence[ApprovedException],
+    scanned: Scanned,
+) -> tuple[list[Finding], list[RuleCoverage]]:
+    """The account's findings under each rule, and each rule's coverage there.
+
+    An account that was not scanned (skipped, failed) is judged by no rule. A partial account
+    is judged on what was read, and each rule says what it could not see: it is INCOMPLETE
+    there, never a pass. Exceptions are judged on the day the account was scanned.
     """
-    approved = list(exceptions)
-    findings = []
-    for user in users:
-        if not violates(user):
-            continue
-        exception = governing_exception(approved, user, today)
-        # Of expired approvals, the latest is recorded.
-        expired = [e for e in approved if exception_matches(e, user) and e.is_expired(today)]
-        findings.append(
-            Finding(
-                rule_id=RULE_ID,
-                account_id=user.account_id,
-                user_name=user.user_name,
-                arn=user.arn,
-                active_key_count=user.active_key_count or 0,  # known: violates() checked it
-                severity=SEVERITY,
-                state=FindingState.EXCEPTED if exception else FindingState.OPEN,
-                exception=exception,
-                expired_exception=None
-                if exception
-                else max(expired, key=lambda e: e.expires, default=None),
+    if account.scan_status not in (ScanStatus.SCANNED, ScanStatus.PARTIAL):
+        return [], [RuleCoverage(rule.id, Coverage.NOT_SCANNED) for rule in rules]
+    findings: list[Finding] = []
+    coverage: list[RuleCoverage] = []
+    for rule in rules:
+        judgement = CHECKS[rule.id](
+            account, rule_by_id(rule.id).parameters | rule.thresholds, scanned
+        )
+        findings.extend(
+            _finding(rule.id, account.account.id, v, exceptions, scanned.at.date())
+            for v in judgement.violations
+        )
+        coverage.append(
+            RuleCoverage(
+                rule.id,
+                Coverage.INCOMPLETE if judgement.gaps else Coverage.COMPLETE,
+                tuple(judgement.gaps),
             )
         )
+    return findings, coverage
+
+
+def evaluate(
+    accounts: Iterable[AccountResult],
+    rules: Sequence[RuleSettings],
+    exceptions: Iterable[ApprovedException],
+    partition: str,
+    started: datetime,
+) -> list[Finding]:
+    """Every account's findings; each account's coverage is recorded on it."""
+    approved = list(exceptions)
+    findings: list[Finding] = []
+    for account in accounts:
+        scanned = Scanned(account.scanned_at or started, partition)
+        own, account.coverage = evaluate_account(account, rules, approved, scanned)
+        findings.extend(own)
     return findings
+
+
+def evaluate_user(
+    user: UserKeys,
+    rules: Sequence[RuleSettings],
+    exceptions: Sequence[ApprovedException],
+    scanned: Scanned,
+) -> list[Finding]:
+    """One user's findings under user and key rules, as the watch judges a user it re-read."""
+    alone = AccountResult(
+        Account(user.account_id, "", "", UNKNOWN_STATE, ""), ScanStatus.SCANNED, users=[user]
+    )
+    return evaluate_account(alone, rules, exceptions, scanned)[0]

@@ -19,6 +19,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import TypeAdapter, ValidationError
 
 from orgscan.model import ScanResult, evidence_complete
+from orgscan.rules import MULTIPLE_ACTIVE_KEYS
 
 T = TypeVar("T")
 
@@ -26,11 +27,16 @@ FILENAME = "findings.json"
 # 2.0: findings.json is the model as the codec writes it. Each account holds its users (1.x
 # listed them apart), and every field is always present, null where it has no value (1.x left
 # out last-use data of users without a finding and errors that did not happen).
-SCHEMA_VERSION = "2.0"
+# 2.1: four rules. Each finding names its resource (a user, an access key, the account's root)
+# and carries a line of detail; every key its last use's source and age; each account its root
+# keys and each rule's coverage; the run its rules and their thresholds; each exception the
+# rules it covers.
+SCHEMA_VERSION = "2.1"
 # 1.0 named the account lifecycle `status`; 1.1 called it `state` and added, optional on read,
 # partial accounts, unreadable users, unknown last uses and `scanned_at`. Both are read by
 # translating them into the 2.0 shape first (`upgraded`); there is no second reader.
-READABLE_VERSIONS = ("1.0", "1.1", SCHEMA_VERSION)
+# 2.0 evidence knew one rule, one active key per user: it is read as that rule's evidence.
+READABLE_VERSIONS = ("1.0", "1.1", "2.0", SCHEMA_VERSION)
 SCHEMA_PATH = Path(__file__).parent / "schema" / "findings.schema.json"
 SCHEMA_ID = "https://github.com/orgscan/orgscan/blob/main/orgscan/schema/findings.schema.json"
 # Validation errors shown in one message; the rest are counted.
@@ -125,13 +131,66 @@ def encode(result: ScanResult) -> bytes:
 
 
 def upgraded(data: dict[str, Any]) -> dict[str, Any]:
-    """A 1.x document in the 2.0 shape, meaning what it meant then; a 2.0 one as it is.
+    """An older document in the current shape, meaning what it meant then."""
+    version = data.get("schema_version")
+    if version in ("1.0", "1.1"):
+        data = _from_1x(data)
+    if version in ("1.0", "1.1", "2.0"):
+        data = _from_2_0(data)
+    return data
+
+
+def _from_2_0(data: dict[str, Any]) -> dict[str, Any]:
+    """2.0 in the 2.1 shape: the one rule it evaluated, each finding about its user, and that
+    rule's coverage of each account as the account's status said (a partial account was
+    incomplete, a skipped or failed one not scanned). Exceptions and control mappings without
+    `rules`/`rule` are that rule's, by the model's defaults."""
+    rule = {"id": MULTIPLE_ACTIVE_KEYS, "thresholds": {}}
+    run = data.get("run")
+    if isinstance(run, dict):
+        data = data | {"run": run | {"rules": [rule]}}
+    for name in ("findings",):
+        if isinstance(data.get(name), list):
+            data = data | {name: [_about_user(f) for f in data[name]]}
+    delta = data.get("delta")
+    if isinstance(delta, dict) and isinstance(delta.get("findings"), list):
+        data = data | {
+            "delta": delta | {"findings": [_about_user(f, detail=False) for f in delta["findings"]]}
+        }
+    if isinstance(data.get("accounts"), list):
+        data = data | {"accounts": [_covered(a) for a in data["accounts"]]}
+    return data
+
+
+def _about_user(finding: Any, detail: bool = True) -> Any:
+    if not isinstance(finding, dict):
+        return finding  # the validator names what is wrong with it
+    about = {"resource_type": "user", "resource_id": finding.get("arn")}
+    if detail:
+        about["detail"] = f"{finding.get('active_key_count')} active access keys"
+        about["access_key_id"] = None
+    return finding | about
+
+
+_COVERAGE_OF_STATUS = {"scanned": "complete", "partial": "incomplete"}
+
+
+def _covered(account: Any) -> Any:
+    if not isinstance(account, dict):
+        return account
+    coverage = _COVERAGE_OF_STATUS.get(str(account.get("scan_status")), "not-scanned")
+    gaps = ["some users or last uses could not be read"] if coverage == "incomplete" else []
+    return account | {
+        "coverage": [{"rule_id": MULTIPLE_ACTIVE_KEYS, "coverage": coverage, "gaps": gaps}]
+    }
+
+
+def _from_1x(data: dict[str, Any]) -> dict[str, Any]:
+    """A 1.x document in the 2.0 shape, meaning what it meant then.
 
     1.0's account `status` becomes `state`, and each user moves into its account. Fields 1.x
     left out are absent here too: the model's defaults (null, none) are what their absence meant.
     """
-    if data.get("schema_version") not in ("1.0", "1.1"):
-        return data
     for name in ("accounts", "users"):
         if not isinstance(data.get(name), list):
             raise EvidenceError(f"{name}: expected a list")

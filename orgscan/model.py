@@ -85,11 +85,45 @@ class FindingState(StrEnum):
     EXCEPTED = "excepted"
 
 
+class ResourceType(StrEnum):
+    """What a finding is about: a rule's `resource` in rules.yaml."""
+
+    USER = "user"
+    ACCESS_KEY = "access-key"
+    ACCOUNT = "account"  # the account's root user
+
+
+class Coverage(StrEnum):
+    """Whether a rule could judge everything it covers in an account."""
+
+    COMPLETE = "complete"
+    # Something the rule covers could not be read (a user, a key's last use, the root's keys):
+    # the rule never passes there.
+    INCOMPLETE = "incomplete"
+    NOT_SCANNED = "not-scanned"  # the account was skipped or failed
+
+
 class KeySource(StrEnum):
     """Where a user's key data came from; the credential report can be hours old."""
 
     LIVE = "live"
     CREDENTIAL_REPORT = "credential-report"
+
+
+class LastUseSource(StrEnum):
+    """Where a key's last use was read: the account's credential report (matched to the key by
+    its creation date, up to 4 hours old) or GetAccessKeyLastUsed (one call per key)."""
+
+    CREDENTIAL_REPORT = "credential-report"
+    GET_ACCESS_KEY_LAST_USED = "get-access-key-last-used"
+
+
+class RootKeySource(StrEnum):
+    """Where the root user's access keys were read: the report's `<root_account>` row, or
+    GetAccountSummary's `AccountAccessKeysPresent` (present or not, active or not)."""
+
+    CREDENTIAL_REPORT = "credential-report"
+    ACCOUNT_SUMMARY = "get-account-summary"
 
 
 # Organizations' account lifecycle states (`Account.State`; the older `Status` is retired on
@@ -157,6 +191,11 @@ class AccessKey:
     # Set when the key's last use could not be read: last_used_* then mean "unknown", not
     # "never used". NoSuchEntity means the key was deleted after it was listed.
     last_used_error: ScanError | None = None
+    # Where the last use was read (None: it was not), and when that datum was true (the
+    # report's GeneratedTime, or GetAccessKeyLastUsed's answer). A source with no last_used_at
+    # means never used.
+    last_used_source: LastUseSource | None = None
+    last_used_as_of: Timestamp | None = None
 
     @property
     def active(self) -> bool:
@@ -199,10 +238,32 @@ class UserKeys:
 
 
 @dataclass(frozen=True, slots=True)
+class RuleCoverage:
+    __pydantic_config__: ClassVar[ConfigDict] = EVIDENCE
+    rule_id: str
+    coverage: Coverage
+    gaps: tuple[str, ...] = ()  # what the rule could not judge here, each with why
+
+
+@dataclass(frozen=True, slots=True)
 class ScanError:
     __pydantic_config__: ClassVar[ConfigDict] = EVIDENCE
     code: str
     message: str
+
+
+@dataclass(frozen=True, slots=True)
+class RootKeys:
+    """Whether the account's root user has access keys, and where that was read."""
+
+    __pydantic_config__: ClassVar[ConfigDict] = EVIDENCE
+    source: RootKeySource | None
+    as_of: Timestamp | None
+    present: bool | None  # at least one root access key, active or not; None = unknown
+    # Active root keys; None where the source cannot tell (AccountAccessKeysPresent says only
+    # present or absent) or where nothing is known.
+    active: int | None
+    error: ScanError | None = None  # why it is unknown
 
 
 INTERRUPTED = "Interrupted"
@@ -232,6 +293,9 @@ class AccountResult:
     # When orgscan began scanning (or trying to scan) this account; exceptions are judged on
     # this day. None in 1.0 evidence, where everything was judged on the run's start.
     scanned_at: Timestamp | None = None
+    root_keys: RootKeys | None = None  # None: not read (no rule needed it, or not scanned)
+    # Each rule of the run: whether it could judge everything here, and what it could not.
+    coverage: list[RuleCoverage] = field(default_factory=list)
 
     @property
     def interrupted(self) -> bool:
@@ -249,12 +313,22 @@ class AccountResult:
     def unreadable_users(self) -> list[UserKeys]:
         return [user for user in self.users if user.error is not None]
 
+    def coverage_of(self, rule_id: str) -> Coverage:
+        for entry in self.coverage:
+            if entry.rule_id == rule_id:
+                return entry.coverage
+        return Coverage.NOT_SCANNED
+
 
 def sweep_complete(accounts: list[AccountResult], errors: list[ScanError]) -> bool:
     """Whether a sweep saw everything it set out to: derived from the accounts themselves,
-    never from a stored flag. Skipped accounts were left out on purpose and do not count."""
+    never from a stored flag. Skipped accounts were left out on purpose and do not count; a
+    scanned account where a rule could not judge everything (a key's last use, the root's keys
+    unread) leaves the sweep incomplete."""
     return not errors and all(
-        a.scan_status in (ScanStatus.SCANNED, ScanStatus.SKIPPED) for a in accounts
+        a.scan_status in (ScanStatus.SCANNED, ScanStatus.SKIPPED)
+        and all(c.coverage is not Coverage.INCOMPLETE for c in a.coverage)
+        for a in accounts
     )
 
 
@@ -267,6 +341,9 @@ class ApprovedException:
     owner: str
     expires: date
     ticket: str | None = None
+    # The rules it covers. An exception written before orgscan had several rules names none,
+    # and covers the one it was written for: one active key per user.
+    rules: tuple[str, ...] = ("iam-user-multiple-active-access-keys",)
 
     def is_expired(self, on: date) -> bool:
         return on > self.expires
@@ -277,18 +354,24 @@ class Finding:
     __pydantic_config__: ClassVar[ConfigDict] = EVIDENCE
     rule_id: str
     account_id: str
-    user_name: str
-    arn: str
-    active_key_count: int
+    user_name: str  # the IAM user, or ROOT_USER for the account's root user
+    arn: str  # the user's ARN, or the account's root ARN arn:<partition>:iam::<id>:root
+    resource_type: ResourceType
+    # With rule_id, the finding's identity across runs: the user's ARN, the key's id, or the
+    # root's ARN.
+    resource_id: str
     severity: str
     state: FindingState
+    detail: str  # the evidence in one line, for people
+    active_key_count: int | None = None  # the multiple-active-keys rule's count
+    access_key_id: str | None = None  # the key a key rule is about
     exception: ApprovedException | None = None
     expired_exception: ApprovedException | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Control:
-    """One framework control the rule maps to."""
+    """One framework control a rule maps to."""
 
     framework: str
     version: str
@@ -296,14 +379,17 @@ class Control:
     title: str
     level: str | None = None
     rationale: str | None = None  # why the mapping holds, where it is ours and not the framework's
+    # The rule it maps; entries written before orgscan had several rules map the first one.
+    rule: str = "iam-user-multiple-active-access-keys"
+    source: str | None = None  # where the number was checked
 
     @property
-    def key(self) -> tuple[str, str]:
-        return (self.framework, self.version)
+    def key(self) -> tuple[str, str, str]:
+        return (self.rule, self.framework, self.version)
 
 
 class Change(StrEnum):
-    """A finding compared with a baseline scan, matched by rule and ARN."""
+    """A finding compared with a baseline scan, matched by rule and resource."""
 
     __pydantic_config__: ClassVar[ConfigDict] = EVIDENCE
 
@@ -320,6 +406,8 @@ class FindingChange:
     account_id: str
     user_name: str
     arn: str
+    resource_type: ResourceType
+    resource_id: str
     change: Change
     state: FindingState | None  # the current state; None when the finding is gone
     reason: str | None = None  # why a finding is unverified
@@ -361,6 +449,18 @@ class Limits:
         return cls(**{f.name: getattr(scan, f.name) for f in fields(cls)})
 
 
+@dataclass(frozen=True, slots=True)
+class RuleSettings:
+    """A rule a run evaluated, with the thresholds it used."""
+
+    __pydantic_config__: ClassVar[ConfigDict] = EVIDENCE
+    id: str
+    thresholds: dict[str, int] = field(default_factory=dict)
+
+    def __hash__(self) -> int:  # the config holding it stays hashable
+        return hash((self.id, tuple(sorted(self.thresholds.items()))))
+
+
 @dataclass(slots=True)
 class RunInfo:
     __pydantic_config__: ClassVar[ConfigDict] = EVIDENCE
@@ -384,6 +484,20 @@ class RunInfo:
     # Problems outside any one account (e.g. the OU walk broke off); any makes the run incomplete.
     errors: list[ScanError] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # The rules evaluated, in report order; evidence older than 2.1 evaluated the first alone.
+    rules: list[RuleSettings] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSummary:
+    """One rule's counts: its findings, and the accounts where it could not judge everything."""
+
+    __pydantic_config__: ClassVar[ConfigDict] = EVIDENCE
+    rule_id: str
+    findings_open: int
+    findings_excepted: int
+    accounts_failing: int
+    accounts_incomplete: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,6 +516,7 @@ class Summary:
     findings: int
     findings_open: int
     findings_excepted: int
+    rules: tuple[RuleSummary, ...]
 
 
 @dataclass(slots=True)
@@ -439,6 +554,24 @@ class ScanResult:
             findings=len(self.findings),
             findings_open=len(self.findings_in(FindingState.OPEN)),
             findings_excepted=len(self.findings_in(FindingState.EXCEPTED)),
+            rules=tuple(self.rule_summary(rule.id) for rule in self.run.rules),
+        )
+
+    def rule_summary(self, rule_id: str) -> RuleSummary:
+        own = [f for f in self.findings if f.rule_id == rule_id]
+        failing = {f.account_id for f in own if f.state is FindingState.OPEN}
+        return RuleSummary(
+            rule_id=rule_id,
+            findings_open=sum(1 for f in own if f.state is FindingState.OPEN),
+            findings_excepted=sum(1 for f in own if f.state is FindingState.EXCEPTED),
+            accounts_failing=len(failing),
+            accounts_incomplete=sum(
+                1
+                for a in self.accounts
+                if a.scan_status is not ScanStatus.SKIPPED
+                and a.account.id not in failing
+                and a.coverage_of(rule_id) is not Coverage.COMPLETE
+            ),
         )
 
 

@@ -1,7 +1,9 @@
-"""The rule: its metadata, read from `orgscan/rule.yaml` alone (id, severity, title,
-descriptions, remediation, references), and the remedy's decision of which key to keep.
+"""The rules: their metadata, read from `orgscan/rules.yaml` alone (id, severity, title,
+descriptions, resource, thresholds, needs, remediation, references), and the remedy's decision
+of which key to keep.
 
-Evaluation, the reports and remediation all read the rule from here."""
+Evaluation, the reports and remediation all read the rules from here; each rule's evaluation is
+its function in `orgscan.checks`."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from orgscan.model import AccessKey, UserKeys
+from orgscan.model import AccessKey, ResourceType, UserKeys
 
 _EPOCH = datetime.min.replace(tzinfo=UTC)
 
@@ -25,8 +27,20 @@ class Reference:
     url: str
 
 
+# The rule ids other code names: remediation's choices, and what evidence older than the rules
+# (schema 1.x and 2.0) was about.
+MULTIPLE_ACTIVE_KEYS = "iam-user-multiple-active-access-keys"
+NOT_ROTATED = "iam-access-key-not-rotated"
+UNUSED = "iam-access-key-unused"
+ROOT_KEY = "root-access-key-present"
+# What collection can be asked to read beyond the users and their keys.
+NEEDS = frozenset({"key_last_use", "root_keys"})
+ROOT_USER = "<root_account>"  # the root user, as the credential report and exceptions name it
+
+
 @dataclass(frozen=True, slots=True)
 class Remediation:
+    automated: bool  # `orgscan remediate` may deactivate keys for it; else the plan says how
     summary: str
     console: tuple[str, ...]
     cli: tuple[str, ...]
@@ -44,6 +58,9 @@ class Rule:
     severity: str
     security_severity: str  # a numeric string, as GitHub code scanning reads it
     help_uri: str
+    resource: ResourceType
+    parameters: dict[str, int]  # thresholds and their defaults
+    needs: frozenset[str]
     remediation: Remediation
     references: tuple[Reference, ...]
     tags: tuple[str, ...]
@@ -51,6 +68,12 @@ class Rule:
 
 def parse_rule(data: dict[str, Any]) -> Rule:
     remediation = data["remediation"]
+    if remediation["automated"] not in ("deactivate", "manual"):
+        raise ValueError(
+            f"rules.yaml: {data['id']}: remediation.automated must be deactivate or manual"
+        )
+    if unknown := set(data["needs"]) - NEEDS:
+        raise ValueError(f"rules.yaml: {data['id']}: unknown needs {sorted(unknown)}")
     rule = Rule(
         id=data["id"],
         name=data["name"],
@@ -61,7 +84,11 @@ def parse_rule(data: dict[str, Any]) -> Rule:
         severity=data["severity"],
         security_severity=str(data["security_severity"]),
         help_uri=data["help_uri"],
+        resource=ResourceType(data["resource"]),
+        parameters={str(k): int(v) for k, v in data["parameters"].items()},
+        needs=frozenset(data["needs"]),
         remediation=Remediation(
+            automated=remediation["automated"] == "deactivate",
             summary=remediation["summary"],
             console=tuple(remediation["console"]),
             cli=tuple(remediation["cli"]),
@@ -75,20 +102,29 @@ def parse_rule(data: dict[str, Any]) -> Rule:
     except ValueError:
         # Fail here rather than at upload: GitHub drops a severity that is not a number.
         raise ValueError(
-            f"rule.yaml: security_severity must be a number, got {rule.security_severity!r}"
+            f"rules.yaml: {rule.id}: security_severity must be a number, "
+            f"got {rule.security_severity!r}"
         ) from None
     return rule
 
 
 @cache
-def load_rule() -> Rule:
-    text = resources.files("orgscan").joinpath("rule.yaml").read_text(encoding="utf-8")
-    return parse_rule(yaml.safe_load(text))
+def load_rules() -> tuple[Rule, ...]:
+    """Every rule, in rules.yaml's order (the order of every report)."""
+    text = resources.files("orgscan").joinpath("rules.yaml").read_text(encoding="utf-8")
+    return tuple(parse_rule(entry) for entry in yaml.safe_load(text)["rules"])
 
 
-# The rule's id and severity, as every finding carries them: rule.yaml's, never restated.
-RULE_ID = load_rule().id
-SEVERITY = load_rule().severity
+@cache
+def rule_by_id(rule_id: str) -> Rule:
+    for rule in load_rules():
+        if rule.id == rule_id:
+            return rule
+    raise KeyError(f"no rule {rule_id!r}; the rules are: {', '.join(rule_ids())}")
+
+
+def rule_ids() -> tuple[str, ...]:
+    return tuple(rule.id for rule in load_rules())
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +150,9 @@ def recommended_key(user: UserKeys) -> Recommendation | None:
     return Recommendation(best, "newest; no active key has been used")
 
 
-def fingerprint(rule_id: str, arn: str) -> str:
+def fingerprint(rule_id: str, resource_id: str) -> str:
     """One finding's identity across scans and formats (SARIF's partial fingerprint, OCSF's
-    uid, ASFF's Id, the watch's alert): only the rule and the ARN, never run data, so an alert
-    survives from scan to scan."""
-    return hashlib.sha256(f"{rule_id}\n{arn}".encode()).hexdigest()
+    uid, ASFF's Id, the watch's alert): only the rule and the resource (a user's ARN, a key's
+    id, the root's ARN), never run data, so an alert survives from scan to scan. A user rule's
+    resource is the user's ARN, as before rules were many: old alerts keep their identity."""
+    return hashlib.sha256(f"{rule_id}\n{resource_id}".encode()).hexdigest()

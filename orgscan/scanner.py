@@ -23,6 +23,7 @@ from orgscan.aws.organizations import walk_accounts
 from orgscan.aws.ratelimit import CallCounter, RateLimiter
 from orgscan.collect.credential_report import ReportPolling, collect_from_report
 from orgscan.collect.live import collect_live
+from orgscan.collect.usage import Needs
 from orgscan.collect.users import Collected
 from orgscan.config import Config
 from orgscan.evaluate import evaluate
@@ -78,14 +79,17 @@ class _Scanner:
         self.options = options
         self.progress = progress
         self.recheck_arns = recheck_arns
+        # What collection reads beyond the keys, for the rules of this run only.
+        self.needs = Needs.of(config.rules)
         self.workers = workers_per_account(config.scan.account_rate_limit)
 
     async def _collect(self, iam: IamReader, account_id: str) -> Collected:
+        needs, polling = self.needs, self.options.report_polling
         if self.config.scan.strategy == "credential-report":
             return await collect_from_report(
-                iam, account_id, self.workers, self.options.report_polling, self.recheck_arns
+                iam, account_id, self.workers, polling, needs, self.recheck_arns
             )
-        return await collect_live(iam, account_id, self.workers)
+        return await collect_live(iam, account_id, self.workers, needs, polling)
 
     async def scan_account(self, account: Account) -> AccountResult:
         limiter = RateLimiter(self.config.scan.account_rate_limit)
@@ -104,9 +108,13 @@ class _Scanner:
             result.error = ScanError(code=error_code(exc), message=error_message(exc))
         else:
             result.users = sorted(collected.users, key=lambda u: u.arn)
-            # Users that could not be read are in the evidence with their error; the account
-            # is then partial, which makes the run incomplete.
-            complete = all(user.complete for user in result.users)
+            result.root_keys = collected.root_keys
+            # Users that could not be read are in the evidence with their error, and so is a
+            # root user whose keys could not be read; the account is then partial, which makes
+            # the run incomplete.
+            complete = all(user.complete for user in result.users) and (
+                result.root_keys is None or result.root_keys.error is None
+            )
             result.scan_status = ScanStatus.SCANNED if complete else ScanStatus.PARTIAL
             result.notes = collected.notes
             result.credential_report_generated_at = collected.report_generated_at
@@ -117,9 +125,12 @@ class _Scanner:
             )
         elif result.scan_status is ScanStatus.PARTIAL:
             log.warning(
-                "account %s partly scanned: %d user(s) not fully read",
+                "account %s partly scanned: %d user(s) not fully read%s",
                 account.id,
                 sum(not user.complete for user in result.users),
+                "; the root user's access keys unknown"
+                if result.root_keys and result.root_keys.error
+                else "",
             )
         return result
 
@@ -301,25 +312,21 @@ async def scan(
         role_name=config.role.name,
         config_digest=config.digest(),
         limits=Limits.of(config.scan),
-        complete=sweep_complete(results, run_errors),
         api_calls=management.calls.calls + sum(r.api_calls for r in results),
         errors=run_errors,
         warnings=config_warnings(config) + account_filter.unmatched() + credentials.warnings,
         resumed_from=previous.run.id if previous else None,
         shard=str(shard) if shard else None,
+        rules=list(config.rules),
     )
+    # Each account is judged as of the moment it was scanned: a resumed run may finish accounts
+    # days after the original start, when a key has aged or an approval has lapsed.
+    findings = evaluate(results, config.rules, config.exceptions, identity.partition, started)
+    run.complete = sweep_complete(results, run_errors)
     return ScanResult(
         run=run,
         accounts=results,
-        # Each account's exceptions as of the day it was scanned: a resumed run may finish
-        # accounts days after the original start, when an approval has lapsed.
-        findings=[
-            finding
-            for result in results
-            for finding in evaluate(
-                result.users, config.exceptions, (result.scanned_at or started).date()
-            )
-        ],
+        findings=findings,
         exceptions=list(config.exceptions),
         controls=list(config.controls),
     )

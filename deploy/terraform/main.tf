@@ -45,6 +45,7 @@ data "aws_iam_policy_document" "audit" {
     actions = [
       "iam:GenerateCredentialReport",
       "iam:GetAccessKeyLastUsed",
+      "iam:GetAccountSummary",
       "iam:GetCredentialReport",
       "iam:ListAccessKeys",
       "iam:ListUsers",

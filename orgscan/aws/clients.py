@@ -258,6 +258,9 @@ class BoundClient:
     def get_credential_report(self, **params: Any) -> Awaitable[Answer]:
         return self._send("GetCredentialReport", "get_credential_report")(**params)
 
+    def get_account_summary(self, **params: Any) -> Awaitable[Answer]:
+        return self._send("GetAccountSummary", "get_account_summary")(**params)
+
     def update_access_key(self, **params: Any) -> Awaitable[Answer]:
         return self._send("UpdateAccessKey", "update_access_key")(**params)
 

@@ -31,6 +31,8 @@ class IamReader(Protocol):
 
     def get_credential_report(self, **params: Any) -> Awaitable[Answer]: ...
 
+    def get_account_summary(self, **params: Any) -> Awaitable[Answer]: ...
+
 
 class IamWriter(IamReader, Protocol):
     """What remediation needs in one account: reads, and deactivating a key."""

@@ -13,7 +13,16 @@ from botocore.exceptions import ClientError
 
 from orgscan.aws.errors import EXPIRED_TOKEN, error_code, error_message
 from orgscan.aws.interfaces import IamReader
-from orgscan.model import NO_SUCH_ENTITY, AccessKey, KeySource, ScanError, UserKeys
+from orgscan.model import (
+    NO_SUCH_ENTITY,
+    AccessKey,
+    KeySource,
+    LastUseSource,
+    RootKeys,
+    ScanError,
+    UserKeys,
+    utcnow,
+)
 
 # ListUsers accepts up to 1000 per page; fewer pages is fewer calls against the account's limit.
 LIST_USERS_PAGE = 1000
@@ -42,6 +51,7 @@ class Collected:
     users: list[UserKeys]
     notes: list[str] = field(default_factory=list)
     report_generated_at: datetime | None = None
+    root_keys: RootKeys | None = None
 
 
 async def list_users(iam: IamReader) -> list[IamUser]:
@@ -98,10 +108,12 @@ async def with_last_used(iam: IamReader, key: AccessKey) -> AccessKey:
         last_used_at=used.get("LastUsedDate"),
         last_used_service=_known(used.get("ServiceName")),
         last_used_region=_known(used.get("Region")),
+        last_used_source=LastUseSource.GET_ACCESS_KEY_LAST_USED,
+        last_used_as_of=utcnow(),
     )
 
 
-async def _last_used(iam: IamReader, key: AccessKey) -> AccessKey:
+async def last_used(iam: IamReader, key: AccessKey) -> AccessKey:
     """The key with its last use, or with the error that kept it unknown."""
     try:
         return await with_last_used(iam, key)
@@ -112,8 +124,11 @@ async def _last_used(iam: IamReader, key: AccessKey) -> AccessKey:
         return AccessKey(key.id, key.status, key.created_at, last_used_error=error)
 
 
-async def live_user_keys(iam: IamReader, account_id: str, user: IamUser) -> UserKeys | None:
-    """The user's keys read live; the last-used evidence only for users the rule flags.
+async def live_user_keys(
+    iam: IamReader, account_id: str, user: IamUser, flagged_last_use: bool = True
+) -> UserKeys | None:
+    """The user's keys read live; with `flagged_last_use`, the last use of each key of a user
+    with more than one active key (the evidence of which key is in use), read here.
 
     None when the user was deleted after it was listed. A user whose keys cannot be read is
     returned with its error; a key whose last use cannot be read, with that error.
@@ -127,8 +142,8 @@ async def live_user_keys(iam: IamReader, account_id: str, user: IamUser) -> User
         if error is None:
             raise
         return UserKeys(account_id, user.name, user.arn, user.path, (), KeySource.LIVE, error)
-    if sum(1 for key in keys if key.active) > 1:
-        keys = [await _last_used(iam, key) for key in keys]
+    if flagged_last_use and sum(1 for key in keys if key.active) > 1:
+        keys = [await last_used(iam, key) for key in keys]
     return UserKeys(
         account_id=account_id,
         user_name=user.name,

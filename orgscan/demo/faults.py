@@ -10,6 +10,7 @@ aiohttp and botocore retry paths.
 from __future__ import annotations
 
 import base64
+import csv
 import io
 import json
 import random
@@ -18,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 from xml.etree import ElementTree
@@ -77,6 +79,39 @@ ACCOUNT_ANSWERS = {
     "ListAccountsForParent": "Accounts",
     "DescribeAccount": "Account",
 }
+
+
+# The calls whose answers say what a `Fault.key_history` or `Fault.root_keys` declares.
+HISTORY_ACTIONS = frozenset(
+    {"ListAccessKeys", "GetAccessKeyLastUsed", "GetCredentialReport", "GetAccountSummary"}
+)
+ROOT_ROW = "<root_account>"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyHistory:
+    """When an access key was created and last used, as AWS would answer: moto creates every
+    key when it is seeded, never used (only a request signed with the key itself marks it),
+    and has no way to set either date."""
+
+    key_id: str
+    created: datetime
+    last_used: datetime | None = None  # None: never used
+    service: str = "s3"
+    region: str = "us-east-1"
+
+
+@dataclass(frozen=True, slots=True)
+class RootKey:
+    """An access key of an account's root user. moto has no root user: its credential report
+    has no `<root_account>` row, and its AccountAccessKeysPresent is always 0."""
+
+    account: str
+    created: datetime
+    active: bool = True
+    last_used: datetime | None = None
+    service: str = "s3"
+    region: str = "us-east-1"
 
 
 def _answered(app: WSGIApp, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
@@ -146,6 +181,13 @@ class Fault:
     # (and `message`), importing none: AWS reports some errors per finding, in FailedFindings
     # (InvalidAccess when Security Hub is not enabled, among them); moto imports regardless.
     failed_findings: str | None = None
+    # What AWS holds that moto cannot: the keys' creation and last-use dates (by key id), and
+    # the root users' access keys (by account). A rule with either declares state, not a
+    # reaction: it matches no request, and every answer moto gives from then on (ListAccessKeys,
+    # GetAccessKeyLastUsed, GetCredentialReport, GetAccountSummary) says it, whatever other
+    # rule delays the request.
+    key_history: tuple[KeyHistory, ...] = ()
+    root_keys: tuple[RootKey, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +205,8 @@ class FaultInjector:
     def __init__(self, app: WSGIApp, seed: int = 7) -> None:
         self.app = app
         self.faults: list[Fault] = []
+        self._key_history: dict[str, KeyHistory] = {}
+        self._root_keys: list[RootKey] = []
         self.calls: dict[tuple[str, str], int] = {}
         self.injected: dict[str, int] = {}
         self._hits: dict[int, int] = {}
@@ -182,6 +226,8 @@ class FaultInjector:
     def reset(self, faults: Iterable[Fault] = ()) -> None:
         with self._lock:
             self.faults = list(faults)
+            self._key_history = {k.key_id: k for f in self.faults for k in f.key_history}
+            self._root_keys = [r for f in self.faults for r in f.root_keys]
             self.calls.clear()
             self.injected.clear()
             self.assumed_roles.clear()
@@ -256,6 +302,8 @@ class FaultInjector:
                     continue
                 if fault.s3_grants is not None and request.service != "s3":
                     continue
+                if fault.key_history or fault.root_keys:
+                    continue  # state, applied to moto's answers (`_forward`)
                 seen = self._hits.get(index, 0)
                 self._hits[index] = seen + 1
                 if fault.first is not None and seen >= fault.first:
@@ -318,6 +366,12 @@ class FaultInjector:
     def _forward(
         self, request: Request, environ: dict[str, Any], body: bytes, start_response: StartResponse
     ) -> Iterable[bytes]:
+        """moto's answer, made AWS's where moto differs: ListUsers pages, the credential report's
+        root row and age, and what the `key_history`/`root_keys` rules declare."""
+        if request.action in ("GetCredentialReport", "GetAccountSummary") or (
+            self._key_history and request.action in HISTORY_ACTIONS
+        ):
+            return self._iam_history(request, environ, body, start_response)
         if request.action in ("AssumeRole", "CreateAccessKey"):
             # A new user key belongs to the account that created it, as a role's to the role's.
             return self._remember_keys(environ, start_response, request.account)
@@ -422,6 +476,47 @@ class FaultInjector:
         start_response("200 OK", [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))])
         return [body]
 
+    def _iam_history(
+        self, request: Request, environ: dict[str, Any], body: bytes, start_response: StartResponse
+    ) -> list[bytes]:
+        status, headers, answer = _answered(self.app, environ)
+        if not status.startswith("200"):
+            start_response(status, headers)
+            return [answer]
+        keys = self._key_history
+        roots = sorted(
+            (r for r in self._root_keys if r.account == request.account), key=lambda r: r.created
+        )
+        ElementTree.register_namespace("", IAM_NS)
+        root = ElementTree.fromstring(answer)  # noqa: S314 - moto's own answer on loopback
+        result = root.find(f"{{{IAM_NS}}}{request.action}Result")
+        assert result is not None
+        if request.action == "ListAccessKeys":
+            for member in result.iter(f"{{{IAM_NS}}}member"):
+                found = keys.get(member.findtext(f"{{{IAM_NS}}}AccessKeyId", ""))
+                created = member.find(f"{{{IAM_NS}}}CreateDate")
+                if found is not None and created is not None:
+                    created.text = _iso_z(found.created)
+        elif request.action == "GetAccessKeyLastUsed":
+            key_id = parse_qs(body.decode()).get("AccessKeyId", [""])[0]
+            if key_id in keys:
+                _set_last_used(result, keys[key_id])
+        elif request.action == "GetAccountSummary":
+            for entry in result.iter(f"{{{IAM_NS}}}entry"):
+                if entry.findtext(f"{{{IAM_NS}}}key") == "AccountAccessKeysPresent":
+                    value = entry.find(f"{{{IAM_NS}}}value")
+                    assert value is not None
+                    value.text = "1" if roots else "0"
+        else:  # GetCredentialReport: a root row, the keys' dates, and a report hours old at most
+            content = result.find(f"{{{IAM_NS}}}Content")
+            generated = result.find(f"{{{IAM_NS}}}GeneratedTime")
+            assert content is not None and content.text is not None and generated is not None
+            report = base64.b64decode(content.text).decode()
+            report = _aws_report(report, request.account, keys, roots[:2])
+            content.text = base64.b64encode(report.encode()).decode()
+            generated.text = _iso_z(datetime.now(UTC))
+        return self._replace_body(status, headers, ElementTree.tostring(root), start_response)
+
     def _caller(self, arn: str, start_response: StartResponse) -> list[bytes]:
         account = arn.split(":")[4]
         body = (
@@ -507,6 +602,71 @@ class FaultInjector:
                 self._key_accounts[key.decode()] = account
             self.issued_secrets.extend(s.decode() for s in _ISSUED_SECRET.findall(body))
         return [body]
+
+
+def _iso_z(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _iso_csv(when: datetime | None) -> str:
+    # The credential report's dates: ISO 8601 with an offset, to the second; N/A for none.
+    return "N/A" if when is None else when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+
+
+def _set_last_used(result: ElementTree.Element, key: KeyHistory) -> None:
+    used = result.find(f"{{{IAM_NS}}}AccessKeyLastUsed")
+    assert used is not None
+    used.clear()
+    if key.last_used is not None:
+        ElementTree.SubElement(used, f"{{{IAM_NS}}}LastUsedDate").text = _iso_z(key.last_used)
+    for tag, value in (("ServiceName", key.service), ("Region", key.region)):
+        ElementTree.SubElement(used, f"{{{IAM_NS}}}{tag}").text = (
+            value if key.last_used is not None else "N/A"
+        )
+
+
+def _slot_cells(key: KeyHistory | RootKey, active: bool) -> list[str]:
+    """A key slot's five cells as AWS writes them: active, last_rotated (its CreateDate),
+    last used date, region and service (N/A when never used)."""
+    used = key.last_used is not None
+    return [
+        "true" if active else "false",
+        _iso_csv(key.created),
+        _iso_csv(key.last_used),
+        key.region if used else "N/A",
+        key.service if used else "N/A",
+    ]
+
+
+def _aws_report(
+    report: str, account: str, keys: dict[str, KeyHistory], roots: list[RootKey]
+) -> str:
+    """moto's credential report as AWS writes it: the root user's row first, and each key
+    slot with the key's declared dates (moto orders a user's slots as its keys)."""
+    from moto.iam.models import iam_backends
+
+    rows = list(csv.reader(io.StringIO(report)))
+    header = rows[0]
+    index = {column: position for position, column in enumerate(header)}
+    slot = [index[f"access_key_{n}_active"] for n in (1, 2)]
+    # moto's header is AWS's 22 columns, in AWS's order.
+    root = [ROOT_ROW, f"arn:aws:iam::{account}:root", "2019-01-01T00:00:00+00:00"]
+    root += ["not_supported", "no_information", "not_supported", "not_supported", "true"]
+    for n in (0, 1):
+        root += (
+            _slot_cells(roots[n], roots[n].active) if n < len(roots) else ["false"] + ["N/A"] * 4
+        )
+    root += ["false", "N/A", "false", "N/A"]
+    for row in rows[1:]:
+        partition = row[index["arn"]].split(":")[1]
+        user = iam_backends[account][partition].users.get(row[index["user"]])
+        for n, moto_key in enumerate(user.access_keys[:2] if user else []):
+            if moto_key.access_key_id in keys:
+                declared = keys[moto_key.access_key_id]
+                row[slot[n] : slot[n] + 5] = _slot_cells(declared, moto_key.status == "Active")
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\n").writerows([header, root, *rows[1:]])
+    return text.getvalue()
 
 
 def s3_permissions(environ: dict[str, Any]) -> set[str]:

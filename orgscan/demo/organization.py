@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
-from orgscan.demo.faults import Fault
+from orgscan.demo.faults import Fault, KeyHistory, RootKey
 from orgscan.demo.seed import ACTIVE, INACTIVE, AccountSpec, OrgSpec, SeededOrg, UserSpec
+from orgscan.model import utcnow
 
 DEMO_ORG = OrgSpec(
     management_users=(
@@ -74,8 +76,50 @@ HIDDEN_USER = ("shared-network", "vendor-sync")
 DEMO_STATES = {"sandbox-frank": "PENDING_CLOSURE", "sandbox-old": "CLOSED"}
 
 
-def demo_faults(seeded: SeededOrg) -> list[Fault]:
+# What moto cannot hold: how old keys are and when they were last used (days before the demo
+# runs), by (account, user), one entry per key in creation order; keys not named here were
+# created as the demo started and never used. Each access-key rule gets a case of its own:
+KEY_AGES: dict[tuple[str, str], tuple[tuple[int, int | None], ...]] = {
+    # two active keys, the older one in use and 400 days old: one active key + not rotated
+    ("prod-web", "deploy-bot"): ((400, 2), (30, 1)),
+    # one active key, 200 days old but in daily use: not rotated only
+    ("prod-web", "cdn-purger"): ((200, 1), (500, 300)),
+    # created 60 days ago and never used: unused only
+    ("dev-alpha", "dave"): ((60, None),),
+    # last used 70 days ago, created 80 days ago: unused only
+    ("prod-data", "analyst-bob"): ((80, 70),),
+    # 150 days old, rotation excepted until a vendor appliance is replaced (see demo_config)
+    ("security-tooling", "siem-forwarder"): ((150, 0),),
+    # recently created and used: passes every rule
+    ("staging", "qa-runner"): ((20, 1),),
+}
+# log-archive's root user still has the access key it was given when the account was created.
+ROOT_KEY_ACCOUNT = ("log-archive", 900, 400)
+
+
+def demo_faults(seeded: SeededOrg, now: datetime | None = None) -> list[Fault]:
+    now = now or utcnow()
+
+    def ago(days: int | None) -> datetime | None:
+        return None if days is None else now - timedelta(days=days)
+
+    history = tuple(
+        KeyHistory(key_id, created=now - timedelta(days=created), last_used=ago(used))
+        for (account, user), ages in KEY_AGES.items()
+        for key_id, (created, used) in zip(seeded.key_ids[(account, user)], ages, strict=True)
+    )
+    root_account, created, used = ROOT_KEY_ACCOUNT
     return [
+        Fault(key_history=history),
+        Fault(
+            root_keys=(
+                RootKey(
+                    seeded.account_ids[root_account],
+                    created=now - timedelta(days=created),
+                    last_used=ago(used),
+                ),
+            )
+        ),
         Fault(states=tuple((seeded.account_ids[n], s) for n, s in DEMO_STATES.items())),
         Fault(
             action="AssumeRole",
@@ -119,6 +163,15 @@ def demo_config(seeded: SeededOrg) -> dict[str, Any]:
                 "owner": "data-team@example.com",
                 "expires": "2026-06-30",
                 "ticket": "SEC-1187",
+            },
+            {
+                "account": seeded.account_ids["security-tooling"],
+                "user": "siem-forwarder",
+                "reason": "The SIEM appliance takes a static key; replaced in Q2",
+                "owner": "secops@example.com",
+                "expires": "2099-06-30",
+                "ticket": "SEC-1302",
+                "rules": ["iam-access-key-not-rotated"],
             },
         ],
     }

@@ -47,6 +47,9 @@ class SeededOrg:
     account_ids: dict[str, str] = field(default_factory=dict)  # account name → id
     ou_ids: dict[str, str] = field(default_factory=dict)  # OU path → id
     key_secrets: dict[str, str] = field(default_factory=dict)  # access key id → its secret
+    # (account name, user name) → its access key ids, in creation order: what the fault layer's
+    # KeyHistory is keyed by.
+    key_ids: dict[tuple[str, str], list[str]] = field(default_factory=dict)
 
     @property
     def secrets(self) -> list[str]:
@@ -63,16 +66,23 @@ def _ensure_ou(org: Any, seeded: SeededOrg, path: str) -> str:
     return str(ou["Id"])
 
 
-def _seed_users(iam: Any, users: tuple[UserSpec, ...], secrets: dict[str, str]) -> None:
+def _seed_users(
+    iam: Any, users: tuple[UserSpec, ...], secrets: dict[str, str]
+) -> dict[str, list[str]]:
+    """The users and their keys; returns each user's key ids by user name."""
+    key_ids: dict[str, list[str]] = {}
     for user in users:
         iam.create_user(UserName=user.name, Path=user.path)
+        key_ids[user.name] = []
         for status in user.keys:
             key = iam.create_access_key(UserName=user.name)["AccessKey"]
             secrets[key["AccessKeyId"]] = key["SecretAccessKey"]
+            key_ids[user.name].append(key["AccessKeyId"])
             if status == INACTIVE:
                 iam.update_access_key(
                     UserName=user.name, AccessKeyId=key["AccessKeyId"], Status=INACTIVE
                 )
+    return key_ids
 
 
 def member_iam(sts: Any, account_id: str, endpoint: str | None = None) -> Any:
@@ -111,16 +121,19 @@ def seed_organization(spec: OrgSpec, endpoint: str, threads: int = 8) -> SeededO
                 DestinationParentId=_ensure_ou(org, seeded, account.ou),
             )
 
-    def seed(account: AccountSpec) -> dict[str, str]:
+    def seed(account: AccountSpec) -> tuple[str, dict[str, str], dict[str, list[str]]]:
         secrets: dict[str, str] = {}
         iam = member_iam(sts, seeded.account_ids[account.name], endpoint)
-        _seed_users(iam, account.users, secrets)
-        return secrets
+        return account.name, secrets, _seed_users(iam, account.users, secrets)
 
-    _seed_users(boto3.client("iam", **client_args), spec.management_users, seeded.key_secrets)
+    management = _seed_users(
+        boto3.client("iam", **client_args), spec.management_users, seeded.key_secrets
+    )
+    seeded.key_ids.update(((spec.management_name, u), ids) for u, ids in management.items())
     with ThreadPoolExecutor(threads) as pool:
-        for secrets in pool.map(seed, [a for a in spec.accounts if a.users]):
+        for name, secrets, key_ids in pool.map(seed, [a for a in spec.accounts if a.users]):
             seeded.key_secrets.update(secrets)
+            seeded.key_ids.update(((name, u), ids) for u, ids in key_ids.items())
     for account in spec.accounts:
         if account.suspended:
             org.close_account(AccountId=seeded.account_ids[account.name])

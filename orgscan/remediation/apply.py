@@ -16,12 +16,19 @@ import asyncio
 import dataclasses
 import json
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Mapping,
+    Sequence,
+)
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -54,7 +61,7 @@ from orgscan.model import (
     utcnow,
 )
 from orgscan.remediation.plan import KeyAction, Plan, UserAction
-from orgscan.rules import recommended_key
+from orgscan.rules import MULTIPLE_ACTIVE_KEYS, UNUSED, recommended_key
 
 KIND = "orgscan-remediation-journal"
 # 2.0: each entry line is the Entry as the evidence codec writes it (flat `before_status`,
@@ -676,10 +683,38 @@ def _finish(record: _Recorder, planned: list[Entry], why: str) -> None:
     record.finish(unattempted)
 
 
-def _excepted(config: Config, action: UserAction, today: date) -> ApprovedException | None:
-    """The current config's valid exception for the user, as the scan's evaluation judges it."""
-    user = UserKeys(action.account_id, action.user_name, action.arn, "", ())
-    return governing_exception(config.exceptions, user, today)
+def _excepted(
+    config: Config, rule_id: str, action: UserAction, today: date
+) -> ApprovedException | None:
+    """The current config's valid exception for the user under the rule, as the scan's
+    evaluation judges it."""
+    return governing_exception(
+        config.exceptions, rule_id, action.account_id, action.user_name, action.arn, today
+    )
+
+
+def _excepted_text(exception: ApprovedException) -> str:
+    return (
+        f"excepted by the current config until {exception.expires} (owner "
+        f"{exception.owner}{', ' + exception.ticket if exception.ticket else ''}): "
+        f"{exception.reason}"
+    )
+
+
+def _still_unused(key: AccessKey, max_unused_days: int, now: datetime) -> str | None:
+    """Why the live key no longer qualifies as unused (used within the limit, or created within
+    it and never used); None while it still does, as the unused rule judges it."""
+    limit = timedelta(days=max_unused_days)
+    if key.last_used_at is not None:
+        if now - key.last_used_at > limit:
+            return None
+        return (
+            f"used at {iso(key.last_used_at)} ({key.last_used_service or 'unknown service'}), "
+            f"within {max_unused_days} days of now"
+        )
+    if key.created_at is not None and now - key.created_at > limit:
+        return None
+    return f"never used, but created {iso(key.created_at)}, within {max_unused_days} days of now"
 
 
 async def _excluded_accounts(run: _Run, account_ids: Collection[str]) -> dict[str, str]:
@@ -719,8 +754,9 @@ def _entry(
 
 
 class _Apply:
-    def __init__(self, run: _Run) -> None:
+    def __init__(self, run: _Run, plan: Plan) -> None:
         self.run = run
+        self.plan = plan
         self.today = utcnow().date()
 
     async def account(self, iam: IamWriter, account_id: str, actions: Sequence[UserAction]) -> None:
@@ -739,78 +775,96 @@ class _Apply:
     async def user(self, iam: IamWriter, action: UserAction) -> None:
         record = self.run.record
 
-        async def all_keys(outcome: Outcome, reason: str) -> None:
-            for key in action.deactivate:
+        async def each(keys: Sequence[KeyAction], outcome: Outcome, reason: str) -> None:
+            for key in keys:
                 await record(_entry(action, key.access_key_id, outcome, reason))
 
         if self.run.stop.signal:
-            await all_keys(Outcome.SKIPPED, self.run.not_attempted())
+            await each(action.deactivate, Outcome.SKIPPED, self.run.not_attempted())
             return
-        exception = _excepted(self.run.config, action, self.today)
-        if exception:
-            await all_keys(
-                Outcome.SKIPPED,
-                f"excepted by the current config until {exception.expires} (owner "
-                f"{exception.owner}{', ' + exception.ticket if exception.ticket else ''}): "
-                f"{exception.reason}",
-            )
+        # Per key, the rules it is still deactivated for: an exception granted since the plan
+        # takes its rule away, and a key left with none is not touched.
+        remaining: list[tuple[KeyAction, tuple[str, ...]]] = []
+        for planned in action.deactivate:
+            exceptions = {r: self.excepted(r, action) for r in planned.rules}
+            rules = tuple(r for r, e in exceptions.items() if e is None)
+            if rules:
+                remaining.append((planned, rules))
+            else:
+                why = _per_rule({r: _excepted_text(e) for r, e in exceptions.items() if e})
+                await record(_entry(action, planned.access_key_id, Outcome.SKIPPED, why))
+        todo = [planned for planned, _ in remaining]
+        if not todo:
             return
         try:
             keys = {key.id: key for key in await list_keys(iam, action.user_name)}
         except Exception as exc:
             if error_code(exc) == "NoSuchEntity":
-                await all_keys(Outcome.SKIPPED, "the user no longer exists")
+                await each(todo, Outcome.SKIPPED, "the user no longer exists")
             else:
-                await all_keys(Outcome.FAILED, _failure(exc))
+                await each(todo, Outcome.FAILED, _failure(exc))
             return
-        keep = keys.get(action.keep)
-        if keep is None or not keep.active:
-            await all_keys(
-                Outcome.SKIPPED,
-                f"the key to keep, {action.keep}, is no longer active; deactivating the others "
-                "could lock the user out",
-            )
-            return
-        # The evidence may have been edited before the plan was made from it (the plan's
-        # digest binds only what it was made from): the key to keep is chosen again from the
-        # live last use of every active key, by the plan's own rule, and must be the plan's.
+        # Every active key's live last use: an unused key is judged on it, and the key to keep is
+        # chosen again from it (the evidence may have been edited before the plan was made from
+        # it: the plan's digest binds only what it was made from).
         try:
             live = {key.id: await with_last_used(iam, key) for key in keys.values() if key.active}
         except Exception as exc:
-            await all_keys(Outcome.FAILED, f"reading the keys' last use: {_failure(exc)}")
+            await each(todo, Outcome.FAILED, f"reading the keys' last use: {_failure(exc)}")
             return
-        chosen = recommended_key(
-            UserKeys(action.account_id, action.user_name, action.arn, "", tuple(live.values()))
-        )
-        if chosen is None or chosen.key.id != action.keep:
-            picked = f"{chosen.key.id} to keep ({chosen.reason})" if chosen else "no key"
-            for planned in action.deactivate:
-                now = live.get(planned.access_key_id)
-                await record(
-                    _entry(
-                        action,
-                        planned.access_key_id,
-                        Outcome.SKIPPED,
-                        _used_after_plan(planned, now)
-                        if now and _used_since(planned.last_used_at, now.last_used_at)
-                        else f"the keys' live last use picks {picked}, not the plan's "
-                        f"{action.keep}; deactivating the others could switch off the key in "
-                        "use (was the evidence edited, or has use changed since the scan?)",
-                    )
-                )
-            return
-        for planned in action.deactivate:
+        keeping = self._keeping(action, keys, live)
+        for planned, rules in remaining:
             if self.run.stop.signal:
                 await record(
                     _entry(action, planned.access_key_id, Outcome.SKIPPED, self.run.not_attempted())
                 )
                 continue
             key_id = planned.access_key_id
-            await self.key(iam, action, planned, live.get(key_id) or keys.get(key_id))
+            await self.key(
+                iam, action, planned, rules, live.get(key_id) or keys.get(key_id), keeping
+            )
+
+    def excepted(self, rule_id: str, action: UserAction) -> ApprovedException | None:
+        return _excepted(self.run.config, rule_id, action, self.today)
+
+    @staticmethod
+    def _keeping(
+        action: UserAction,
+        keys: Mapping[str | None, AccessKey],
+        live: Mapping[str | None, AccessKey],
+    ) -> str | None:
+        """Why the one-active-key remedy cannot go ahead for the user now; None when it can: the
+        key to keep is still active, and the live last use still picks it."""
+        keep = keys.get(action.keep) if action.keep else None
+        if keep is None or not keep.active:
+            return (
+                f"the key to keep, {action.keep}, is no longer active; deactivating the others "
+                "could lock the user out"
+            )
+        chosen = recommended_key(
+            UserKeys(action.account_id, action.user_name, action.arn, "", tuple(live.values()))
+        )
+        if chosen is None or chosen.key.id != action.keep:
+            picked = f"{chosen.key.id} to keep ({chosen.reason})" if chosen else "no key"
+            return (
+                f"the keys' live last use picks {picked}, not the plan's {action.keep}; "
+                "deactivating the others could switch off the key in use (was the evidence "
+                "edited, or has use changed since the scan?)"
+            )
+        return None
 
     async def key(
-        self, iam: IamWriter, action: UserAction, planned: KeyAction, live: AccessKey | None
+        self,
+        iam: IamWriter,
+        action: UserAction,
+        planned: KeyAction,
+        rules: tuple[str, ...],
+        live: AccessKey | None,
+        keeping: str | None,
     ) -> None:
+        """Deactivate the key for each of `rules` whose live re-check still holds: for the
+        one-active-key rule, the kept key is still the one in use; for the unused rule, the key's
+        live last use is still beyond the plan's limit. A key used since the plan never goes."""
         record = self.run.record
         key_id = planned.access_key_id
         if live is None:
@@ -819,28 +873,34 @@ class _Apply:
         if not live.active:
             await record(_entry(action, key_id, Outcome.SKIPPED, f"already {live.status}"))
             return
-        now = live  # an active key: read with its last use by `user`
-        before = {"before_status": live.status, "before_last_used_at": now.last_used_at}
-        if _used_since(planned.last_used_at, now.last_used_at):
-            await record(
-                _entry(
-                    action,
-                    key_id,
-                    Outcome.SKIPPED,
-                    _used_after_plan(planned, now),
-                    **before,
-                )
-            )
+        before = {"before_status": live.status, "before_last_used_at": live.last_used_at}
+        if _used_since(planned.last_used_at, live.last_used_at):
+            reason = _used_after_plan(planned, live)
+            await record(_entry(action, key_id, Outcome.SKIPPED, reason, **before))
             return
+        unused_days = self.plan.thresholds(UNUSED)["max_unused_days"] if UNUSED in rules else 0
+        why = {
+            MULTIPLE_ACTIVE_KEYS: lambda: keeping,
+            UNUSED: lambda: _still_unused(live, unused_days, utcnow()),
+        }
+        left = {rule: why[rule]() for rule in rules}
+        held = [rule for rule, reason in left.items() if reason is None]
+        if not held:
+            not_held = {rule: reason for rule, reason in left.items() if reason}
+            await record(_entry(action, key_id, Outcome.SKIPPED, _per_rule(not_held), **before))
+            return
+        kept = f"; keeping {action.keep} ({action.keep_reason})" if action.keep else ""
         base = _entry(action, key_id, Outcome.PENDING, None, **before)
         await _change(
-            iam,
-            record,
-            base,
-            "Inactive",
-            Outcome.DEACTIVATED,
-            f"keeping {action.keep} ({action.keep_reason})",
+            iam, record, base, "Inactive", Outcome.DEACTIVATED, f"for {', '.join(held)}{kept}"
         )
+
+
+def _per_rule(reasons: dict[str, str]) -> str:
+    """One reason as it is; several, each after its rule."""
+    if len(reasons) == 1:
+        return next(iter(reasons.values()))
+    return "; ".join(f"{rule}: {reason}" for rule, reason in reasons.items())
 
 
 async def apply_plan(
@@ -874,7 +934,7 @@ async def apply_plan(
             for action in groups.pop(account_id):
                 for entry in entries_of(action, Outcome.SKIPPED, reason):
                     await record(entry)
-        await run.each_account(groups, _Apply(run).account, entries_of)
+        await run.each_account(groups, _Apply(run, plan).account, entries_of)
     return journal
 
 

@@ -1,12 +1,17 @@
 """`findings.ocsf.jsonl`: one OCSF Compliance Finding (class 2003) per finding, one per line.
 
+Each event is its rule's: title, description, severity, compliance (the controls that rule maps
+to, no other) and remediation all come from the rule's data, and the resource is the one the
+rule judges: the IAM user, the access key (with its user), or the account's root user.
+
 Built with py-ocsf-models (the models Prowler uses), so every event is checked against the
 OCSF schema those models carry (1.5.0) before a byte is written. OCSF minor versions only add
 attributes, so a 1.5.0 Compliance Finding is one that readers of 1.6 (the new Security Hub)
 and Security Lake's custom sources (any OCSF 1.x class) accept.
 
-Identity: `finding_info.uid` is the SARIF fingerprint, so a code-scanning alert and an OCSF
-finding about the same user are one finding to whoever joins them.
+Identity: `finding_info.uid` is the SARIF fingerprint of the rule and resource, so a
+code-scanning alert and an OCSF finding about the same resource are one finding to whoever
+joins them.
 """
 
 from __future__ import annotations
@@ -35,23 +40,28 @@ from py_ocsf_models.objects.remediation import Remediation
 from py_ocsf_models.objects.resource_details import ResourceDetails
 
 from orgscan.model import (
+    AccessKey,
     AccountResult,
-    ApprovedException,
     Change,
     Control,
     FindingState,
+    ResourceType,
     ScanResult,
-    UserKeys,
     iso,
 )
 from orgscan.reports import view
 from orgscan.reports.interface import Renderer
-from orgscan.rules import Rule, fingerprint, load_rule
+from orgscan.rules import Rule, fingerprint, rule_by_id
 
 FILENAME = "findings.ocsf.jsonl"
 SCHEMA_VERSION = OCSF_VERSION
 # The cloud profile adds the top-level `cloud` object, which the class itself does not model.
 PROFILES = ["cloud"]
+# A resource's type as AWS names it: CloudFormation's for a user and a key, and AWS Config's
+# (and Security Hub's control findings', e.g. IAM.4) for the account a root finding is about.
+USER_TYPE = "AWS::IAM::User"
+KEY_TYPE = "AWS::IAM::AccessKey"
+ACCOUNT_TYPE = "AWS::::Account"
 
 _SEVERITIES = {
     "informational": SeverityID.Informational,
@@ -76,44 +86,30 @@ def _ms(value: datetime) -> int:
     return int(value.timestamp() * 1000)
 
 
-def _exception_text(exception: ApprovedException) -> str:
-    ticket = f", ticket {exception.ticket}" if exception.ticket else ""
-    return (
-        f"Excepted until {exception.expires.isoformat()} by {exception.owner}{ticket}: "
-        f"{exception.reason}"
-    )
+def _present(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if v is not None}
 
 
-def _resources(
-    result: ScanResult, account_id: str, arn: str, user_name: str, user: UserKeys | None
-) -> list[ResourceDetails]:
-    partition = result.run.partition
-    data: dict[str, object] = {"account_id": account_id}
-    if user is not None:
-        data |= {"path": user.path, "active_key_count": user.active_key_count}
-    resources = [
-        ResourceDetails(
-            type="AWS::IAM::User", uid=arn, name=user_name, cloud_partition=partition, data=data
-        )
-    ]
-    # The active keys are what the finding is about; their ids are not secrets.
-    for key in user.access_keys if user is not None else ():
-        if key.active and key.id:
-            resources.append(
-                ResourceDetails(
-                    type="AWS::IAM::AccessKey",
-                    uid=key.id,
-                    cloud_partition=partition,
-                    data={
-                        "account_id": account_id,
-                        "user_arn": arn,
-                        "status": key.status,
-                        "created": iso(key.created_at),
-                        "last_used": iso(key.last_used_at),
-                    },
-                )
-            )
-    return resources
+def _key_data(account_id: str, user_name: str, arn: str, key: AccessKey | None) -> dict[str, Any]:
+    """An access key's evidence: its status, creation and last use, and where that was read.
+    None when the key is no longer in the evidence (a finding resolved since the baseline)."""
+    data: dict[str, Any] = {"account_id": account_id, "user_name": user_name, "user_arn": arn}
+    if key is not None:
+        data |= {
+            "status": key.status,
+            "created": iso(key.created_at),
+            "last_used": iso(key.last_used_at),
+            "last_used_service": key.last_used_service,
+            "last_used_region": key.last_used_region,
+            "last_used_source": key.last_used_source,
+            "last_used_as_of": iso(key.last_used_as_of),
+            "last_used_error": key.last_used_error.code if key.last_used_error else None,
+            # A last use that was read and is empty: never used (not "unknown").
+            "never_used": key.last_used_source is not None
+            and key.last_used_at is None
+            and key.last_used_error is None,
+        }
+    return _present(data)
 
 
 class _Events:
@@ -121,12 +117,13 @@ class _Events:
 
     def __init__(self, result: ScanResult) -> None:
         self.result = result
-        self.rule: Rule = load_rule()
         self.users = {user.arn: user for user in result.users}
         self.accounts = view.accounts_by_id(result)
         self.changes = {
-            (c.rule_id, c.arn): c.change for c in (result.delta.findings if result.delta else [])
+            (c.rule_id, c.resource_id): c.change
+            for c in (result.delta.findings if result.delta else [])
         }
+        self.thresholds = {rule.id: rule.thresholds for rule in result.run.rules}
         run = result.run
         self.time = _ms(run.finished_at or run.started_at)
         self.metadata = Metadata(
@@ -137,18 +134,61 @@ class _Events:
             log_provider="orgscan",
         )
 
-    def event(
-        self,
-        rule_id: str,
-        account_id: str,
-        user_name: str,
-        arn: str,
-        state: FindingState | None,
-        exception: ApprovedException | None = None,
-    ) -> dict[str, Any]:
+    def _resources(self, found: view.Reported) -> list[ResourceDetails]:
+        """The resource the finding is about first (its uid is the finding's resource id),
+        then what it belongs to or holds."""
+        partition = self.result.run.partition
+        account_id, arn, name = found.account_id, found.arn, found.user_name
+        if found.resource_type is ResourceType.ACCOUNT:
+            account = self.accounts.get(account_id)
+            root = account.root_keys if account else None
+            data: dict[str, Any] = {"account_id": account_id}
+            if root is not None:
+                data |= _present(
+                    {
+                        "root_keys_present": root.present,
+                        "root_keys_active": root.active,
+                        "source": root.source,
+                        "as_of": iso(root.as_of),
+                    }
+                )
+            return [
+                ResourceDetails(
+                    type=ACCOUNT_TYPE, uid=arn, name=name, cloud_partition=partition, data=data
+                )
+            ]
+        user = self.users.get(arn)
+        user_data: dict[str, Any] = {"account_id": account_id}
+        if user is not None:
+            user_data |= _present({"path": user.path, "active_key_count": user.active_key_count})
+        owner = ResourceDetails(
+            type=USER_TYPE, uid=arn, name=name, cloud_partition=partition, data=user_data
+        )
+        keys = {key.id: key for key in user.access_keys if key.id} if user else {}
+        if found.resource_type is ResourceType.ACCESS_KEY:
+            key = ResourceDetails(
+                type=KEY_TYPE,
+                uid=found.resource_id,
+                cloud_partition=partition,
+                data=_key_data(account_id, name, arn, keys.get(found.resource_id)),
+            )
+            return [key, owner]
+        # A user rule: the user, then its active keys, which are what the finding counts.
+        return [owner] + [
+            ResourceDetails(
+                type=KEY_TYPE,
+                uid=key_id,
+                cloud_partition=partition,
+                data=_key_data(account_id, name, arn, key),
+            )
+            for key_id, key in keys.items()
+            if key.active
+        ]
+
+    def event(self, found: view.Reported) -> dict[str, Any]:
         """One Compliance Finding; `state` None means resolved since the baseline."""
-        rule, run = self.rule, self.result.run
-        change = self.changes.get((rule_id, arn))
+        rule, run, state = rule_by_id(found.rule_id), self.result.run, found.state
+        change = self.changes.get((found.rule_id, found.resource_id))
         if state is None:
             activity, status = ActivityID.Close, StatusID.Resolved
         elif state is FindingState.EXCEPTED:
@@ -158,12 +198,18 @@ class _Events:
             status = StatusID.New
         compliance_status = ComplianceStatusID.Pass if state is None else ComplianceStatusID.Fail
         severity = _SEVERITIES.get(rule.severity.lower(), SeverityID.Other)
-        controls = self.result.controls
+        controls = view.rule_controls(self.result, rule.id)
         standards = sorted({standard(c) for c in controls})
-        account = self.accounts.get(account_id)
-        account_name = account.account.name if account else account_id
+        account = self.accounts.get(found.account_id)
+        account_name = account.account.name if account else found.account_id
         scanned = account.scanned_at if account and account.scanned_at else run.started_at
-        uid = fingerprint(rule_id, arn)
+        uid = fingerprint(found.rule_id, found.resource_id)
+        exception = found.exception
+        unmapped: dict[str, Any] = {}
+        if thresholds := self.thresholds.get(rule.id):
+            unmapped["thresholds"] = dict(thresholds)
+        if exception is not None:
+            unmapped["exception"] = view.exception_data(exception)
         model = ComplianceFinding(
             activity_id=activity,
             activity_name=activity.name,
@@ -174,8 +220,8 @@ class _Events:
             severity=severity.name,
             status_id=status,
             status=status.name,
-            status_detail=_exception_text(exception) if exception else None,
-            message=_message(user_name, account_id, arn, state),
+            status_detail=view.exception_text(exception) if exception else None,
+            message=_message(rule, found),
             time=self.time,
             metadata=self.metadata.model_copy(update={"uid": f"{run.id}/{uid}"}),
             finding_info=FindingInformation(
@@ -190,8 +236,8 @@ class _Events:
             compliance=Compliance(
                 control=rule.id,
                 desc=rule.short_description,
-                standards=standards,
-                requirements=[requirement(c) for c in controls],
+                standards=standards or None,
+                requirements=[requirement(c) for c in controls] or None,
                 status_id=compliance_status,
                 checks=[
                     Check(
@@ -199,20 +245,20 @@ class _Events:
                         name=rule.title,
                         severity=severity.name,
                         severity_id=severity,
-                        standards=standards,
+                        standards=standards or None,
                         status=compliance_status.name,
                         status_id=compliance_status,
                     )
                 ],
             ),
-            resources=_resources(self.result, account_id, arn, user_name, self.users.get(arn)),
+            resources=self._resources(found),
             remediation=Remediation(
                 desc=rule.remediation.summary, references=[r.url for r in rule.references]
             ),
-            unmapped={"exception": view.exception_data(exception)} if exception else None,
+            unmapped=unmapped or None,
         )
         data: dict[str, Any] = model.model_dump(mode="json", exclude_none=True)
-        data["cloud"] = self._cloud(account_id, account_name, account)
+        data["cloud"] = self._cloud(found.account_id, account_name, account)
         return data
 
     def _cloud(
@@ -234,22 +280,18 @@ class _Events:
         return dumped
 
 
-def _message(user_name: str, account_id: str, arn: str, state: FindingState | None) -> str:
-    if state is None:
-        return (
-            f"IAM user {user_name} ({arn}) in account {account_id} no longer has more than one "
-            "active access key"
-        )
-    return f"IAM user {user_name} ({arn}) in account {account_id} has more than one active key"
+def _message(rule: Rule, found: view.Reported) -> str:
+    what = view.subject(found.resource_type, found.user_name, found.arn, found.resource_id)
+    where = f"{what} in account {found.account_id}"
+    if found.state is None:
+        return f"Resolved since the baseline: {where} no longer fails {rule.id} ({rule.title})"
+    return f"{rule.title}: {where}: {found.detail}"
 
 
 def events(result: ScanResult) -> list[dict[str, Any]]:
     """Open and excepted findings, then the findings resolved since the baseline."""
     builder = _Events(result)
-    return [
-        builder.event(r.rule_id, r.account_id, r.user_name, r.arn, r.state, r.exception)
-        for r in view.reported_findings(result)
-    ]
+    return [builder.event(found) for found in view.reported_findings(result)]
 
 
 class OcsfRenderer(Renderer):

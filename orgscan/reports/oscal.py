@@ -1,13 +1,17 @@
 """`assessment-results.oscal.json`: the run as an OSCAL 1.1.3 assessment-results document.
 
-For GRC tools and FedRAMP-style programmes. One `result` per run, reviewing the NIST SP 800-53
-Rev. 5 controls the rule maps to (controls.yaml, or the config's `controls:`):
-- one observation per evaluated resource type (IAM users and their access keys), with the
-  evidence it rests on (findings.json, report.html) as relevant-evidence;
-- one finding per control (its objective, `ia-5_obj`, satisfied only when the sweep was
-  complete and nothing is open) and one per open or excepted finding;
-- failed and partial accounts, run-level errors and an interruption become risks, and skipped
-  accounts observations, so an incomplete sweep never reads as satisfied.
+For GRC tools and FedRAMP-style programmes. Each rule of the run is an assessment activity
+(`local-definitions.activities`) whose `related-controls` are the NIST SP 800-53 Rev. 5
+controls that rule maps to (controls.yaml, or the config's `controls:`), and one `result`
+reviews all of them. Per rule:
+- one observation of what it evaluated, and one per violation with its evidence;
+- one finding per control it maps to (the control's objective, `ia-5_obj`, satisfied only
+  when the rule judged every account and nothing of its is open), and one per open or
+  excepted finding, targeting the rule's first control;
+- the accounts it could not fully judge (failed, partial, data unreadable) are risks of its
+  control findings, and so are run-level errors and an interruption, so an incomplete sweep
+  never reads as satisfied. An excepted finding is an accepted risk, never a pass.
+Skipped accounts are observations saying they were not assessed.
 
 No assessment plan is generated: `import-ap` points at a back-matter resource that says so and
 names the evidence that stands in for one (OSCAL requires the import; a placeholder resource is
@@ -24,12 +28,14 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from orgscan.model import (
     AccountResult,
     ApprovedException,
     Control,
+    Coverage,
     Finding,
     FindingState,
     ScanResult,
@@ -40,7 +46,7 @@ from orgscan.model import (
 from orgscan.reports import view
 from orgscan.reports.interface import Renderer
 from orgscan.reports.ocsf import requirement
-from orgscan.rules import load_rule
+from orgscan.rules import Rule, rule_by_id
 
 FILENAME = "assessment-results.oscal.json"
 OSCAL_VERSION = "1.1.3"
@@ -69,12 +75,12 @@ def control_id(control: Control) -> str | None:
     return f"{base}.{enhancement}" if enhancement else base
 
 
-def nist_controls(result: ScanResult) -> list[tuple[Control, str]]:
-    """The run's NIST SP 800-53 Rev. 5 controls with their OSCAL ids, in mapping order."""
+def nist_controls(controls: list[Control]) -> list[tuple[Control, str]]:
+    """The NIST SP 800-53 Rev. 5 controls among `controls`, with their OSCAL ids, in order."""
     out = []
-    for control in result.controls:
+    for control in controls:
         oscal_id = control_id(control)
-        if control.key == NIST_80053 and oscal_id is not None:
+        if (control.framework, control.version) == NIST_80053 and oscal_id is not None:
             out.append((control, oscal_id))
     return out
 
@@ -83,16 +89,60 @@ def _prop(name: str, value: str) -> dict[str, str]:
     return {"name": name, "ns": NS, "value": value}
 
 
+def _selection(oscal_ids: list[str]) -> dict[str, Any]:
+    return {"control-selections": [{"include-controls": [{"control-id": i} for i in oscal_ids]}]}
+
+
+@dataclass(frozen=True, slots=True)
+class _Assessed:
+    """One rule of the run, as this document reports it."""
+
+    rule: Rule
+    thresholds: dict[str, int]
+    controls: list[tuple[Control, str]]  # its NIST SP 800-53 Rev. 5 controls
+    findings: list[Finding]
+    # Accounts it could not fully judge: failed, partial, or data it needs unreadable.
+    gaps: list[AccountResult]
+
+    @property
+    def gap_ids(self) -> frozenset[str]:
+        return frozenset(a.account.id for a in self.gaps)
+
+    def gap(self, account: AccountResult) -> str:
+        """Why the rule could not fully judge the account."""
+        for entry in account.coverage:
+            if entry.rule_id == self.rule.id and entry.gaps:
+                return "; ".join(entry.gaps)
+        return account.coverage_of(self.rule.id).value
+
+    def in_state(self, state: FindingState) -> list[Finding]:
+        return [f for f in self.findings if f.state is state]
+
+
 class _Document:
     def __init__(self, result: ScanResult) -> None:
         self.result = result
         self.run = result.run
-        self.rule = load_rule()
-        self.controls = nist_controls(result)
         self.start = iso(self.run.started_at) or ""
         self.end = iso(self.run.finished_at or self.run.started_at) or ""
         self.complete = evidence_complete(result)
         self.accounts = view.accounts_by_id(result)
+        findings = view.sorted_findings(result)
+        self.rules = [
+            _Assessed(
+                rule=rule_by_id(settings.id),
+                thresholds=settings.thresholds,
+                controls=nist_controls(view.rule_controls(result, settings.id)),
+                findings=[f for f in findings if f.rule_id == settings.id],
+                gaps=[
+                    a
+                    for a in result.accounts
+                    if a.scan_status is not ScanStatus.SKIPPED
+                    and a.coverage_of(settings.id) is not Coverage.COMPLETE
+                ],
+            )
+            for settings in self.run.rules
+        ]
 
     def _named(self, account_id: str) -> str:
         account = self.accounts.get(account_id)
@@ -101,7 +151,10 @@ class _Document:
     def uuid(self, *parts: str) -> str:
         return str(uuid.uuid5(_NAMESPACE, "\x1f".join((self.run.id, *parts))))
 
-    # --- back matter: the evidence files and the plan placeholder -------------------------
+    def _rule_ids(self) -> str:
+        return ", ".join(assessed.rule.id for assessed in self.rules)
+
+    # --- back matter and activities: the evidence files, the plan placeholder, the rules --
 
     def back_matter(self) -> dict[str, Any]:
         return {
@@ -111,9 +164,10 @@ class _Document:
                     "title": "Assessment plan (placeholder: none was generated)",
                     "description": (
                         "orgscan generates no OSCAL assessment plan. The plan this assessment "
-                        f"followed is the rule {self.rule.id} ({self.rule.title}) over every "
-                        "account of the organization, with the control mappings and the run's "
-                        f"configuration digest recorded in {EVIDENCE}."
+                        f"followed is the rules {self._rule_ids()} (the activities of this "
+                        "document) over every account of the organization, with their "
+                        "thresholds, the control mappings and the run's configuration digest "
+                        f"recorded in {EVIDENCE}."
                     ),
                     "rlinks": [{"href": EVIDENCE, "media-type": "application/json"}],
                 },
@@ -134,6 +188,26 @@ class _Document:
             ]
         }
 
+    def activity(self, assessed: _Assessed) -> dict[str, Any]:
+        """A rule as the assessment activity it is, related to its own controls only."""
+        rule = assessed.rule
+        props = [
+            _prop("rule-id", rule.id),
+            _prop("severity", rule.severity),
+            _prop("resource-type", rule.resource.value),
+        ]
+        props += [_prop(f"threshold-{k}", str(v)) for k, v in assessed.thresholds.items()]
+        activity: dict[str, Any] = {
+            "uuid": self.uuid("activity", rule.id),
+            "title": rule.title,
+            "description": rule.full_description,
+            "props": props,
+            "links": [{"href": rule.help_uri, "rel": "reference"}],
+        }
+        if assessed.controls:
+            activity["related-controls"] = _selection([oid for _, oid in assessed.controls])
+        return activity
+
     # --- observations ------------------------------------------------------------------
 
     def evidence(self) -> list[dict[str, Any]]:
@@ -149,26 +223,52 @@ class _Document:
         ]
 
     def users_observation(self) -> dict[str, Any]:
+        """What every rule over users and keys rests on: the users listed and read."""
         result = self.result
         users = result.users
         unreadable = [u for u in users if u.error is not None]
-        open_ = result.findings_in(FindingState.OPEN)
-        excepted = result.findings_in(FindingState.EXCEPTED)
         assessed = [a for a in result.accounts if a.scan_status in _LISTED]
-        description = (
-            f"{len(users)} IAM users in {len(assessed)} accounts of organization "
-            f"{self.run.organization_id} were evaluated by the rule {self.rule.id}: "
-            f"{len(open_)} have more than one active access key ({len(excepted)} more are "
-            f"excepted), and the keys of {len(unreadable)} could not be read."
-        )
         return {
             "uuid": self.uuid("observation", "AWS::IAM::User"),
             "title": "IAM users and their access keys",
-            "description": description,
+            "description": (
+                f"{len(users)} IAM users in {len(assessed)} accounts of organization "
+                f"{self.run.organization_id} were listed; the keys of {len(unreadable)} could "
+                "not be read."
+            ),
             "props": [
                 _prop("resource-type", "AWS::IAM::User"),
                 _prop("users-evaluated", str(len(users))),
                 _prop("users-unreadable", str(len(unreadable))),
+            ],
+            "methods": ["TEST"],
+            "types": ["control-objective"],
+            "relevant-evidence": self.evidence(),
+            "collected": self.end,
+        }
+
+    def rule_observation(self, assessed: _Assessed) -> dict[str, Any]:
+        rule = assessed.rule
+        open_ = assessed.in_state(FindingState.OPEN)
+        excepted = assessed.in_state(FindingState.EXCEPTED)
+        judged = [
+            a
+            for a in self.result.accounts
+            if a.coverage_of(rule.id) in (Coverage.COMPLETE, Coverage.INCOMPLETE)
+        ]
+        return {
+            "uuid": self.uuid("observation", rule.id),
+            "title": f"{rule.title}: the rule {rule.id} over the organization",
+            "description": (
+                f"The rule {rule.id} judged {len(judged)} accounts of organization "
+                f"{self.run.organization_id}: {len(open_)} findings are open and "
+                f"{len(excepted)} excepted, and it could not judge everything in "
+                f"{len(assessed.gaps)} accounts. {rule.short_description}"
+            ),
+            "props": [
+                _prop("rule-id", rule.id),
+                _prop("accounts-evaluated", str(len(judged))),
+                _prop("accounts-incomplete", str(len(assessed.gaps))),
                 _prop("findings-open", str(len(open_))),
                 _prop("findings-excepted", str(len(excepted))),
             ],
@@ -178,6 +278,26 @@ class _Document:
             "collected": self.end,
         }
 
+    def violation_observation(self, finding: Finding) -> dict[str, Any]:
+        """One finding's evidence, as read in its account."""
+        account = self.accounts.get(finding.account_id)
+        what = view.subject(
+            finding.resource_type, finding.user_name, finding.arn, finding.resource_id
+        )
+        return {
+            "uuid": self.uuid("observation", finding.rule_id, finding.resource_id),
+            "title": f"{rule_by_id(finding.rule_id).title}: {what}",
+            "description": (
+                f"{what} in account {finding.account_id}{self._named(finding.account_id)}: "
+                f"{finding.detail}."
+            ),
+            "props": self._finding_props(finding),
+            "methods": ["TEST"],
+            "types": ["finding"],
+            "relevant-evidence": [{"href": EVIDENCE, "description": "The finding, as recorded."}],
+            "collected": iso(account.scanned_at if account else None) or self.start,
+        }
+
     def skipped_observation(self, account: AccountResult) -> dict[str, Any]:
         acct = account.account
         return {
@@ -185,15 +305,15 @@ class _Document:
             "title": f"Account {acct.id} was not assessed (skipped)",
             "description": (
                 f"Account {acct.id} ({acct.name}) was left out of the sweep on purpose: "
-                f"{account.skip_reason or 'no reason recorded'}. Its IAM users were not "
-                "evaluated, and nothing here says they satisfy any control."
+                f"{account.skip_reason or 'no reason recorded'}. No rule evaluated it, and "
+                "nothing here says it satisfies any control."
             ),
             "props": [_prop("account-id", acct.id), _prop("scan-status", "skipped")],
             "methods": ["EXAMINE"],
             "collected": iso(account.scanned_at) or self.start,
         }
 
-    # --- risks: what the sweep could not see -------------------------------------------
+    # --- risks: what the sweep could not see, and the risks accepted ---------------------
 
     def account_risk(self, account: AccountResult) -> dict[str, Any]:
         acct = account.account
@@ -203,23 +323,28 @@ class _Document:
                 f"could not be scanned ({reason}: "
                 f"{account.error.message if account.error else 'no message'})"
             )
-        else:
+        elif account.scan_status is ScanStatus.PARTIAL:
             what = (
                 f"was scanned only in part: the keys of {len(account.unreadable_users)} of its "
                 f"{len(account.users)} users could not be read"
             )
+        else:
+            what = "was scanned, but some of what the rules need could not be read"
+        short = [a for a in self.rules if acct.id in a.gap_ids]
+        gaps = "; ".join(f"{a.rule.id}: {a.gap(account)}" for a in short)
+        status = account.scan_status.value
         return {
             "uuid": self.uuid("risk", "account", acct.id),
-            "title": f"Account {acct.id} was not fully assessed ({account.scan_status.value})",
-            "description": f"Account {acct.id} ({acct.name}) {what}.",
+            "title": f"Account {acct.id} was not fully assessed ({status})",
+            "description": f"Account {acct.id} ({acct.name}) {what}. Not fully judged: {gaps}.",
             "statement": (
-                "Users in this account may hold more than one active access key without any "
-                "finding saying so; the controls cannot be judged satisfied for it."
+                "Resources in this account may fail "
+                + ", ".join(a.rule.id for a in short)
+                + " without any finding saying so; those rules' controls cannot be judged "
+                "satisfied for it."
             ),
-            "props": [
-                _prop("account-id", acct.id),
-                _prop("scan-status", account.scan_status.value),
-            ],
+            "props": [_prop("account-id", acct.id), _prop("scan-status", status)]
+            + [_prop("rule-id", a.rule.id) for a in short],
             "status": "open",
         }
 
@@ -247,51 +372,83 @@ class _Document:
             )
         return risks
 
+    def exception_risk(self, finding: Finding, exception: ApprovedException) -> dict[str, Any]:
+        """An excepted finding as the accepted risk it is."""
+        what = view.subject(
+            finding.resource_type, finding.user_name, finding.arn, finding.resource_id
+        )
+        return {
+            "uuid": self.uuid("risk", "exception", finding.rule_id, finding.resource_id),
+            "title": f"Accepted ({finding.rule_id}): {what} in account {finding.account_id}",
+            "description": (
+                f"{what} in account {finding.account_id}: {finding.detail}, under an approved "
+                f"exception to {finding.rule_id}."
+            ),
+            "statement": view.exception_text(exception),
+            "props": [_prop("rule-id", finding.rule_id)],
+            "status": "deviation-approved",
+        }
+
     # --- findings ----------------------------------------------------------------------
 
-    def control_finding(
-        self, control: Control, oscal_id: str, observation: str, risks: list[str]
-    ) -> dict[str, Any]:
-        open_ = self.result.findings_in(FindingState.OPEN)
-        excepted = self.result.findings_in(FindingState.EXCEPTED)
+    def _status(self, assessed: _Assessed) -> dict[str, str]:
+        """The status of each control a rule maps to, from that rule's findings and gaps."""
+        rule_id = assessed.rule.id
+        open_ = assessed.in_state(FindingState.OPEN)
+        excepted = assessed.in_state(FindingState.EXCEPTED)
+        judged_all = not assessed.gaps and not self.run.errors and self.run.interrupted is None
         if open_:
-            status = {
+            return {
                 "state": "not-satisfied",
                 "reason": "fail",
-                "remarks": f"{len(open_)} IAM users have more than one active access key.",
+                "remarks": f"{len(open_)} findings of the rule {rule_id} are open.",
             }
-        elif excepted:
+        if excepted:
             # An exception accepts the risk; it does not satisfy the control.
-            status = {
+            return {
                 "state": "not-satisfied",
                 "reason": "other",
                 "remarks": (
-                    f"{len(excepted)} IAM users have more than one active access key under an "
-                    "approved exception: accepted risks (deviation-approved, see the risks)."
-                    + ("" if self.complete else " The sweep was also incomplete.")
+                    f"{len(excepted)} findings of the rule {rule_id} are under an approved "
+                    "exception: accepted risks (deviation-approved, see the risks)."
+                    + ("" if judged_all else " The rule could not judge every account either.")
                 ),
             }
-        elif not self.complete:
+        if not judged_all:
             # OSCAL has no "unknown" state; not-satisfied with reason other, and why.
-            status = {
+            return {
                 "state": "not-satisfied",
                 "reason": "other",
                 "remarks": (
-                    "Not determined: the sweep was incomplete (see the risks), so accounts "
-                    "that were not assessed may hold failures."
+                    f"Not determined: the rule {rule_id} could not judge every account (see "
+                    "the risks), and those may hold failures."
                 ),
             }
-        else:
-            status = {"state": "satisfied", "reason": "pass"}
+        return {"state": "satisfied", "reason": "pass"}
+
+    def control_finding(
+        self,
+        assessed: _Assessed,
+        control: Control,
+        oscal_id: str,
+        observations: list[str],
+        risks: list[str],
+    ) -> dict[str, Any]:
+        rule = assessed.rule
         finding: dict[str, Any] = {
-            "uuid": self.uuid("finding", "control", oscal_id),
-            "title": f"{control.id} {control.title}",
+            "uuid": self.uuid("finding", "control", rule.id, oscal_id),
+            "title": f"{control.id} {control.title}: {rule.title}",
             "description": (
-                f"{requirement(control)} as assessed by the rule {self.rule.id}: "
-                f"{self.rule.short_description}"
+                f"{requirement(control)} as assessed by the rule {rule.id}: "
+                f"{rule.short_description}"
             ),
-            "target": {"type": "objective-id", "target-id": f"{oscal_id}_obj", "status": status},
-            "related-observations": [{"observation-uuid": observation}],
+            "props": [_prop("rule-id", rule.id)],
+            "target": {
+                "type": "objective-id",
+                "target-id": f"{oscal_id}_obj",
+                "status": self._status(assessed),
+            },
+            "related-observations": [{"observation-uuid": o} for o in observations],
         }
         if control.rationale:
             finding["remarks"] = control.rationale
@@ -299,49 +456,43 @@ class _Document:
             finding["related-risks"] = [{"risk-uuid": risk} for risk in risks]
         return finding
 
-    def exception_risk(self, finding: Finding, exception: ApprovedException) -> dict[str, Any]:
-        """An excepted finding as the accepted risk it is."""
-        ticket = f", ticket {exception.ticket}" if exception.ticket else ""
-        return {
-            "uuid": self.uuid("risk", "exception", finding.rule_id, finding.arn),
-            "title": f"Accepted: {finding.user_name} in account {finding.account_id}",
-            "description": (
-                f"IAM user {finding.user_name} ({finding.arn}) has "
-                f"{finding.active_key_count} active access keys under an approved exception."
-            ),
-            "statement": (
-                f"Excepted until {exception.expires.isoformat()} by {exception.owner}"
-                f"{ticket}: {exception.reason}"
-            ),
-            "status": "deviation-approved",
-        }
-
-    def user_finding(self, finding: Finding, oscal_id: str, observation: str) -> dict[str, Any]:
-        state = finding.state.value
+    def _finding_props(self, finding: Finding) -> list[dict[str, str]]:
         props = [
             _prop("rule-id", finding.rule_id),
             _prop("account-id", finding.account_id),
+            _prop("resource-type", finding.resource_type.value),
+            _prop("resource-id", finding.resource_id),
             _prop("resource-arn", finding.arn),
-            _prop("active-key-count", str(finding.active_key_count)),
-            _prop("state", state),
         ]
-        props += [_prop("control-id", other) for _, other in self.controls if other != oscal_id]
+        if finding.access_key_id is not None:
+            props.append(_prop("access-key-id", finding.access_key_id))
+        if finding.active_key_count is not None:
+            props.append(_prop("active-key-count", str(finding.active_key_count)))
+        props.append(_prop("state", finding.state.value))
+        return props
+
+    def violation_finding(
+        self, finding: Finding, controls: list[tuple[Control, str]], observation: str
+    ) -> dict[str, Any]:
+        # OSCAL gives a finding one target: the rule's first 800-53 control; the control-id
+        # props name its others.
+        oscal_id = controls[0][1]
+        props = self._finding_props(finding)
+        props += [_prop("control-id", other) for _, other in controls[1:]]
         remarks = f"Severity {finding.severity}."
         exception = finding.exception if finding.state is FindingState.EXCEPTED else None
         if exception is not None:
-            ticket = f", ticket {exception.ticket}" if exception.ticket else ""
-            remarks += (
-                f" Excepted until {exception.expires.isoformat()} by {exception.owner}"
-                f"{ticket}: {exception.reason}"
-            )
+            remarks += " " + view.exception_text(exception)
             props.append(_prop("exception-expires", exception.expires.isoformat()))
+        what = view.subject(
+            finding.resource_type, finding.user_name, finding.arn, finding.resource_id
+        )
         out: dict[str, Any] = {
-            "uuid": self.uuid("finding", finding.rule_id, finding.arn),
-            "title": f"{self.rule.title}: {finding.user_name} in account {finding.account_id}",
+            "uuid": self.uuid("finding", finding.rule_id, finding.resource_id),
+            "title": f"{rule_by_id(finding.rule_id).title}: {what}",
             "description": (
-                f"IAM user {finding.user_name} ({finding.arn}) in account {finding.account_id}"
-                f"{self._named(finding.account_id)} has {finding.active_key_count} active "
-                "access keys."
+                f"{what} in account {finding.account_id}{self._named(finding.account_id)}: "
+                f"{finding.detail}."
             ),
             "props": props,
             "target": {
@@ -362,38 +513,61 @@ class _Document:
     def result_(self) -> dict[str, Any]:
         result, run = self.result, self.run
         users = self.users_observation()
-        observations = [users] + [
+        observations = [users]
+        account_risks = {
+            a.account.id: self.account_risk(a)
+            for a in sorted(
+                (a for a in result.accounts if any(a.account.id in r.gap_ids for r in self.rules)),
+                key=lambda a: a.account.id,
+            )
+        }
+        run_risks = self.run_risks()
+        risks = list(account_risks.values()) + run_risks
+        findings: list[dict[str, Any]] = []
+        violations: list[dict[str, Any]] = []
+        for assessed in self.rules:
+            rule_observation = self.rule_observation(assessed)
+            observations.append(rule_observation)
+            accepted = [
+                self.exception_risk(f, f.exception)
+                for f in assessed.findings
+                if f.state is FindingState.EXCEPTED and f.exception is not None
+            ]
+            risks += accepted
+            own_risks = (
+                [account_risks[a.account.id]["uuid"] for a in assessed.gaps]
+                + [r["uuid"] for r in run_risks]
+                + [r["uuid"] for r in accepted]
+            )
+            findings += [
+                self.control_finding(
+                    assessed,
+                    control,
+                    oscal_id,
+                    [rule_observation["uuid"], users["uuid"]],
+                    own_risks,
+                )
+                for control, oscal_id in assessed.controls
+            ]
+            for finding in assessed.findings:
+                observation = self.violation_observation(finding)
+                observations.append(observation)
+                if assessed.controls:
+                    violations.append(
+                        self.violation_finding(finding, assessed.controls, observation["uuid"])
+                    )
+        observations += [
             self.skipped_observation(a) for a in result.accounts_with(ScanStatus.SKIPPED)
         ]
-        gaps = sorted(
-            result.accounts_with(ScanStatus.FAILED) + result.accounts_with(ScanStatus.PARTIAL),
-            key=lambda a: a.account.id,
-        )
-        risks = [self.account_risk(a) for a in gaps] + self.run_risks()
-        risks += [
-            self.exception_risk(f, f.exception)
-            for f in view.sorted_findings(result)
-            if f.state is FindingState.EXCEPTED and f.exception is not None
-        ]
-        risk_ids = [risk["uuid"] for risk in risks]
-        findings = [
-            self.control_finding(control, oscal_id, users["uuid"], risk_ids)
-            for control, oscal_id in self.controls
-        ]
-        if self.controls:
-            # OSCAL gives a finding one target: the first 800-53 control mapped (IA-5 by
-            # default); the props name the others.
-            oscal_id = self.controls[0][1]
-            findings += [
-                self.user_finding(f, oscal_id, users["uuid"]) for f in view.sorted_findings(result)
-            ]
+        findings += violations
+        reviewed = list(dict.fromkeys(oid for a in self.rules for _, oid in a.controls))
         complete = "true" if self.complete else "false"
         out: dict[str, Any] = {
             "uuid": self.uuid("result"),
             "title": f"orgscan run {run.id}",
             "description": (
-                f"Every account of organization {run.organization_id} swept for IAM users "
-                f"with more than one active access key ({self.rule.id}). "
+                f"Every account of organization {run.organization_id} swept by the rules "
+                f"{self._rule_ids()}. "
                 + (
                     "The sweep was complete."
                     if self.complete
@@ -408,12 +582,12 @@ class _Document:
                 _prop("organization-id", run.organization_id),
                 _prop("partition", run.partition),
             ],
-            "reviewed-controls": {
+            "reviewed-controls": _selection(reviewed)
+            if reviewed
+            # Without 800-53 mappings (a config may replace them) nothing is selected.
+            else {
                 "control-selections": [
-                    {"include-controls": [{"control-id": oid} for _, oid in self.controls]}
-                    if self.controls
-                    # Without 800-53 mappings (a config may replace them) nothing is selected.
-                    else {"remarks": "No NIST SP 800-53 Rev. 5 control is mapped to the rule."}
+                    {"remarks": "No NIST SP 800-53 Rev. 5 control is mapped to the rules."}
                 ]
             },
             "observations": observations,
@@ -426,30 +600,33 @@ class _Document:
 
     def document(self) -> dict[str, Any]:
         run = self.run
-        return {
-            "assessment-results": {
-                "uuid": self.uuid("assessment-results"),
-                "metadata": {
-                    "title": (f"orgscan assessment results for organization {run.organization_id}"),
-                    "published": self.end,
-                    "last-modified": self.end,
-                    "version": run.id,
-                    "oscal-version": OSCAL_VERSION,
-                    "props": [
-                        _prop("tool", "orgscan"),
-                        _prop("tool-version", run.tool_version),
-                        _prop("run-id", run.id),
-                        _prop("config-digest", run.config_digest),
-                    ],
-                },
-                "import-ap": {
-                    "href": "#" + self.uuid("resource", "assessment-plan"),
-                    "remarks": "A placeholder: orgscan generates no OSCAL assessment plan.",
-                },
-                "results": [self.result_()],
-                "back-matter": self.back_matter(),
-            }
+        document: dict[str, Any] = {
+            "uuid": self.uuid("assessment-results"),
+            "metadata": {
+                "title": (f"orgscan assessment results for organization {run.organization_id}"),
+                "published": self.end,
+                "last-modified": self.end,
+                "version": run.id,
+                "oscal-version": OSCAL_VERSION,
+                "props": [
+                    _prop("tool", "orgscan"),
+                    _prop("tool-version", run.tool_version),
+                    _prop("run-id", run.id),
+                    _prop("config-digest", run.config_digest),
+                ],
+            },
+            "import-ap": {
+                "href": "#" + self.uuid("resource", "assessment-plan"),
+                "remarks": "A placeholder: orgscan generates no OSCAL assessment plan.",
+            },
         }
+        if self.rules:
+            document["local-definitions"] = {
+                "activities": [self.activity(assessed) for assessed in self.rules]
+            }
+        document["results"] = [self.result_()]
+        document["back-matter"] = self.back_matter()
+        return {"assessment-results": document}
 
 
 # Accounts whose users were listed (and so evaluated, at least in part).

@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from orgscan.model import Change, Delta, FindingState, ScanResult, ScanStatus
+from orgscan.model import Change, Delta, FindingChange, FindingState, ScanResult, ScanStatus
 from orgscan.reports.manifest import PackageCheck
 
 
@@ -29,8 +29,18 @@ def scan_summary(result: ScanResult, files: list[Path]) -> str:
         f"users:    {len(result.users)}"
         + (f" ({unreadable} could not be read)" if unreadable else ""),
         f"findings: {len(result.findings_in(FindingState.OPEN))} open, "
-        f"{len(result.findings_in(FindingState.EXCEPTED))} excepted "
-        f"(users with more than one active access key)",
+        f"{len(result.findings_in(FindingState.EXCEPTED))} excepted",
+    ]
+    width = max((len(rule.rule_id) for rule in result.summary.rules), default=0)
+    lines += [
+        f"  {rule.rule_id + ':':<{width + 1}} {rule.findings_open} open, "
+        f"{rule.findings_excepted} excepted"
+        + (
+            f"; could not judge {rule.accounts_incomplete} account(s) fully"
+            if rule.accounts_incomplete
+            else ""
+        )
+        for rule in result.summary.rules
     ]
     lines += [
         f"failed:   {r.account.id} ({r.account.name}): {r.error.code}" for r in failed if r.error
@@ -59,11 +69,23 @@ def scan_summary(result: ScanResult, files: list[Path]) -> str:
 
 
 def delta_text(delta: Delta, current: ScanResult) -> str:
+    """The delta's counts, then per rule (this run's rules in report order, then any only the
+    baseline had), then each finding that changed, with its rule and resource."""
     names = {a.account.id: a.account.name for a in current.accounts}
-    counts = ", ".join(f"{len(delta.of(c))} {c}" for c in Change)
-    lines = [f"since run {delta.baseline_run_id}: {counts}"]
+
+    def counts(changes: Sequence[FindingChange]) -> str:
+        return ", ".join(f"{sum(1 for f in changes if f.change is c)} {c}" for c in Change)
+
+    lines = [f"since run {delta.baseline_run_id}: {counts(delta.findings)}"]
+    rules = [rule.id for rule in current.run.rules]
+    rules += sorted({f.rule_id for f in delta.findings} - set(rules))
+    width = max(map(len, rules), default=0)
+    for rule_id in rules:
+        own = [f for f in delta.findings if f.rule_id == rule_id]
+        lines.append(f"  {rule_id + ':':<{width + 1}} {counts(own)}")
     lines += [
-        f"  {c.change:<10} {c.account_id} ({names.get(c.account_id, '?')}) {c.arn}"
+        f"  {c.change:<10} {c.account_id} ({names.get(c.account_id, '?')}) {c.rule_id} {c.arn}"
+        + (f" key {c.resource_id}" if c.resource_id != c.arn else "")
         + (f"\n             {c.reason}" if c.reason else "")
         for c in delta.findings
         if c.change is not Change.UNCHANGED

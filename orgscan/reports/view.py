@@ -11,11 +11,16 @@ from orgscan.model import (
     AccountResult,
     ApprovedException,
     Change,
+    Control,
+    Coverage,
     Finding,
     FindingState,
+    ResourceType,
     ScanResult,
+    ScanStatus,
     UserKeys,
 )
+from orgscan.rules import Rule, rule_by_id
 
 
 class UserState(StrEnum):
@@ -76,8 +81,11 @@ class Reported:
     account_id: str
     user_name: str
     arn: str
+    resource_type: ResourceType
+    resource_id: str  # with rule_id, the finding's identity across runs
     state: FindingState | None
     exception: ApprovedException | None  # the approval in force, for an excepted finding
+    detail: str | None  # the evidence in one line; None for a finding resolved since
 
 
 def reported_findings(result: ScanResult) -> list[Reported]:
@@ -88,23 +96,31 @@ def reported_findings(result: ScanResult) -> list[Reported]:
             f.account_id,
             f.user_name,
             f.arn,
+            f.resource_type,
+            f.resource_id,
             f.state,
             f.exception if f.state is FindingState.EXCEPTED else None,
+            f.detail,
         )
         for f in sorted_findings(result)
     ]
     resolved = result.delta.of(Change.RESOLVED) if result.delta else []
     return now + [
-        Reported(c.rule_id, c.account_id, c.user_name, c.arn, None, None)
-        for c in sorted(resolved, key=lambda c: (c.account_id, c.user_name, c.arn))
+        Reported(
+            c.rule_id,
+            c.account_id,
+            c.user_name,
+            c.arn,
+            c.resource_type,
+            c.resource_id,
+            None,
+            None,
+            None,
+        )
+        for c in sorted(
+            resolved, key=lambda c: (c.account_id, c.user_name, c.arn, c.rule_id, c.resource_id)
+        )
     ]
-
-
-def control_status(result: ScanResult) -> ControlStatus:
-    """One rule maps to every control, so all of them share its status."""
-    if result.findings_in(FindingState.OPEN):
-        return ControlStatus.FAIL
-    return ControlStatus.PASS if result.run.complete else ControlStatus.INCOMPLETE
 
 
 def findings_by_exception(result: ScanResult) -> dict[ApprovedException, list[Finding]]:
@@ -117,6 +133,24 @@ def findings_by_exception(result: ScanResult) -> dict[ApprovedException, list[Fi
     return covered
 
 
+def subject(resource_type: ResourceType, user_name: str, arn: str, resource_id: str) -> str:
+    """What a finding is about, in words: the user, the key and its user, or the root user."""
+    if resource_type is ResourceType.ACCESS_KEY:
+        return f"Access key {resource_id} of IAM user {user_name} ({arn})"
+    if resource_type is ResourceType.ACCOUNT:
+        return f"The root user ({arn})"
+    return f"IAM user {user_name} ({arn})"
+
+
+def exception_text(exception: ApprovedException) -> str:
+    """An approved exception in one sentence, as OCSF, ASFF and OSCAL state it."""
+    ticket = f", ticket {exception.ticket}" if exception.ticket else ""
+    return (
+        f"Excepted until {exception.expires.isoformat()} by {exception.owner}{ticket}: "
+        f"{exception.reason}"
+    )
+
+
 def exception_data(exception: ApprovedException) -> dict[str, Any]:
     """An approved exception as SARIF's suppression properties and OCSF's unmapped data show it."""
     return {
@@ -125,3 +159,66 @@ def exception_data(exception: ApprovedException) -> dict[str, Any]:
         "ticket": exception.ticket,
         "reason": exception.reason,
     }
+
+
+# --- Per rule: the rules a run evaluated, their controls, findings and coverage (SARIF, CSV) ---
+
+
+def run_rules(result: ScanResult) -> list[Rule]:
+    """The rules the run evaluated, in report order: no output lists any other."""
+    return [rule_by_id(settings.id) for settings in result.run.rules]
+
+
+def rule_controls(result: ScanResult, rule_id: str) -> list[Control]:
+    """The controls mapped to one rule, in the order the mappings list them."""
+    return [control for control in result.controls if control.rule == rule_id]
+
+
+def findings_by_user(result: ScanResult) -> dict[str, list[Finding]]:
+    """Each principal's findings (by its ARN: a user's, or the root's), in the run's rule order,
+    then by resource."""
+    order = {settings.id: index for index, settings in enumerate(result.run.rules)}
+    grouped: dict[str, list[Finding]] = {}
+    for finding in sorted(
+        result.findings, key=lambda f: (order.get(f.rule_id, len(order)), f.resource_id)
+    ):
+        grouped.setdefault(finding.arn, []).append(finding)
+    return grouped
+
+
+def incomplete_rules(result: ScanResult, account: AccountResult) -> list[str]:
+    """The run's rules that could not judge everything in the account, in report order."""
+    return [
+        settings.id
+        for settings in result.run.rules
+        if account.coverage_of(settings.id) is Coverage.INCOMPLETE
+    ]
+
+
+# --- Per rule (issue 11): a rule's status, its controls and where it could not judge. ---
+
+
+def rule_status(result: ScanResult, rule_id: str) -> ControlStatus:
+    """FAIL with an open finding of the rule; PASS only where the rule judged every account in
+    scope completely and the run had no error of its own; INCOMPLETE otherwise."""
+    if any(f.rule_id == rule_id and f.state is FindingState.OPEN for f in result.findings):
+        return ControlStatus.FAIL
+    if result.run.errors or result.run.interrupted or rule_gaps(result, rule_id):
+        return ControlStatus.INCOMPLETE
+    return ControlStatus.PASS
+
+
+def rule_gaps(result: ScanResult, rule_id: str) -> list[AccountResult]:
+    """The accounts in scope (not skipped) where the rule's coverage is not complete."""
+    return [
+        a
+        for a in result.accounts
+        if a.scan_status is not ScanStatus.SKIPPED
+        and a.coverage_of(rule_id) is not Coverage.COMPLETE
+    ]
+
+
+def run_controls(result: ScanResult) -> list[Control]:
+    """The control mappings of the rules this run evaluated, in the evidence's order."""
+    evaluated = {rule.id for rule in result.run.rules}
+    return [c for c in result.controls if c.rule in evaluated]

@@ -10,7 +10,7 @@ fingerprint is the sweep's SARIF fingerprint for the same user.
 from __future__ import annotations
 
 import logging
-from datetime import date
+from datetime import UTC, date, datetime
 
 from botocore.exceptions import NoCredentialsError, NoRegionError
 
@@ -18,9 +18,10 @@ from orgscan.aws.credentials import AccountCredentials
 from orgscan.aws.errors import error_code, error_message
 from orgscan.aws.management import Management, management_session
 from orgscan.aws.ratelimit import CallCounter, RateLimiter
+from orgscan.checks import Scanned
 from orgscan.collect.users import IamUser, list_users, live_user_keys
 from orgscan.config import Config
-from orgscan.evaluate import evaluate
+from orgscan.evaluate import evaluate_user
 from orgscan.model import (
     AccountFailure,
     FindingState,
@@ -28,6 +29,7 @@ from orgscan.model import (
     UserKeys,
     utcnow,
 )
+from orgscan.rules import MULTIPLE_ACTIVE_KEYS
 from orgscan.watch.events import ACTIVE, KeyEvent
 from orgscan.watch.result import Verdict, WatchResult
 
@@ -86,6 +88,8 @@ async def check(event: KeyEvent, config: Config, today: date | None = None) -> W
     that stops the account or the user from being read is an UNREADABLE result.
     """
     reason = _ignored(event)
+    if MULTIPLE_ACTIVE_KEYS not in {rule.id for rule in config.rules}:
+        reason = f"rule {MULTIPLE_ACTIVE_KEYS} is disabled in the config"
     if reason:
         return WatchResult(event, Verdict.IGNORED, notes=(reason,))
     try:
@@ -112,12 +116,22 @@ async def check(event: KeyEvent, config: Config, today: date | None = None) -> W
         # An SCP or permission boundary on the user's path: no verdict, never "compliant".
         return WatchResult(event, Verdict.UNREADABLE, error=user.error)
     notes = _key_notes(event, user)
-    findings = evaluate([user], config.exceptions, today or utcnow().date())
+    # The watch sees keys being added or reactivated: the one rule such an event can break.
+    findings = evaluate_user(
+        user,
+        [rule for rule in config.rules if rule.id == MULTIPLE_ACTIVE_KEYS],
+        config.exceptions,
+        Scanned(_moment(today), user.arn.split(":", 2)[1]),
+    )
     if not findings:
         return WatchResult(event, Verdict.COMPLIANT, user, notes=notes)
     (finding,) = findings
     verdict = Verdict.EXCEPTED if finding.state is FindingState.EXCEPTED else Verdict.VIOLATION
     return WatchResult(event, verdict, user, finding, notes)
+
+
+def _moment(today: date | None) -> datetime:
+    return utcnow() if today is None else datetime(today.year, today.month, today.day, tzinfo=UTC)
 
 
 def _key_notes(event: KeyEvent, user: UserKeys) -> tuple[str, ...]:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from orgscan.model import Finding, ScanError, UserKeys
-from orgscan.rules import RULE_ID, fingerprint
+from orgscan.rules import MULTIPLE_ACTIVE_KEYS, fingerprint
 from orgscan.watch.events import KeyEvent
 
 
@@ -31,4 +31,4 @@ class WatchResult:
     @property
     def fingerprint(self) -> str | None:
         """The sweep's SARIF partialFingerprints.primaryLocationLineHash for this user."""
-        return fingerprint(RULE_ID, self.user.arn) if self.user else None
+        return fingerprint(MULTIPLE_ACTIVE_KEYS, self.user.arn) if self.user else None

@@ -215,12 +215,11 @@ def test_a_finding_whose_user_could_not_be_read_now_is_unverified_not_resolved()
         )
         for a in current.accounts
     ]
-    users = [u for a in accounts for u in a.users]
     baseline = replace(
         current,
         run=replace(current.run, id="20250101T000000Z-00000000"),
         accounts=accounts,
-        findings=evaluate(users, (), current.run.started_at.date()),
+        findings=evaluate(accounts, current.run.rules, (), "aws", current.run.started_at),
     )
     assert UNREADABLE_ARN in {f.arn for f in baseline.findings}
 
@@ -244,4 +243,7 @@ def test_a_key_whose_last_use_is_unknown_is_never_planned_for_deactivation():
     ]
     plan = build_plan(replace(result, accounts=accounts), Evidence("/tmp/findings.json", "0" * 64))
     assert deployer.arn not in {a.arn for a in plan.actions}
-    assert any(line.startswith(f"{deployer.arn}: the last use of") for line in plan.not_planned)
+    assert any(
+        line.startswith(f"{deployer.arn}: iam-user-multiple-active-access-keys: the last use of")
+        for line in plan.not_planned
+    )

@@ -10,7 +10,7 @@ from orgscan.demo.faults import EXPIRED_TOKEN_MESSAGE, Fault
 from orgscan.demo.seed import ACTIVE, INACTIVE, AccountSpec, OrgSpec, UserSpec
 from orgscan.model import FindingState, KeySource, ScanStatus
 from orgscan.scanner import workers_per_account
-from tests.conftest import config, run_scan, seed
+from tests.conftest import config, keys_read, run_scan, seed
 
 TREE = OrgSpec(
     management_users=(UserSpec("root-ops", (ACTIVE,)),),
@@ -238,9 +238,7 @@ async def test_throttling_on_a_third_of_iam_calls_changes_nothing(aws):
 
     assert aws.faults.injected["Throttling"] > 3
     assert throttled.run.complete
-    assert {u.arn: u.access_keys for u in throttled.users} == {
-        u.arn: u.access_keys for u in clean.users
-    }
+    assert keys_read(throttled) == keys_read(clean)
     assert [f.arn for f in throttled.findings] == [f.arn for f in clean.findings]
 
 

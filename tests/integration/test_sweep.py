@@ -16,6 +16,7 @@ from orgscan.demo.faults import Fault
 from orgscan.demo.seed import ACTIVE, AccountSpec, OrgSpec, UserSpec
 from orgscan.demo.seed import member_iam as seeded_member_iam
 from orgscan.model import iso, utcnow
+from orgscan.rules import MULTIPLE_ACTIVE_KEYS as MULTI
 from tests.conftest import seed
 from tests.integration.collect.test_credential_report import HEADER
 from tests.report_fixtures import users_in
@@ -216,7 +217,7 @@ def test_baseline_delta_new_resolved_unverified_and_coverage(aws, tmp_path):
     # The same comparison on its own, from the two evidence files.
     diffed = cli("diff", str(q1 / "findings.json"), str(q2 / "findings.json"))
     assert diffed.exit_code == 0
-    assert f"resolved   {a} (a) arn:aws:iam::{a}:user/pair" in diffed.output
+    assert f"resolved   {a} (a) {MULTI} arn:aws:iam::{a}:user/pair" in diffed.output
     assert f"coverage lost: {b}" in diffed.output
     as_json = json.loads(
         cli("diff", str(q1 / "findings.json"), str(q2 / "findings.json"), "--json").output
@@ -225,10 +226,12 @@ def test_baseline_delta_new_resolved_unverified_and_coverage(aws, tmp_path):
 
 
 def one_key_report(account_id: str, user: str) -> bytes:
-    """A credential report from before the user's second key: one active key, none used."""
+    """A credential report from before the user's second key: one active key, a day old and
+    not used yet, which no rule could fail."""
+    created = (utcnow() - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S+00:00")
     row = (
-        f"{user},arn:aws:iam::{account_id}:user/{user},2026-01-01T00:00:00+00:00,false,N/A,N/A,"
-        "N/A,false,true,2026-01-01T00:00:00+00:00,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,"
+        f"{user},arn:aws:iam::{account_id}:user/{user},{created},false,N/A,N/A,"
+        f"N/A,false,true,{created},N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,"
         "false,N/A,false,N/A"
     )
     return f"{HEADER}\n{row}\n".encode()
@@ -265,7 +268,7 @@ def test_a_stale_credential_report_never_calls_a_baseline_finding_resolved(aws, 
     _, q3 = scan(tmp_path, "q3", "--strategy", "credential-report")
     diffed = cli("diff", str(baseline), str(q3 / "findings.json"))
     assert diffed.exit_code == 0, diffed.output
-    assert f"unverified {a} (a) arn:aws:iam::{a}:user/pair" in diffed.output
+    assert f"unverified {a} (a) {MULTI} arn:aws:iam::{a}:user/pair" in diffed.output
     assert f"credential report generated {before}, older than the baseline" in diffed.output
     delta = json.loads(cli("diff", str(baseline), str(q3 / "findings.json"), "--json").output)
     assert delta["counts"] == {"new": 0, "unchanged": 2, "resolved": 0, "unverified": 1}
@@ -286,7 +289,7 @@ def test_a_baseline_of_another_schema_is_rejected_clearly(aws, tmp_path):
     result, out = scan(tmp_path, "q1", "--baseline", str(old))
     assert result.exit_code == ExitCode.USAGE
     assert (
-        "schema_version '0.9' is not supported; this orgscan reads '1.0', '1.1' or '2.0'"
+        "schema_version '0.9' is not supported; this orgscan reads '1.0', '1.1', '2.0' or '2.1'"
         in result.output
     )
     assert not (out / "findings.json").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -11,6 +12,7 @@ from botocore.exceptions import ClientError
 from orgscan.remediation.apply import Entry, Outcome
 
 CREATED = datetime(2025, 1, 1, tzinfo=UTC)
+REPORT_GENERATED = datetime(2026, 11, 30, 6, tzinfo=UTC)
 
 
 def client_error(code: str, operation: str, message: str = "") -> ClientError:
@@ -23,12 +25,22 @@ class FakeIam:
     `fail[operation]` is a list of exceptions raised by the next calls of that operation;
     `attempts` are the per-attempt outcomes UpdateAccessKey reports to `on_attempt` handlers
     (None: AWS answered), and `applies` whether an UpdateAccessKey takes effect even when it
-    then raises (an answer lost on the way back).
+    then raises (an answer lost on the way back). Keys are created at `CREATED` unless `created`
+    says otherwise, and never used unless `last_used` says when; `report` is the credential
+    report's content (None: there is none), `root_keys_present` GetAccountSummary's
+    AccountAccessKeysPresent.
     """
 
     def __init__(self, users: dict[str, dict[str, str]], page: int = 100) -> None:
         self.users = users
         self.page = page
+        self.created: dict[str, datetime] = {}
+        self.last_used: dict[str, datetime] = {}
+        self.report: bytes | None = None
+        self.report_generated_at = REPORT_GENERATED
+        self.root_keys_present = 0
+        self.report_state = "COMPLETE"  # what GenerateCredentialReport answers
+        self.pause = 0.0  # seconds each ListAccessKeys takes
         self.fail: dict[str, list[Exception]] = {}
         # When set, the journal of the run: every change must be in it as PENDING before it is
         # sent, so that a crash mid-call leaves the change pending, never unrecorded.
@@ -62,13 +74,20 @@ class FakeIam:
 
     async def list_access_keys(self, **params: Any) -> dict[str, Any]:
         self._call("ListAccessKeys", params)
+        if self.pause:
+            await asyncio.sleep(self.pause)
         name = params["UserName"]
         if name not in self.users:
             raise client_error("NoSuchEntity", "ListAccessKeys")
         keys = self.users[name]
         return {
             "AccessKeyMetadata": [
-                {"UserName": name, "AccessKeyId": k, "Status": s, "CreateDate": CREATED}
+                {
+                    "UserName": name,
+                    "AccessKeyId": k,
+                    "Status": s,
+                    "CreateDate": self.created.get(k, CREATED),
+                }
                 for k, s in keys.items()
             ],
             "IsTruncated": False,
@@ -76,15 +95,31 @@ class FakeIam:
 
     async def get_access_key_last_used(self, **params: Any) -> dict[str, Any]:
         self._call("GetAccessKeyLastUsed", params)
-        return {"AccessKeyLastUsed": {"ServiceName": "N/A", "Region": "N/A"}}
+        used = self.last_used.get(params["AccessKeyId"])
+        if used is None:
+            return {"AccessKeyLastUsed": {"ServiceName": "N/A", "Region": "N/A"}}
+        return {
+            "AccessKeyLastUsed": {"LastUsedDate": used, "ServiceName": "s3", "Region": "eu-west-1"}
+        }
 
     async def generate_credential_report(self, **params: Any) -> dict[str, Any]:
         self._call("GenerateCredentialReport", params)
-        return {"State": "COMPLETE"}
+        return {"State": self.report_state}
 
     async def get_credential_report(self, **params: Any) -> dict[str, Any]:
         self._call("GetCredentialReport", params)
-        raise client_error("ReportNotPresent", "GetCredentialReport")
+        if self.report is None:
+            raise client_error("ReportNotPresent", "GetCredentialReport")
+        return {"Content": self.report, "GeneratedTime": self.report_generated_at}
+
+    async def get_account_summary(self, **params: Any) -> dict[str, Any]:
+        self._call("GetAccountSummary", params)
+        return {
+            "SummaryMap": {
+                "Users": len(self.users),
+                "AccountAccessKeysPresent": self.root_keys_present,
+            }
+        }
 
     async def update_access_key(self, **params: Any) -> dict[str, Any]:
         self.calls.append(("UpdateAccessKey", params))

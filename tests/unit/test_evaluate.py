@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 
-from orgscan.evaluate import evaluate, exception_matches
-from orgscan.model import AccessKey, ApprovedException, FindingState, UserKeys
+from orgscan.checks import Scanned
+from orgscan.evaluate import evaluate_user, exception_matches
+from orgscan.model import (
+    AccessKey,
+    ApprovedException,
+    Finding,
+    FindingState,
+    RuleSettings,
+    UserKeys,
+)
+from orgscan.rules import MULTIPLE_ACTIVE_KEYS
 
 TODAY = date(2026, 11, 22)
+
+
+def evaluate(
+    users: list[UserKeys], exceptions: list[ApprovedException], today: date
+) -> list[Finding]:
+    """The one-active-key rule over each user, judged on `today`."""
+    at = Scanned(datetime(today.year, today.month, today.day, tzinfo=UTC), "aws")
+    rules = [RuleSettings(MULTIPLE_ACTIVE_KEYS)]
+    return [f for u in users for f in evaluate_user(u, rules, exceptions, at)]
 
 
 def user(name: str, *statuses: str, account: str = "111122223333", path: str = "/") -> UserKeys:
@@ -55,9 +73,12 @@ def test_a_valid_exception_wins_over_an_expired_one():
 
 
 def test_exception_matching_by_name_glob_and_account():
-    ci = user("deployer", "Active", "Active", path="/ci/")
-    assert exception_matches(approval("deployer", TODAY), ci)
-    assert exception_matches(approval("arn:aws:iam::*:user/ci/*", TODAY), ci)
-    assert not exception_matches(approval("arn:aws:iam::*:user/prod/*", TODAY), ci)
-    assert not exception_matches(approval("deploy", TODAY), ci)  # a name is matched whole
-    assert not exception_matches(approval("deployer", TODAY, account="999999999999"), ci)
+    u = user("deployer", "Active", "Active", path="/ci/")
+    ci = (MULTIPLE_ACTIVE_KEYS, u.account_id, u.user_name, u.arn)
+    assert exception_matches(approval("deployer", TODAY), *ci)
+    assert exception_matches(approval("arn:aws:iam::*:user/ci/*", TODAY), *ci)
+    assert not exception_matches(approval("arn:aws:iam::*:user/prod/*", TODAY), *ci)
+    assert not exception_matches(approval("deploy", TODAY), *ci)  # a name is matched whole
+    assert not exception_matches(approval("deployer", TODAY, account="999999999999"), *ci)
+    # An exception covers only the rules it names.
+    assert not exception_matches(approval("deployer", TODAY), "iam-access-key-unused", *ci[1:])

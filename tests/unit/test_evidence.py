@@ -203,6 +203,7 @@ def test_a_plan_reads_back_as_written_and_keeps_its_shape(tmp_path: Path) -> Non
         "access_key_id",
         "created_at",
         "last_used_at",
+        "rules",
     }
 
 

@@ -15,7 +15,7 @@ from orgscan.aws.ratelimit import CallCounter, RateLimiter
 from orgscan.collect.credential_report import ReportPolling
 from orgscan.demo.faults import Fault
 from orgscan.demo.seed import ACTIVE, INACTIVE, AccountSpec, OrgSpec, UserSpec
-from tests.conftest import config, run_scan, seed
+from tests.conftest import config, keys_read, run_scan, seed
 
 ODD = OrgSpec(
     management_users=(UserSpec("ops+admin@example.com", (ACTIVE, ACTIVE)),),
@@ -36,7 +36,8 @@ ODD = OrgSpec(
 
 def evidence(result):
     return (
-        [(u.arn, u.path, u.source, u.access_keys) for u in result.users],
+        [(u.arn, u.path, u.source) for u in result.users],
+        keys_read(result),
         [(f.arn, f.active_key_count, f.state) for f in result.findings],
         [(r.account.id, r.scan_status, r.error) for r in result.accounts],
         result.run.api_calls,

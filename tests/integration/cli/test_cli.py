@@ -88,7 +88,7 @@ def test_findings_json_has_the_documented_fields(aws, tmp_path):
     seeded = seed(aws, DIRTY)
     _, out = scan_cli(tmp_path)
     data = json.loads((out / "findings.json").read_text())
-    assert data["schema_version"] == "2.0"
+    assert data["schema_version"] == "2.1"
     assert set(data["run"]) >= {
         "id",
         "started_at",
@@ -107,7 +107,9 @@ def test_findings_json_has_the_documented_fields(aws, tmp_path):
         "error",
         "user_count",
         "scanned_at",
+        "root_keys",
     }
+    assert account["root_keys"]["source"] == "credential-report"
     assert (account["account"]["ou_path"], account["account"]["state"], account["user_count"]) == (
         "Root/Prod",
         "ACTIVE",
@@ -118,7 +120,7 @@ def test_findings_json_has_the_documented_fields(aws, tmp_path):
     assert pair["access_keys"][0]["last_used_service"] is not None or all(
         k["last_used_at"] is None for k in pair["access_keys"]
     )
-    # Every field is always there (2.0); last use is looked up for users with a finding only.
+    # Every field is always there (2.0); every active key's last use is read, with its source.
     solo = next(u for u in users_in(data) if u["user_name"] == "solo")
     assert (
         set(solo["access_keys"][0])
@@ -131,21 +133,38 @@ def test_findings_json_has_the_documented_fields(aws, tmp_path):
             "last_used_service",
             "last_used_region",
             "last_used_error",
+            "last_used_source",
+            "last_used_as_of",
         }
     )
     assert solo["access_keys"][0]["last_used_at"] is None
+    assert solo["access_keys"][0]["last_used_source"] == "credential-report"
     (finding,) = data["findings"]
     assert finding == {
         "rule_id": "iam-user-multiple-active-access-keys",
         "account_id": seeded.account_ids["a"],
         "user_name": "pair",
         "arn": f"arn:aws:iam::{seeded.account_ids['a']}:user/pair",
+        "resource_type": "user",
+        "resource_id": f"arn:aws:iam::{seeded.account_ids['a']}:user/pair",
+        "detail": "2 active access keys",
         "active_key_count": 2,
+        "access_key_id": None,
         "severity": "medium",
         "state": "open",
         "exception": None,
         "expired_exception": None,
     }
+    # Every rule of the run, with its thresholds, and its coverage of each account.
+    assert [r["id"] for r in data["run"]["rules"]] == [
+        "iam-user-multiple-active-access-keys",
+        "iam-access-key-not-rotated",
+        "iam-access-key-unused",
+        "root-access-key-present",
+    ]
+    assert {c["rule_id"]: c["coverage"] for c in account["coverage"]} == dict.fromkeys(
+        [r["id"] for r in data["run"]["rules"]], "complete"
+    )
 
 
 def test_no_secret_reaches_any_output(aws, tmp_path):
@@ -189,13 +208,13 @@ def test_demo_runs_the_real_pipeline_and_exits_3(tmp_path):
     )
     assert done.returncode == ExitCode.INCOMPLETE, done.stderr
     # Every format of the demo against its standard's model or schema.
-    assert len(ocsf_events((out / "findings.ocsf.jsonl").read_bytes())) == 5
-    assert len(asff_findings((out / "findings.asff.json").read_bytes())) == 5
+    assert len(ocsf_events((out / "findings.ocsf.jsonl").read_bytes())) == 11
+    assert len(asff_findings((out / "findings.asff.json").read_bytes())) == 11
     oscal = oscal_document((out / "assessment-results.oscal.json").read_bytes())
     run = oscal["assessment-results"]["results"][0]
-    assert len(run["findings"]) == 2 + 5 and run["risks"]  # the partial/failed accounts
+    assert run["risks"]  # the partial/failed accounts
     data = json.loads((out / "findings.json").read_text())
-    assert data["summary"] == {
+    assert {k: v for k, v in data["summary"].items() if k != "rules"} == {
         "accounts": 12,
         "accounts_scanned": 9,
         "accounts_partial": 1,
@@ -203,10 +222,21 @@ def test_demo_runs_the_real_pipeline_and_exits_3(tmp_path):
         "accounts_skipped": 1,
         "users": 18,
         "users_unreadable": 1,
-        "findings": 5,
-        "findings_open": 4,
-        "findings_excepted": 1,
+        "findings": 11,
+        "findings_open": 9,
+        "findings_excepted": 2,
     }
+    # A case of each rule, from key dates and a root key moto cannot hold (the fault layer's).
+    by_rule = {(f["rule_id"], f["user_name"]): f["state"] for f in data["findings"] if f["rule_id"]}
+    assert {k for k, v in by_rule.items() if k[0] != "iam-user-multiple-active-access-keys"} == {
+        ("iam-access-key-not-rotated", "deploy-bot"),
+        ("iam-access-key-not-rotated", "cdn-purger"),
+        ("iam-access-key-not-rotated", "siem-forwarder"),
+        ("iam-access-key-unused", "dave"),
+        ("iam-access-key-unused", "analyst-bob"),
+        ("root-access-key-present", "<root_account>"),
+    }
+    assert by_rule[("iam-access-key-not-rotated", "siem-forwarder")] == "excepted"
     accounts = {a["account"]["name"]: a["account"] | a for a in data["accounts"]}
     assert accounts["dev-beta"]["error"]["code"] == "AccessDenied"
     assert accounts["shared-network"]["scan_status"] == "partial"
@@ -220,7 +250,11 @@ def test_demo_runs_the_real_pipeline_and_exits_3(tmp_path):
         "PENDING_CLOSURE",
         "scanned",
     )
-    findings = {f["user_name"]: f for f in data["findings"]}
+    findings = {
+        f["user_name"]: f
+        for f in data["findings"]
+        if f["rule_id"] == "iam-user-multiple-active-access-keys"
+    }
     assert findings["ci-deployer"]["state"] == "excepted"
     assert findings["etl-runner"]["expired_exception"]["ticket"] == "SEC-1187"
     users = {u["user_name"]: u for u in users_in(data)}
@@ -346,7 +380,8 @@ def test_demo_serve_keeps_the_organization_up_for_other_commands(tmp_path):
             check=False,
         )
         assert applied.returncode == 0, applied.stdout + applied.stderr
-        assert "4 deactivated, 0 skipped, 0 failed" in applied.stdout
+        # Four users' extra keys (one active key) and two unused keys (dave's, analyst-bob's).
+        assert "6 deactivated, 0 skipped, 0 failed" in applied.stdout
         assert env["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
     finally:
         process.send_signal(signal.SIGINT)

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from orgscan.cli import app
 from orgscan.config import ConfigError, load_config, parse_config
 from orgscan.model import ApprovedException, Control, join_ou_path, split_ou_path
+from orgscan.rules import MULTIPLE_ACTIVE_KEYS as MULTIPLE
 
 ROOT = Path(__file__).resolve().parents[3]
 EXCEPTION = {
@@ -171,7 +172,8 @@ def test_empty_config_gives_the_documented_defaults():
         ),
         (
             {"scan": {"max_attempts": 8}, "bogus": 1},
-            "bogus: unknown key; expected one of: organization, role, scan, exceptions, controls,",
+            "bogus: unknown key; expected one of: organization, role, scan, exceptions, rules, "
+            "controls,",
         ),
         (
             {"organization": {"include_ous": "Root/Prod"}},
@@ -211,7 +213,8 @@ def test_empty_config_gives_the_documented_defaults():
         ),
         (
             {"bogus": 1, "organization": {"include_suspended": True}},
-            "bogus: unknown key; expected one of: organization, role, scan, exceptions, controls,",
+            "bogus: unknown key; expected one of: organization, role, scan, exceptions, rules, "
+            "controls,",
         ),
         ({"exceptions": [{**EXCEPTION, "user": None}]}, "exceptions[0].user: is required"),
         ({"exceptions": [None]}, "exceptions[0].account: is required"),
@@ -270,19 +273,25 @@ def test_user_controls_replace_one_framework_version_and_add_others():
         }
     )
     nist = [c.id for c in cfg.controls if c.framework == "NIST SP 800-53"]
-    assert nist == ["IA-5(1)"]
+    # The entry (rule omitted: the one-active-key rule's) replaces that rule's NIST entries
+    # only; the other rules keep theirs.
+    assert [
+        c.id for c in cfg.controls if c.framework == "NIST SP 800-53" and c.rule == MULTIPLE
+    ] == ["IA-5(1)"]
+    assert {"AC-6", "AC-2(3)"} <= set(nist)
     assert any(c.framework == "SOC 2" for c in cfg.controls)
     assert any(c.framework.startswith("CIS") for c in cfg.controls)
 
 
 def test_digest_of_the_same_settings_never_changes():
     """findings.json records the digest and --resume compares it: a rewrite of the parser must
-    not move it. These are the digests the hand-written parser gave before pydantic."""
+    not move it. These are the digests of the settings since the four rules (their thresholds
+    and every rule's control mappings are settings: a run resumed under other rules is refused)."""
     assert parse_config(None).digest() == (
-        "sha256:7bb06601dda2680ef7b99b62709bff55e9bf714cee31a60870ec48583be7c4b3"
+        "sha256:22e58a7c70ac5ee2719b7a1b53432cc1b72c870ec2c631a12355e4998a615861"
     )
     assert load_config(ROOT / "config.example.yaml").digest() == (
-        "sha256:67cab31ad77c31bb7732501d452270528f4932febe8c6b26e640db63766920fb"
+        "sha256:28689a89739067627733ff9d10e079b661a3a0bcc36dac6c0e0f29323840481d"
     )
 
 

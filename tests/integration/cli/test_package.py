@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 
 from orgscan import evidence as codec
 from orgscan.cli import ExitCode, app
-from orgscan.model import ScanResult
+from orgscan.model import ResourceType, ScanResult
 from orgscan.reports.writer import write_reports
-from orgscan.rules import load_rule, parse_rule
+from orgscan.rules import MULTIPLE_ACTIVE_KEYS, load_rules, parse_rule, rule_by_id
 from tests.format_checks import verify_package
 from tests.report_fixtures import (
     PARTIAL,
@@ -76,7 +76,7 @@ def test_findings_json_records_an_unreadable_user_with_its_error_and_unknown_cou
     package: Path,
 ) -> None:
     data = json.loads((package / "findings.json").read_bytes())
-    assert data["schema_version"] == "2.0"
+    assert data["schema_version"] == "2.1"
     (vendor,) = [u for u in users_in(data) if u["arn"] == UNREADABLE_ARN]
     assert vendor["error"] == {"code": SCP_DENIAL.code, "message": SCP_DENIAL.message}
     assert (vendor["key_count"], vendor["active_key_count"], vendor["access_keys"]) == (
@@ -181,7 +181,7 @@ def test_a_failing_renderer_writes_nothing(result: ScanResult, tmp_path: Path) -
 
 
 def test_rule_metadata() -> None:
-    rule = load_rule()
+    rule = rule_by_id(MULTIPLE_ACTIVE_KEYS)
     assert rule.id == "iam-user-multiple-active-access-keys"
     assert rule.severity == "medium"
     assert float(rule.security_severity) == 5.5
@@ -194,8 +194,16 @@ def test_rule_metadata() -> None:
         assert page in urls
 
 
+def test_every_user_key_rule_deactivates_before_it_deletes() -> None:
+    for rule in load_rules():
+        cli = " ".join(rule.remediation.cli)
+        if rule.resource is not ResourceType.ACCOUNT:
+            assert cli.index("update-access-key") < cli.index("delete-access-key"), rule.id
+
+
 def test_rule_rejects_a_non_numeric_security_severity() -> None:
-    data = yaml.safe_load(resources.files("orgscan").joinpath("rule.yaml").read_text())
+    text = resources.files("orgscan").joinpath("rules.yaml").read_text()
+    data = yaml.safe_load(text)["rules"][0]
     data["security_severity"] = "medium"
     with pytest.raises(ValueError, match="security_severity"):
         parse_rule(data)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from orgscan.collect.credential_report import MalformedReport, ReportPolling, parse_report
 from orgscan.demo.faults import Fault
 from orgscan.demo.seed import ACTIVE, INACTIVE, AccountSpec, OrgSpec, UserSpec
-from orgscan.model import KeySource, ScanStatus
+from orgscan.model import KeySource, LastUseSource, RootKeys, RootKeySource, ScanStatus
 from tests.conftest import config, run_scan, seed
 
 HEADER = (
@@ -42,14 +44,21 @@ REAL_REPORT = "\n".join(
 
 
 def test_real_report_content_is_parsed_exactly():
-    users = {u.user_name: u for u in parse_report(REAL_REPORT.encode(), ACCOUNT)}
-    # The root user is not an IAM user, though it has two active keys here.
+    generated = datetime(2026, 11, 22, 6, tzinfo=UTC)
+    report = parse_report(REAL_REPORT.encode(), ACCOUNT, generated)
+    users = {u.user_name: u for u in report.users.values()}
+    # The root user is not an IAM user; its row says whether it has keys: two active here.
     assert set(users) == {"two-keys", "one-inactive", "no-keys"}
+    assert report.root == RootKeys(RootKeySource.CREDENTIAL_REPORT, generated, True, 2)
+    assert list(report.users) == [u.arn for u in users.values()]  # keyed by user ARN
     two = users["two-keys"]
     assert (two.key_count, two.active_key_count) == (2, 2)
     assert two.access_keys[0].last_used_service == "sts"
     assert two.access_keys[0].last_used_at.isoformat() == "2026-11-20T08:00:00+00:00"
-    assert two.access_keys[1].last_used_at is None  # N/A is not a date
+    assert two.access_keys[1].last_used_at is None  # N/A is not a date: never used
+    assert {(k.last_used_source, k.last_used_as_of) for k in two.access_keys} == {
+        (LastUseSource.CREDENTIAL_REPORT, generated)
+    }
     inactive = users["one-inactive"]
     assert (inactive.key_count, inactive.active_key_count) == (2, 1)
     assert inactive.path == "/ops/"
@@ -148,7 +157,11 @@ async def test_stale_report_is_corrected_live_and_never_produces_a_false_finding
     assert set(users) == {"solo", "pair"}
     assert (users["solo"].source, users["solo"].active_key_count) == (KeySource.LIVE, 1)
     assert (users["pair"].source, users["pair"].active_key_count) == (KeySource.LIVE, 2)
-    assert [f.user_name for f in result.findings if f.account_id == a] == ["pair"]
+    # The report's root row (an active root key, in this real report) is the account's.
+    assert [(f.rule_id, f.user_name) for f in result.findings if f.account_id == a] == [
+        ("iam-user-multiple-active-access-keys", "pair"),
+        ("root-access-key-present", "<root_account>"),
+    ]
     account = next(r for r in result.accounts if r.account.id == a)
     assert sorted(account.notes) == [
         f"user arn:aws:iam::{a}:user/{name} is in the credential report but was deleted since "

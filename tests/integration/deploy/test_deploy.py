@@ -24,8 +24,9 @@ import yaml
 from botocore import xform_name
 
 from orgscan.config import parse_config
-from orgscan.demo.faults import MANAGEMENT_ACCOUNT
+from orgscan.demo.faults import MANAGEMENT_ACCOUNT, Fault
 from orgscan.demo.seed import ACTIVE, INACTIVE, AccountSpec, OrgSpec, UserSpec
+from orgscan.model import RootKeySource
 from tests.conftest import config, run_scan, seed
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -52,6 +53,7 @@ IAM_ACTIONS = {
     "GetAccessKeyLastUsed": "iam:GetAccessKeyLastUsed",
     "GenerateCredentialReport": "iam:GenerateCredentialReport",
     "GetCredentialReport": "iam:GetCredentialReport",
+    "GetAccountSummary": "iam:GetAccountSummary",
     "UpdateAccessKey": "iam:UpdateAccessKey",
     "Publish": "sns:Publish",  # orgscan watch's Lambda (tests/test_deploy_watch.py)
     "BatchImportFindings": "securityhub:BatchImportFindings",  # orgscan publish-securityhub
@@ -558,15 +560,22 @@ def _observed_actions(calls: dict[tuple[str, str], int]) -> dict[str, set[str]]:
 
 @pytest.fixture(scope="module")
 async def observed(moto_server) -> dict[str, set[str]]:
-    """Both strategies' scans, once for the module; every test that uses `aws` resets anyway."""
+    """Both strategies' scans, once for the module; every test that uses `aws` resets anyway.
+    A live scan where no credential report can be had sends the fallback's actions too."""
     moto_server.reset()
     seed(moto_server, ORG)
     live = await run_scan(config(scan={"strategy": "live"}))
     report = await run_scan(config(scan={"strategy": "credential-report"}))
-    for result in (live, report):
+    calls = dict(moto_server.faults.calls)
+    moto_server.inject([Fault(action="GenerateCredentialReport", error="AccessDenied")])
+    fallback = await run_scan(config(scan={"strategy": "live"}))
+    assert all(r.root_keys.source is RootKeySource.ACCOUNT_SUMMARY for r in fallback.accounts)
+    for result in (live, report, fallback):
         assert result.run.complete
         assert sorted(f.user_name for f in result.findings) == ["deployer", "dev", "mgmt-ci"]
-    return _observed_actions(dict(moto_server.faults.calls))
+    for action, n in moto_server.faults.calls.items():
+        calls[action] = calls.get(action, 0) + n
+    return _observed_actions(calls)
 
 
 async def test_the_code_sends_no_action_that_the_policies_lack(observed):

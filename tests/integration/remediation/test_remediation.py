@@ -754,12 +754,12 @@ def test_apply_and_the_scan_judge_exceptions_by_one_rule():
     from datetime import date
 
     from orgscan.evaluate import governing_exception
-    from orgscan.model import ApprovedException, UserKeys
+    from orgscan.model import ApprovedException
     from orgscan.remediation import apply as applying
     from orgscan.remediation.plan import UserAction
 
     arn = "arn:aws:iam::222222222222:user/pair"
-    user = UserKeys("222222222222", "pair", arn, "/", ())
+    who = ("iam-user-multiple-active-access-keys", "222222222222", "pair", arn)
     today = date(2026, 6, 1)
     approvals = [
         ApprovedException("222222222222", "pair", "short", "ops", date(2026, 7, 1)),
@@ -767,11 +767,12 @@ def test_apply_and_the_scan_judge_exceptions_by_one_rule():
         ApprovedException("222222222222", "pair", "lapsed", "ops", date(2027, 1, 1)),
     ]
     approvals[2] = replace(approvals[2], expires=date(2026, 5, 1))  # expired: never governs
-    assert governing_exception(approvals, user, today) == approvals[1]
+    assert governing_exception(approvals, *who, today) == approvals[1]
     assert applying.governing_exception is governing_exception  # apply has no copy of its own
     config = type("C", (), {"exceptions": approvals})()
     action = UserAction("222222222222", "", "pair", arn, "K" * 16, "", ())
-    assert applying._excepted(config, action, today) == approvals[1]
+    assert applying._excepted(config, who[0], action, today) == approvals[1]
+    assert applying._excepted(config, "iam-access-key-unused", action, today) is None
 
 
 FOUR = OrgSpec(

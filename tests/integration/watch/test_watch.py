@@ -21,7 +21,7 @@ from orgscan.cli import ExitCode, app
 from orgscan.demo.faults import Fault
 from orgscan.demo.seed import ACTIVE, INACTIVE, AccountSpec, OrgSpec, UserSpec, member_iam
 from orgscan.reports import sarif
-from orgscan.rules import RULE_ID
+from orgscan.rules import MULTIPLE_ACTIVE_KEYS as RULE_ID
 from orgscan.watch import lambda_entry
 from orgscan.watch.events import EventError
 from tests.conftest import config, run_scan, seed
@@ -236,6 +236,17 @@ def test_events_that_cannot_add_an_active_key_exit_0_without_a_call(aws, tmp_pat
     assert result.exit_code == ExitCode.CLEAN, result.output
     assert result.stdout.startswith("IGNORED")
     assert f"note: {note}" in result.stdout
+    assert not aws.faults.calls
+
+
+def test_with_the_one_active_key_rule_disabled_the_watch_judges_nothing(aws, tmp_path):
+    off = settings("210987654321") | {
+        "rules": {"iam-user-multiple-active-access-keys": {"enabled": False}}
+    }
+    result = watch_cli(tmp_path, sample("create-access-key", "210987654321", "alice"), off)
+    assert result.exit_code == ExitCode.CLEAN, result.output
+    assert result.stdout.startswith("IGNORED")
+    assert "rule iam-user-multiple-active-access-keys is disabled in the config" in result.stdout
     assert not aws.faults.calls
 
 

@@ -1,23 +1,33 @@
-"""findings.csv: one row per user, a stable header, no formula a spreadsheet would run."""
+"""findings.csv: a row per finding and per user without one, a stable header, filterable by
+rule, no formula a spreadsheet would run."""
 
 from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 
 import pytest
 
 from orgscan.model import ScanResult
 from orgscan.reports.csv import HEADER, CsvRenderer, neutralise
+from orgscan.rules import MULTIPLE_ACTIVE_KEYS, ROOT_KEY, UNUSED
 from tests.report_fixtures import (
+    CAROL_OLDER,
+    DEPLOYER_IN_USE,
     DEV,
     FORMULA_NAME,
+    MGMT,
     PARTIAL,
+    PROD,
     SANDBOX,
     SCP_DENIAL,
     UNREADABLE_ARN,
+    hygiene_result,
     scan_result,
 )
+
+README = Path(__file__).resolve().parents[3] / "README.md"
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +62,20 @@ def test_header_is_the_documented_one(data: bytes) -> None:
         "account_scan_status",
         "error",
         "account_state",
+        "rule_id",
+        "severity",
+        "resource_type",
+        "resource_id",
+        "access_key_id",
+        "detail",
+        "key_created_at",
+        "key_last_used_at",
+        "key_last_used_source",
+        "key_last_used_as_of",
+        "rules_incomplete",
     )
+    # The README documents the header as it is, in order.
+    assert "`" + ", ".join(HEADER) + "`" in " ".join(README.read_text(encoding="utf-8").split())
 
 
 def test_one_row_per_user_including_passing_ones(
@@ -147,3 +170,103 @@ def test_neutralise(cell: str, expected: str) -> None:
 
 def test_deterministic(result: ScanResult, data: bytes) -> None:
     assert CsvRenderer().render(result) == data
+
+
+# --- Every rule (hygiene_result: all four rules) ---
+
+
+@pytest.fixture(scope="module")
+def hygiene() -> ScanResult:
+    return hygiene_result()
+
+
+@pytest.fixture(scope="module")
+def hygiene_rows(hygiene: ScanResult) -> list[dict[str, str]]:
+    data = CsvRenderer().render(hygiene).decode("utf-8")
+    return list(csv.DictReader(io.StringIO(data, newline="")))
+
+
+def test_a_filter_on_rule_id_gives_each_rules_findings(
+    hygiene: ScanResult, hygiene_rows: list[dict[str, str]]
+) -> None:
+    for settings in hygiene.run.rules:
+        findings = [f for f in hygiene.findings if f.rule_id == settings.id]
+        rows = [r for r in hygiene_rows if r["rule_id"] == settings.id]
+        assert findings, settings.id
+        assert sorted((r["resource_id"], r["state"], r["detail"]) for r in rows) == sorted(
+            (f.resource_id, str(f.state), f.detail) for f in findings
+        )
+    assert {r["rule_id"] for r in hygiene_rows} == {s.id for s in hygiene.run.rules} | {""}
+
+
+def test_every_user_without_a_finding_keeps_one_row(
+    hygiene: ScanResult, hygiene_rows: list[dict[str, str]]
+) -> None:
+    flagged = {f.arn for f in hygiene.findings}
+    quiet = [r for r in hygiene_rows if r["rule_id"] == ""]
+    assert sorted(r["arn"] for r in quiet) == sorted(
+        u.arn for u in hygiene.users if u.arn not in flagged
+    )
+    assert {r["state"] for r in quiet} == {"pass", "error"}
+    assert {r["arn"] for r in hygiene_rows} >= {u.arn for u in hygiene.users}
+    # Rows stay sorted by account and user; a user's findings follow the run's rule order.
+    keys = [(r["account_id"], r["user_name"].lstrip("'"), r["arn"]) for r in hygiene_rows]
+    assert keys == sorted(keys)
+    order = [s.id for s in hygiene.run.rules]
+    deployer = [r["rule_id"] for r in hygiene_rows if r["user_name"] == "deployer"]
+    assert deployer == sorted(deployer, key=order.index) and len(deployer) == 3
+
+
+def test_a_key_finding_carries_its_keys_evidence(hygiene_rows: list[dict[str, str]]) -> None:
+    by_rule_key = {(r["rule_id"], r["access_key_id"]): r for r in hygiene_rows}
+    rotation = by_rule_key[("iam-access-key-not-rotated", DEPLOYER_IN_USE)]
+    assert (rotation["resource_type"], rotation["resource_id"]) == ("access-key", DEPLOYER_IN_USE)
+    assert rotation["state"] == "excepted" and rotation["exception_ticket"] == "SEC-1002"
+    assert rotation["key_created_at"] == "2024-05-18T09:30:00Z"
+    assert rotation["key_last_used_at"] == "2025-03-13T09:30:00Z"
+    assert rotation["key_last_used_source"] == "credential-report"
+    assert rotation["key_last_used_as_of"] == "2025-03-14T08:30:00Z"
+    assert (rotation["account_id"], rotation["severity"]) == (PROD, "medium")
+    unused = by_rule_key[(UNUSED, CAROL_OLDER)]
+    assert (unused["account_id"], unused["key_last_used_at"]) == (DEV, "")
+    assert "never used" in unused["detail"]
+    # The user rule's row names no key, and its exception is not the rotation one.
+    (user_row,) = [
+        r
+        for r in hygiene_rows
+        if r["rule_id"] == MULTIPLE_ACTIVE_KEYS and r["user_name"] == "deployer"
+    ]
+    assert (user_row["access_key_id"], user_row["key_created_at"]) == ("", "")
+    assert (user_row["state"], user_row["exception_ticket"]) == ("open", "")
+    assert user_row["resource_id"] == user_row["arn"]
+
+
+def test_a_root_finding_names_the_accounts_root(hygiene_rows: list[dict[str, str]]) -> None:
+    (root,) = [r for r in hygiene_rows if r["rule_id"] == ROOT_KEY]
+    assert (root["account_id"], root["user_name"], root["arn"]) == (
+        MGMT,
+        "<root_account>",
+        f"arn:aws:iam::{MGMT}:root",
+    )
+    assert (root["resource_type"], root["severity"], root["key_count"]) == (
+        "account",
+        "critical",
+        "",
+    )
+
+
+def test_rules_incomplete_names_the_rules_that_could_not_judge_the_account(
+    hygiene_rows: list[dict[str, str]],
+) -> None:
+    partial = {r["rules_incomplete"] for r in hygiene_rows if r["account_id"] == PARTIAL}
+    assert partial == {
+        "iam-user-multiple-active-access-keys;iam-access-key-not-rotated;iam-access-key-unused"
+    }
+    assert {r["rules_incomplete"] for r in hygiene_rows if r["account_id"] != PARTIAL} == {""}
+
+
+def test_no_formula_in_any_rules_row(hygiene_rows: list[dict[str, str]]) -> None:
+    for row in hygiene_rows:
+        for cell in row.values():
+            assert not cell.startswith(("=", "+", "-", "@", "\t", "\r"))
+    assert "'@admin" in {r["user_name"] for r in hygiene_rows if r["rule_id"] == UNUSED}

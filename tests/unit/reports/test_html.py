@@ -8,22 +8,41 @@ import json
 import re
 from dataclasses import dataclass, field, replace
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
+from markupsafe import escape
 
 from orgscan import evidence as codec
-from orgscan.model import FindingState, ScanResult, split_ou_path
+from orgscan import rules as rules_module
+from orgscan.model import Coverage, FindingState, ScanResult, split_ou_path
+from orgscan.reports import html as html_module
+from orgscan.reports import view
 from orgscan.reports.html import HtmlRenderer, template_dirs
+from orgscan.reports.view import rule_status
+from orgscan.rules import (
+    MULTIPLE_ACTIVE_KEYS,
+    NOT_ROTATED,
+    ROOT_KEY,
+    UNUSED,
+    load_rules,
+    rule_by_id,
+    rule_ids,
+)
 from tests.report_fixtures import (
     CAROL_NEWER,
     DEPLOYER_IN_USE,
+    FAILED,
     FORMULA_NAME,
     IMG_NAME,
+    MGMT,
     PARTIAL,
     PROD,
     SCP_DENIAL,
     SCRIPT_NAME,
     UNREADABLE_ARN,
+    hygiene_result,
+    round_trip,
     scan_result,
     without_open_findings,
 )
@@ -52,8 +71,6 @@ class _Parser(HTMLParser):
         self._in_script = False
         self._card: str | None = None
         self._value = False
-        self._control_row = False
-        self._badge = False
         self._section: str | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -70,18 +87,12 @@ class _Parser(HTMLParser):
             self._value = True
         if tag == "tr" and self._section == "findings" and "data-state" in a:
             self.page.rows.append(a)
-        if tag == "tr" and "data-control" in a:
-            self._control_row = True
-        if self._control_row and "badge" in classes:
-            self._badge = True
+        if tag == "td" and "data-status" in a:
+            self.page.control_statuses.append(a["data-status"])
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "script":
             self._in_script = False
-        if tag == "tr":
-            self._control_row = False
-        if tag == "span":
-            self._badge = False
         if tag == "div" and self._value:
             self._value = False
             self._card = None
@@ -93,8 +104,6 @@ class _Parser(HTMLParser):
         self.page.text.append(data)
         if self._value and self._card:
             self.page.cards[self._card] = self.page.cards.get(self._card, "") + data.strip()
-        if self._badge:
-            self.page.control_statuses.append(data.strip())
 
 
 def _parse(html: bytes) -> Page:
@@ -186,9 +195,14 @@ def test_incomplete_banner_and_no_control_passes(page: Page) -> None:
     assert set(page.control_statuses) == {"FAIL"}
 
 
-def test_one_control_row_per_mapping(result: ScanResult, page: Page) -> None:
-    rows = [a["data-control"] for _, a in page.tags if "data-control" in a]
-    assert rows == [f"{c.framework} {c.version} {c.id}" for c in result.controls]
+def test_one_control_cell_per_mapping_of_the_runs_rules(result: ScanResult, page: Page) -> None:
+    cells = [a["data-control"] for _, a in page.tags if "data-control" in a]
+    # Old evidence evaluated one rule: only its mappings, none of the other rules'.
+    assert sorted(cells) == sorted(
+        f"{c.framework} {c.version} {c.id}"
+        for c in result.controls
+        if c.rule == MULTIPLE_ACTIVE_KEYS
+    )
 
 
 def test_incomplete_without_open_findings_is_incomplete_not_pass() -> None:
@@ -206,7 +220,9 @@ def test_complete_without_open_findings_passes() -> None:
 def test_recommended_keys_shown(html: bytes) -> None:
     text = html.decode()
     # The kept key is rendered in the Keep column of its user's row.
-    deployer = re.search(r'<tr data-account="222222222222".*?</tr>', text, re.S)
+    deployer = re.search(
+        rf'<tr data-rule="{MULTIPLE_ACTIVE_KEYS}" data-account="222222222222".*?</tr>', text, re.S
+    )
     carol = re.search(r"user/engineering/carol.*?</tr>", text, re.S)
     assert deployer and carol
     assert f'<span class="keep-id">{DEPLOYER_IN_USE}</span>' in deployer.group(0)
@@ -316,6 +332,212 @@ def test_large_report_stays_lean() -> None:
         data["findings"].append(finding | {"user_name": f"bulk-{n:05d}", "arn": arn})
     big = codec.decode(data, "big")
     html = HtmlRenderer().render(big)
-    assert html.count(b"<tr data-account=") >= 5000
+    assert html.count(b"<tr data-rule=") >= 5000
     assert b" onclick=" not in html
     assert len(html) / 5000 < 2000  # bytes per finding row, roughly
+
+
+# --- Every rule of the run (hygiene_result: all four rules) ---
+
+
+@pytest.fixture(scope="module")
+def hygiene() -> ScanResult:
+    return hygiene_result()
+
+
+@pytest.fixture(scope="module")
+def hygiene_html(hygiene: ScanResult) -> str:
+    return HtmlRenderer().render(hygiene).decode()
+
+
+def _rule_parts(html: str) -> dict[str, str]:
+    """Each rule's findings part of the page, by rule id, in page order."""
+    findings = html[html.index('<section id="findings">') : html.index('<section id="coverage">')]
+    pieces = findings.split('data-rule-section="')[1:]
+    return {piece[: piece.index('"')]: piece for piece in pieces}
+
+
+def _tag_attrs(html: str, tag: str, attr: str) -> list[dict[str, str]]:
+    page = _parse(html.encode())
+    return [a for t, a in page.tags if t == tag and attr in a]
+
+
+def test_the_summary_per_rule_equals_the_evidence(hygiene: ScanResult, hygiene_html: str) -> None:
+    rows = re.findall(
+        r'<tr data-rule="([^"]+)">(.*?)</tr>',
+        hygiene_html.split('id="rules-table"')[1].split("</table>")[0],
+        re.S,
+    )
+    assert [rule_id for rule_id, _ in rows] == [r.id for r in hygiene.run.rules]
+    summary = {s["rule_id"]: s for s in codec.document(hygiene)["summary"]["rules"]}
+    for rule_id, row in rows:
+        metrics = dict(re.findall(r'data-rule-metric="(\w+)">(\d+)<', row))
+        assert metrics == {k: str(summary[rule_id][k]) for k in metrics}, rule_id
+        assert set(metrics) == {
+            "findings_open",
+            "findings_excepted",
+            "accounts_failing",
+            "accounts_incomplete",
+        }
+        assert escape(rule_by_id(rule_id).title) in row
+
+
+def test_the_control_matrix_maps_each_rule_per_framework_version(
+    hygiene: ScanResult, hygiene_html: str
+) -> None:
+    """Each cell holds exactly the rule's controls in that version; a version without one says
+    so (CIS v7.0.0 has no one-active-key control)."""
+    table = hygiene_html.split('id="controls-table"')[1].split("</table>")[0]
+    rows = re.findall(r'<tr data-framework="([^"]+)">(.*?)</tr>', table, re.S)
+    versions = {f"{c.framework} {c.version}" for c in hygiene.controls}
+    assert {fv for fv, _ in rows} == versions
+    for fv, row in rows:
+        cells = re.findall(
+            r'<td data-rule="([^"]+)" data-status="([^"]+)"[^>]*>(.*?)</td>', row, re.S
+        )
+        assert [rule_id for rule_id, _, _ in cells] == [r.id for r in hygiene.run.rules]
+        for rule_id, status, cell in cells:
+            expected = sorted(
+                f"{c.framework} {c.version} {c.id}"
+                for c in hygiene.controls
+                if c.rule == rule_id and f"{c.framework} {c.version}" == fv
+            )
+            assert sorted(re.findall(r'data-control="([^"]+)"', cell)) == expected
+            if expected:
+                assert status == str(rule_status(hygiene, rule_id))
+            else:
+                assert (status, cell.strip()) == ("none", "no equivalent")
+    (v7,) = [row for fv, row in rows if fv == "CIS AWS Foundations Benchmark 7.0.0"]
+    assert f'data-rule="{MULTIPLE_ACTIVE_KEYS}" data-status="none"' in v7
+
+
+def test_a_rule_passes_only_where_it_judged_every_account(hygiene: ScanResult) -> None:
+    """Per rule: open → FAIL; nothing open and complete everywhere → PASS; nothing open but one
+    account not fully judged → INCOMPLETE, though another rule passes in the same run."""
+    result = hygiene_result(complete=True)
+    result.findings = [f for f in result.findings if f.rule_id == NOT_ROTATED]
+    # The unused rule could not read one key's last use in the management account.
+    mgmt = next(a for a in result.accounts if a.account.id == MGMT)
+    mgmt.coverage = [
+        replace(c, coverage=Coverage.INCOMPLETE, gaps=("key AKIA…: last use unknown: Throttling",))
+        if c.rule_id == UNUSED
+        else c
+        for c in mgmt.coverage
+    ]
+    html = HtmlRenderer().render(round_trip(result)).decode()
+    statuses = {
+        a["data-rule"]: a["data-status"]
+        for a in _tag_attrs(html, "td", "data-status")
+        if a["data-status"] != "none"
+    }
+    assert statuses == {
+        MULTIPLE_ACTIVE_KEYS: "PASS",
+        NOT_ROTATED: "FAIL",
+        UNUSED: "INCOMPLETE",
+        ROOT_KEY: "PASS",
+    }
+    parts = _rule_parts(html)
+    assert "last use unknown: Throttling" in parts[UNUSED]
+    assert "never PASS" in parts[UNUSED] and "never PASS" not in parts[ROOT_KEY]
+    assert "not a clean result" in parts[UNUSED]
+
+
+def test_each_rule_has_its_findings_part_with_only_its_findings(
+    hygiene: ScanResult, hygiene_html: str
+) -> None:
+    parts = _rule_parts(hygiene_html)
+    assert list(parts) == [r.id for r in hygiene.run.rules]
+    for rule_id, part in parts.items():
+        rule = rule_by_id(rule_id)
+        for text in (rule.title, rule.full_description, rule.remediation.summary, rule.severity):
+            assert escape(text) in part, (rule_id, text)
+        rows = re.findall(r'<tr data-rule="([^"]+)"', part)
+        own = [f for f in hygiene.findings if f.rule_id == rule_id]
+        assert rows == [rule_id] * len(own) and own
+        for f in own:
+            assert escape(f.resource_id) in part
+
+
+def test_a_key_finding_shows_the_key_its_user_and_its_last_use_with_source_and_age(
+    hygiene_html: str,
+) -> None:
+    part = _rule_parts(hygiene_html)[UNUSED]
+    row = re.search(r'<tr data-rule="[^"]+" data-account="444444444444".*?</tr>', part, re.S)
+    assert row
+    text = re.sub(r"<[^>]+>", " ", row.group(0))
+    for expected in (
+        "AKIASANDBOXADMIN0001",
+        "@admin",
+        "arn:aws:iam::444444444444:user/@admin",
+        "created 2024-02-08",
+        "(400 days before the scan)",
+        "never used",
+        "from the credential report, as of 2025-03-14 08:30:00 UTC (1 h before the scan)",
+    ):
+        assert expected in text, expected
+    used = re.search(
+        r'<tr data-rule="[^"]+" data-account="222222222222".*?</tr>',
+        _rule_parts(hygiene_html)[NOT_ROTATED],
+        re.S,
+    )
+    assert used and "last used 2025-03-13" in used.group(0) and "(1 day" not in used.group(0)
+    assert "(24 h before the scan)" in used.group(0)
+
+
+def test_the_root_finding_names_the_account_and_its_root_arn(hygiene_html: str) -> None:
+    part = _rule_parts(hygiene_html)[ROOT_KEY]
+    (row,) = re.findall(r"<tr data-rule=.*?</tr>", part, re.S)
+    assert f'data-account="{MGMT}"' in row
+    assert f"arn:aws:iam::{MGMT}:root" in row and "management" in row
+    assert "from the credential report" in row
+
+
+def test_each_rule_states_its_coverage(hygiene: ScanResult, hygiene_html: str) -> None:
+    parts = _rule_parts(hygiene_html)
+    for rule in hygiene.run.rules:
+        gaps = re.findall(r'data-gap="(\d+)"', parts[rule.id])
+        expected = [a.account.id for a in view.rule_gaps(hygiene, rule.id)]
+        assert gaps == expected and FAILED in gaps, rule.id
+    # The unreadable user keeps the user and key rules from judging its account, not the root rule.
+    assert PARTIAL in re.findall(r'data-gap="(\d+)"', parts[UNUSED])
+    assert PARTIAL not in re.findall(r'data-gap="(\d+)"', parts[ROOT_KEY])
+    assert escape(SCP_DENIAL.message) in parts[UNUSED]
+
+
+def test_the_exceptions_register_names_the_rules_each_covers(hygiene_html: str) -> None:
+    rows = re.findall(r"<tr[^>]*data-expired=.*?</tr>", hygiene_html, re.S)
+    (rotation,) = [r for r in rows if "SEC-1002" in r]
+    assert escape(rule_by_id(NOT_ROTATED).title) in rotation
+    assert escape(rule_by_id(MULTIPLE_ACTIVE_KEYS).title) not in rotation
+    assert "AKIADEPLOYER00INUSE1" in rotation and "AKIADEPLOYER00NEWER2" in rotation
+    (older,) = [r for r in rows if "SEC-1001" in r]
+    assert escape(rule_by_id(MULTIPLE_ACTIVE_KEYS).title) in older
+
+
+def test_the_rule_filter_offers_the_runs_rules_only(hygiene: ScanResult, page: Page) -> None:
+    hygiene_page = _parse(HtmlRenderer().render(hygiene))
+    offered = [
+        a["value"]
+        for t, a in hygiene_page.tags
+        if t == "option" and a.get("value", "").startswith(("iam-", "root-"))
+    ]
+    assert offered == [r.id for r in hygiene.run.rules]
+    # Old evidence, one rule: one option, one findings part, no other rule named anywhere.
+    one = [a["value"] for t, a in page.tags if t == "option" and a.get("value") in rule_ids()]
+    assert one == [MULTIPLE_ACTIVE_KEYS]
+    for rule in load_rules()[1:]:
+        assert rule.title not in page.all_text and rule.id not in page.all_text
+
+
+def test_no_rule_is_written_into_the_renderer() -> None:
+    """Adding a rule is data and a check: the template, the script and the renderer name none."""
+    sources = [(d / name) for d in template_dirs() for name in ("report.html.j2", "report.js")]
+    texts = [p.read_text() for p in sources if p.is_file()]
+    renderer = Path(html_module.__file__).read_text()
+    texts.append(renderer)
+    for rule in load_rules():
+        for text in texts:
+            assert rule.id not in text and rule.title not in text
+    # Nor does it name one through orgscan.rules' constants.
+    constants = [n for n, v in vars(rules_module).items() if isinstance(v, str) and v in rule_ids()]
+    assert constants and not [n for n in constants if re.search(rf"\b{n}\b", renderer)]

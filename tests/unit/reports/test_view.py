@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from orgscan.model import AccessKey, UserKeys
-from orgscan.reports.view import ControlStatus, control_status
-from orgscan.rules import recommended_key
+from orgscan.model import AccessKey, ScanResult, UserKeys
+from orgscan.reports.view import ControlStatus, rule_status
+from orgscan.rules import MULTIPLE_ACTIVE_KEYS, recommended_key
 from tests.report_fixtures import scan_result, without_open_findings
 
 
@@ -48,12 +48,15 @@ def test_inactive_keys_are_never_recommended() -> None:
     assert recommended_key(_user(_key("X", created=1, status="Inactive"))) is None
 
 
-def test_control_status() -> None:
-    assert control_status(scan_result()) is ControlStatus.FAIL
-    assert control_status(scan_result(complete=True)) is ControlStatus.FAIL
-    assert control_status(without_open_findings(scan_result())) is ControlStatus.INCOMPLETE
-    assert control_status(without_open_findings(scan_result(complete=True))) is ControlStatus.PASS
+def test_rule_status() -> None:
+    def status(result: ScanResult) -> ControlStatus:
+        return rule_status(result, MULTIPLE_ACTIVE_KEYS)
+
+    assert status(scan_result()) is ControlStatus.FAIL
+    assert status(scan_result(complete=True)) is ControlStatus.FAIL
+    assert status(without_open_findings(scan_result())) is ControlStatus.INCOMPLETE
+    assert status(without_open_findings(scan_result(complete=True))) is ControlStatus.PASS
     # Only excepted findings left: nothing open, so a complete scan passes.
     result = scan_result(complete=True)
     result.findings = [f for f in result.findings if f.exception]
-    assert result.findings and control_status(result) is ControlStatus.PASS
+    assert result.findings and status(result) is ControlStatus.PASS
