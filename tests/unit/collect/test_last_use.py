@@ -18,20 +18,13 @@ from orgscan.model import (
     RootKeys,
     RootKeySource,
 )
+from tests.integration.collect.test_credential_report import HEADER  # AWS's own column order
 from tests.unit.fakes import REPORT_GENERATED, FakeIam, client_error
 
 ACCOUNT = "111111111111"
 EVERYTHING = Needs(key_last_use=True, root_keys=True, max_age_days=90, max_unused_days=45)
 COUNT_ONLY = Needs()
 POLL = ReportPolling(first_delay=0.001, max_delay=0.002, timeout=0.05)
-HEADER = (
-    "user,arn,user_creation_time,password_enabled,password_last_used,password_last_changed,"
-    "password_next_rotation,mfa_active,access_key_1_active,access_key_1_last_rotated,"
-    "access_key_1_last_used_date,access_key_1_last_used_region,access_key_1_last_used_service,"
-    "access_key_2_active,access_key_2_last_rotated,access_key_2_last_used_date,"
-    "access_key_2_last_used_region,access_key_2_last_used_service,cert_1_active,"
-    "cert_1_last_rotated,cert_2_active,cert_2_last_rotated"
-)
 T0 = datetime(2024, 3, 1, 12, 0, 0, tzinfo=UTC)
 
 
