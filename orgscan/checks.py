@@ -65,6 +65,12 @@ def _active_keys(user: UserKeys) -> Iterator[AccessKey]:
             yield key
 
 
+def days_before(now: datetime, then: datetime) -> int:
+    """Whole days from `then` to `now`, as CIS's audits and Prowler count a key's age: the one
+    measure of every age limit (the rules, and remediation's re-check)."""
+    return (now - then).days
+
+
 def _aged(
     judgement: Judgement,
     user: UserKeys,
@@ -80,7 +86,7 @@ def _aged(
     if since is None:
         judgement.gaps.append(f"key {key.id} of user {user.arn}: {what} date unknown")
         return
-    days = (scanned.at - since).days
+    days = days_before(scanned.at, since)
     if days <= limit:
         return
     if key.id is None:

@@ -34,7 +34,7 @@ NOT_ROTATED = "iam-access-key-not-rotated"
 UNUSED = "iam-access-key-unused"
 ROOT_KEY = "root-access-key-present"
 # What collection can be asked to read beyond the users and their keys.
-NEEDS = frozenset({"key_last_use", "root_keys"})
+NEEDS = frozenset({"key_last_use", "flagged_key_last_use", "root_keys"})
 ROOT_USER = "<root_account>"  # the root user, as the credential report and exceptions name it
 
 

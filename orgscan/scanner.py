@@ -168,6 +168,12 @@ def _resumable(
     that failed or were read only in part (a throttle or an outage may have passed since):
     only fully scanned accounts are kept.
     """
+    if [r.id for r in previous.run.rules] != [r.id for r in config.rules]:
+        raise ResumeMismatch(
+            f"the previous run {previous.run.id} evaluated the rules "
+            f"{','.join(r.id for r in previous.run.rules)}; resume it with "
+            "--rules naming those (and the same rules: section)"
+        )
     if previous.run.config_digest != config.digest():
         raise ResumeMismatch(
             f"the previous run {previous.run.id} used a different configuration "

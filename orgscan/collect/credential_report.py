@@ -259,7 +259,7 @@ def could_fail(user: UserKeys, needs: Needs, now: datetime) -> bool:
     """Whether any rule enabled could fail this report row: more than one active key, or an
     active key near or beyond the rotation or the unused limit. The report has no key ids, and
     a key finding names its key, so such users are read again live."""
-    if (user.active_key_count or 0) > 1:
+    if needs.flagged_key_last_use and (user.active_key_count or 0) > 1:
         return True
     return any(
         (needs.max_age_days is not None and _older(key.created_at, needs.max_age_days, now))

@@ -68,7 +68,9 @@ async def collect_live(
     iam: IamReader, account_id: str, workers: int, needs: Needs, polling: ReportPolling
 ) -> Collected:
     if not needs.report:
-        users, notes = await _listing(iam, account_id, workers, flagged_last_use=True)
+        users, notes = await _listing(
+            iam, account_id, workers, flagged_last_use=needs.flagged_key_last_use
+        )
         result = Collected(users=users, notes=notes)
         result.notes.extend(last_use_notes(result.users))
         return result

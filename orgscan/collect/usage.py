@@ -40,6 +40,8 @@ class Needs:
     (None when the rule is off) that decide which credential-report rows are read again live."""
 
     key_last_use: bool = False
+    # The one-active-key rule: users with more than one active key, and their keys' last use.
+    flagged_key_last_use: bool = False
     root_keys: bool = False
     max_age_days: int | None = None
     max_unused_days: int | None = None
@@ -52,6 +54,7 @@ class Needs:
         limits = {name: days for rule in rules for name, days in rule.thresholds.items()}
         return cls(
             key_last_use="key_last_use" in wanted,
+            flagged_key_last_use="flagged_key_last_use" in wanted,
             root_keys="root_keys" in wanted,
             max_age_days=limits.get("max_age_days"),
             max_unused_days=limits.get("max_unused_days"),
@@ -102,11 +105,12 @@ def from_report(keys: Sequence[AccessKey], row: UserKeys | None) -> list[AccessK
 
 def _wanted(user: UserKeys, key: AccessKey, needs: Needs) -> bool:
     """An active key whose last use is still unread and needed: every active key's for the
-    unused-key rule, else those of a user with more than one (the evidence of which is used).
+    unused-key rule, else, for the one-active-key rule, those of a user with more than one
+    (the evidence of which is used).
     An inactive key never costs a call."""
     if not key.active or key.last_used_source is not None or key.last_used_error is not None:
         return False
-    return needs.key_last_use or (user.active_key_count or 0) > 1
+    return needs.key_last_use or (needs.flagged_key_last_use and (user.active_key_count or 0) > 1)
 
 
 async def with_last_use(

@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -45,6 +45,7 @@ from orgscan.aws.interfaces import IamWriter, OrganizationsReader
 from orgscan.aws.management import management_session
 from orgscan.aws.organizations import Organization, walk_accounts
 from orgscan.aws.ratelimit import CallCounter, RateLimiter
+from orgscan.checks import days_before
 from orgscan.collect.users import list_keys, with_last_used
 from orgscan.config import Config
 from orgscan.evaluate import governing_exception
@@ -704,15 +705,14 @@ def _excepted_text(exception: ApprovedException) -> str:
 def _still_unused(key: AccessKey, max_unused_days: int, now: datetime) -> str | None:
     """Why the live key no longer qualifies as unused (used within the limit, or created within
     it and never used); None while it still does, as the unused rule judges it."""
-    limit = timedelta(days=max_unused_days)
     if key.last_used_at is not None:
-        if now - key.last_used_at > limit:
+        if days_before(now, key.last_used_at) > max_unused_days:
             return None
         return (
             f"used at {iso(key.last_used_at)} ({key.last_used_service or 'unknown service'}), "
             f"within {max_unused_days} days of now"
         )
-    if key.created_at is not None and now - key.created_at > limit:
+    if key.created_at is not None and days_before(now, key.created_at) > max_unused_days:
         return None
     return f"never used, but created {iso(key.created_at)}, within {max_unused_days} days of now"
 

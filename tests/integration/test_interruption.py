@@ -127,6 +127,27 @@ def test_resume_refuses_a_different_config(aws, tmp_path):
     assert "used a different configuration" in result.output
 
 
+def test_scan_rules_narrows_the_run_and_a_resume_must_name_the_same_rules(aws, tmp_path):
+    seed(aws, SIX)
+    out, cfg = tmp_path / "out", str(write_config(tmp_path))
+    two = "iam-user-multiple-active-access-keys,root-access-key-present"
+    first = CliRunner().invoke(app, ["scan", "-c", cfg, "-o", str(out), "-q", "--rules", two])
+    assert first.exit_code == 1, first.output
+    data = json.loads((out / "findings.json").read_text())
+    assert [r["id"] for r in data["run"]["rules"]] == two.split(",")
+    assert {f["rule_id"] for f in data["findings"]} <= set(two.split(","))
+    everything = CliRunner().invoke(app, ["scan", "-c", cfg, "--resume", str(out), "-q"])
+    assert everything.exit_code == 2
+    assert f"evaluated the rules {two}; resume it with --rules" in everything.output
+    same = CliRunner().invoke(app, ["scan", "-c", cfg, "--resume", str(out), "-q", "--rules", two])
+    assert same.exit_code == 1, same.output
+    unknown = CliRunner().invoke(
+        app, ["scan", "-c", cfg, "-o", str(tmp_path / "x"), "--rules", "nope"]
+    )
+    assert unknown.exit_code == 2
+    assert "--rules: unknown rule 'nope'" in unknown.output
+
+
 def test_resume_of_a_schema_1_0_run_says_it_was_made_by_an_older_orgscan(aws, tmp_path):
     """1.0's config digest covered settings whose meaning changed (include_suspended, the
     management_account default): no config file matches it, so 'the same config' cannot help."""

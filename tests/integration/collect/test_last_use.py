@@ -219,3 +219,11 @@ async def test_only_what_the_rules_of_the_run_need_is_read(aws):
     assert calls(aws, "GenerateCredentialReport", a) == 0
     assert calls(aws, "GetAccountSummary", a) == 0
     assert [r.id for r in one_rule.run.rules] == ["iam-user-multiple-active-access-keys"]
+    # The rotation rule alone reads no last use at all: a denied GetAccessKeyLastUsed is moot.
+    aws.inject(
+        [history(seeded), Fault(action="GetAccessKeyLastUsed", account=a, error="AccessDenied")]
+    )
+    rotation = await run_scan(config().with_rules(["iam-access-key-not-rotated"]))
+    assert rotation.run.complete
+    assert calls(aws, "GetAccessKeyLastUsed", a) == 0
+    assert calls(aws, "GenerateCredentialReport", a) == 0

@@ -12,18 +12,20 @@ from botocore.exceptions import ClientError
 from orgscan.collect.credential_report import ReportPolling, collect_from_report
 from orgscan.collect.live import collect_live
 from orgscan.collect.usage import Needs
+from orgscan.config import default_rules
 from orgscan.model import (
     KeySource,
     LastUseSource,
     RootKeys,
     RootKeySource,
+    RuleSettings,
 )
 from tests.integration.collect.test_credential_report import HEADER  # AWS's own column order
 from tests.unit.fakes import REPORT_GENERATED, FakeIam, client_error
 
 ACCOUNT = "111111111111"
-EVERYTHING = Needs(key_last_use=True, root_keys=True, max_age_days=90, max_unused_days=45)
-COUNT_ONLY = Needs()
+EVERYTHING = Needs.of(default_rules())
+COUNT_ONLY = Needs.of([RuleSettings("iam-user-multiple-active-access-keys")])
 POLL = ReportPolling(first_delay=0.001, max_delay=0.002, timeout=0.05)
 T0 = datetime(2024, 3, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -229,12 +231,31 @@ async def test_the_root_rule_alone_reads_the_report_but_asks_no_single_key():
 NOW = datetime.now(UTC)
 
 
+def test_what_each_rule_needs_read_is_its_data():
+    assert (
+        Needs(
+            key_last_use=True,
+            flagged_key_last_use=True,
+            root_keys=True,
+            max_age_days=90,
+            max_unused_days=45,
+        )
+        == EVERYTHING
+    )
+    assert Needs(flagged_key_last_use=True) == COUNT_ONLY
+    unused = Needs.of([RuleSettings("iam-access-key-unused", {"max_unused_days": 30})])
+    assert unused == Needs(key_last_use=True, max_unused_days=30)
+    assert Needs.of([RuleSettings("root-access-key-present")]) == Needs(root_keys=True)
+    assert not Needs.of([RuleSettings("iam-access-key-not-rotated", {"max_age_days": 9})]).report
+
+
 @pytest.mark.parametrize(
     ("needs", "reread"),
     [
         (EVERYTHING, {"old", "idle", "pair"}),
-        (Needs(max_age_days=90), {"old", "pair"}),
-        (Needs(max_unused_days=45), {"idle", "pair"}),
+        # pair's keys are young and used: only the one-active-key rule could fail it
+        (Needs(max_age_days=90), {"old"}),
+        (Needs(max_unused_days=45), {"idle"}),
         (COUNT_ONLY, {"pair"}),
     ],
 )

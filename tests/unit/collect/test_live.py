@@ -12,7 +12,7 @@ from orgscan.collect.users import IamUser, list_users, live_user_keys
 from tests.unit.fakes import FakeIam, client_error
 
 ACCOUNT = "111111111111"
-COUNT_ONLY = Needs()
+COUNT_ONLY = Needs(flagged_key_last_use=True)  # the one-active-key rule alone
 
 
 async def test_every_page_of_users_is_read():
