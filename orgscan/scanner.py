@@ -25,7 +25,7 @@ from orgscan.collect.credential_report import ReportPolling, collect_from_report
 from orgscan.collect.live import collect_live
 from orgscan.collect.usage import Needs
 from orgscan.collect.users import Collected
-from orgscan.config import Config
+from orgscan.config import Config, ConfigError
 from orgscan.evaluate import evaluate
 from orgscan.model import (
     INTERRUPTED,
@@ -158,6 +158,13 @@ def older_run(run_id: str, schema_version: str) -> ResumeMismatch:
     )
 
 
+def _narrowed_digest(config: Config, rules: list[str]) -> str | None:
+    try:
+        return config.with_rules(rules).digest()
+    except ConfigError:
+        return None
+
+
 def _resumable(
     previous: ScanResult, config: Config, shard: Shard | None, retry_failed: bool = False
 ) -> dict[str, AccountResult]:
@@ -168,13 +175,15 @@ def _resumable(
     that failed or were read only in part (a throttle or an outage may have passed since):
     only fully scanned accounts are kept.
     """
-    if [r.id for r in previous.run.rules] != [r.id for r in config.rules]:
-        raise ResumeMismatch(
-            f"the previous run {previous.run.id} evaluated the rules "
-            f"{','.join(r.id for r in previous.run.rules)}; resume it with "
-            "--rules naming those (and the same rules: section)"
-        )
     if previous.run.config_digest != config.digest():
+        rules = [r.id for r in previous.run.rules]
+        if rules != [r.id for r in config.rules] and _narrowed_digest(config, rules) == (
+            previous.run.config_digest
+        ):
+            raise ResumeMismatch(
+                f"the previous run {previous.run.id} evaluated only the rules "
+                f"{','.join(rules)}; resume it with --rules {','.join(rules)}"
+            )
         raise ResumeMismatch(
             f"the previous run {previous.run.id} used a different configuration "
             f"({previous.run.config_digest}); resume it with the same config file"

@@ -138,7 +138,9 @@ def test_scan_rules_narrows_the_run_and_a_resume_must_name_the_same_rules(aws, t
     assert {f["rule_id"] for f in data["findings"]} <= set(two.split(","))
     everything = CliRunner().invoke(app, ["scan", "-c", cfg, "--resume", str(out), "-q"])
     assert everything.exit_code == 2
-    assert f"evaluated the rules {two}; resume it with --rules" in everything.output
+    assert f"evaluated only the rules {two}; resume it with --rules {two}" in " ".join(
+        everything.output.split()
+    )
     same = CliRunner().invoke(app, ["scan", "-c", cfg, "--resume", str(out), "-q", "--rules", two])
     assert same.exit_code == 1, same.output
     unknown = CliRunner().invoke(
