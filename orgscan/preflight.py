@@ -2,8 +2,9 @@
 
 For the first contact with a real organization: the caller, access to Organizations, the STS
 region, and in every account the scan would enter (or a sample of them) the audit role, with
-AssumeRole and one `ListUsers MaxItems=1`, and the remediation role if asked. Each problem
-comes with its fix. Nothing is changed anywhere, and no key is read.
+AssumeRole and one `ListUsers MaxItems=1` (and, with the root-key rule, one GetAccountSummary:
+the permission roles deployed before that rule lack), and the remediation role if asked. Each
+problem comes with its fix. Nothing is changed anywhere, and no key is read.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from orgscan.aws.interfaces import OrganizationsReader
 from orgscan.aws.management import management_session
 from orgscan.aws.organizations import Organization, describe_organization, walk_accounts
 from orgscan.aws.ratelimit import CallCounter, RateLimiter
+from orgscan.collect.usage import Needs
 from orgscan.config import Config
 from orgscan.model import Account, AccountFailure
 
@@ -172,20 +174,37 @@ class _Checks:
         self, account: Account, keys: Credentials | RefreshableCredentials | None, role: str
     ) -> list[Problem]:
         limiter = RateLimiter(self.config.scan.account_rate_limit)
-        try:
-            async with self.factory.client("iam", limiter, CallCounter(), keys) as iam:
+        principal = role if keys is not None else f"the caller {self.identity.arn}"
+        statement = "CountAccessKeys" if keys is not None else "ScanManagementAccountAsCaller"
+        async with self.factory.client("iam", limiter, CallCounter(), keys) as iam:
+            try:
                 await iam.list_users(MaxItems=1)
-        except Exception as exc:
-            principal = role if keys is not None else f"the caller {self.identity.arn}"
-            statement = "CountAccessKeys" if keys is not None else "ScanManagementAccountAsCaller"
-            return [
-                Problem(
-                    _describe(account),
-                    f"{principal} cannot list IAM users: {error_code(exc)}: {error_message(exc)}",
-                    f"grant it the {statement} statement of {PERMISSIONS} (iam:ListUsers and the "
-                    "other IAM reads a scan makes)",
-                )
-            ]
+            except Exception as exc:
+                return [
+                    Problem(
+                        _describe(account),
+                        f"{principal} cannot list IAM users: {error_code(exc)}: "
+                        f"{error_message(exc)}",
+                        f"grant it the {statement} statement of {PERMISSIONS} (iam:ListUsers "
+                        "and the other IAM reads a scan makes)",
+                    )
+                ]
+            if not Needs.of(self.config.rules).root_keys:
+                return []
+            try:
+                await iam.get_account_summary()
+            except Exception as exc:
+                return [
+                    Problem(
+                        _describe(account),
+                        f"{principal} cannot call GetAccountSummary: {error_code(exc)}: "
+                        f"{error_message(exc)}; where the credential report cannot be had, the "
+                        "root user's keys would be unknown",
+                        f"grant it iam:GetAccountSummary, in the {statement} statement of "
+                        f"{PERMISSIONS} since the root-key rule (update the deployed role), or "
+                        "turn the rule off (rules.root-access-key-present.enabled: false)",
+                    )
+                ]
         return []
 
     async def remediation_role(

@@ -45,6 +45,8 @@ def test_a_ready_organization_passes_with_one_assume_role_and_one_list_users_eac
     assert {a for (action, a) in calls if action == "AssumeRole"} == members
     assert all(calls[("AssumeRole", a)] == 1 for a in members)
     assert all(calls[("ListUsers", a)] == 1 for a in seeded.account_ids.values())
+    # The root-key rule's fallback permission, new with that rule: one read each.
+    assert all(calls[("GetAccountSummary", a)] == 1 for a in seeded.account_ids.values())
     # Nothing is scanned: no key is listed or read.
     assert {action for action, _ in calls} <= {
         "GetCallerIdentity",
@@ -54,7 +56,29 @@ def test_a_ready_organization_passes_with_one_assume_role_and_one_list_users_eac
         "ListAccountsForParent",
         "AssumeRole",
         "ListUsers",
+        "GetAccountSummary",
     }
+
+
+def test_a_role_without_the_root_rules_permission_is_told_to_update(aws, tmp_path):
+    seeded = seed(aws, ORG)
+    ids = seeded.account_ids
+    aws.inject([Fault(action="GetAccountSummary", account=ids["no-list"], error="AccessDenied")])
+    result = preflight(tmp_path)
+    assert result.exit_code == ExitCode.INCOMPLETE, result.output
+    (line,) = problems(result.output)
+    assert ids["no-list"] in line
+    assert "cannot call GetAccountSummary: AccessDenied" in line
+    assert "grant it iam:GetAccountSummary, in the CountAccessKeys statement" in line
+    # Without the root-key rule nothing needs it, and nothing asks for it.
+    off = preflight(
+        tmp_path,
+        cfg={
+            "scan": {"account_rate_limit": 500},
+            "rules": {"root-access-key-present": {"enabled": False}},
+        },
+    )
+    assert off.exit_code == ExitCode.CLEAN, off.output
 
 
 def test_each_problem_is_one_line_with_its_fix_and_exit_3(aws, tmp_path, monkeypatch):
