@@ -48,10 +48,6 @@ def evaluation_days(result: ScanResult) -> tuple[date, date]:
     return min(days, default=first), max(days, default=first)
 
 
-def findings_by_arn(result: ScanResult) -> dict[str, Finding]:
-    return {finding.arn: finding for finding in result.findings}
-
-
 def user_state(finding: Finding | None, user: UserKeys | None = None) -> UserState:
     if user is not None and user.error is not None:
         return UserState.ERROR
