@@ -109,6 +109,8 @@ class _Scanner:
             result.notes = collected.notes
             result.credential_report_generated_at = collected.report_generated_at
         result.api_calls = counter.calls
+        result.throttles = limiter.throttles
+        result.rate_at_end = round(float(limiter.target), 2)
         if result.error:
             log.warning(
                 "account %s failed: %s: %s", account.id, result.error.code, result.error.message

@@ -1,9 +1,13 @@
-"""The per-account rate limit and call counter, charged for every HTTP attempt."""
+"""The per-account rate limit and call counter, charged for every HTTP attempt.
+
+The rate adapts: the configured rate is where it starts and its ceiling, a throttle cuts it,
+and calls that succeed bring it back (see `RateLimiter.throttled`)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from asyncio_throttle import Throttler
@@ -30,11 +34,33 @@ class RateLimiter(Throttler):  # type: ignore[misc]
 
     JITTER = 0.2  # seconds
     REFILL = 0.995  # of the rate, against rounding at the bucket's edge
+    # The adaptive rate, as botocore's adaptive retry mode does it (CUBIC, RFC 8312): a
+    # throttle multiplies the rate by BETA; then it grows back along SCALE * (t - K)^3 + the
+    # rate it was throttled at, the configured rate being the ceiling.
+    BETA = 0.7
+    SCALE = 0.4
+    FLOOR = 0.5  # calls/s: botocore's lowest fill rate
+    # A throttle answers a call sent up to about a second before (AWS's bucket holds a second's
+    # calls; the call's latency on top): the throttles of calls sent at the old rate cut once.
+    SETTLE = 1.0  # seconds
 
-    def __init__(self, rate_per_second: float) -> None:
+    def __init__(self, rate_per_second: float, clock: Callable[[], float] = time.monotonic) -> None:
         # asyncio-throttle's terms, for anyone who reads them: `rate_limit` calls per `period`.
         calls = max(1, int(rate_per_second))
         super().__init__(rate_limit=calls, period=calls / rate_per_second)
+        self.clock = clock
+        self.ceiling = rate_per_second
+        self.throttles = 0  # throttles met, all of them (the rate is cut at most once a SETTLE)
+        self._throttled_at: float | None = None  # None: at the ceiling, nothing to recover
+        self._throttled_rate = rate_per_second
+        self._recovery = 0.0  # CUBIC's K: seconds from a cut back to the throttled rate
+        now = clock()
+        self._configure(rate_per_second)
+        self._planned, self._planned_at = self.capacity, now  # tokens, as of when
+        self._sent, self._sent_at = self.capacity, now
+
+    def _configure(self, rate_per_second: float) -> None:
+        self.target = rate_per_second  # the rate AWS should see, calls/s
         # AWS's bucket: `burst` calls, refilled at the rate. Ours holds JITTER seconds' worth
         # fewer. Where that would leave less than one call, ours refills more slowly instead,
         # so that two calls sent back to back still arrive a full 1/rate apart.
@@ -42,9 +68,34 @@ class RateLimiter(Throttler):  # type: ignore[misc]
         self.capacity = max(1.0, burst - rate_per_second * self.JITTER)
         slowest = (burst + 1 - self.capacity) / (1 / rate_per_second + self.JITTER)
         self.rate = min(rate_per_second, slowest) * self.REFILL
-        now = time.monotonic()
-        self._planned, self._planned_at = self.capacity, now  # tokens, as of when
-        self._sent, self._sent_at = self.capacity, now
+
+    def throttled(self) -> None:
+        """AWS throttled a call: cut the rate, unless it was cut less than SETTLE ago."""
+        self.throttles += 1
+        now = self.clock()
+        if self._throttled_at is not None and now - self._throttled_at < self.SETTLE:
+            return
+        # Throttled again below the last throttled rate: others took more of the bucket, so
+        # aim lower (CUBIC's fast convergence).
+        fast = self._throttled_at is not None and self.target < self._throttled_rate
+        self._throttled_rate = self.target * (1 + self.BETA) / 2 if fast else self.target
+        self._throttled_at = now
+        self._recovery = (self._throttled_rate * (1 - self.BETA) / self.SCALE) ** (1 / 3)
+        self._configure(min(self.target, max(self.FLOOR, self.target * self.BETA)))
+
+    def succeeded(self) -> None:
+        """A call went through: while below the ceiling, grow the rate back."""
+        if self._throttled_at is None:
+            return
+        since = self.clock() - self._throttled_at
+        if since < self.SETTLE:
+            return
+        rate = self.SCALE * (since - self._recovery) ** 3 + self._throttled_rate
+        if rate >= self.ceiling:
+            self._throttled_at = None
+            self._configure(self.ceiling)
+        elif rate > self.target * 1.01:  # reconfigured in steps, not on every call
+            self._configure(rate)
 
     def reserve(self, now: float) -> float:
         """Plan a call at time `now` (monotonic seconds): the seconds until its slot."""
@@ -63,10 +114,10 @@ class RateLimiter(Throttler):  # type: ignore[misc]
         return (1.0 - tokens) / self.rate
 
     async def acquire(self) -> None:
-        wait = self.reserve(time.monotonic())
+        wait = self.reserve(self.clock())
         if wait > 0:
             await asyncio.sleep(wait)
-        while (wait := self.take(time.monotonic())) > 0:
+        while (wait := self.take(self.clock())) > 0:
             await asyncio.sleep(wait)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+import itertools
 import random
 from collections.abc import Callable
 
@@ -79,3 +80,69 @@ def test_the_limiter_keeps_up_with_the_rate(rate):
     assert sent[: int(limiter.capacity)] == [0.0] * int(limiter.capacity)
     assert sent[-1] == pytest.approx((rate * 5 - limiter.capacity) / limiter.rate)
     assert limiter.rate == pytest.approx(rate * limiter.REFILL)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_rate_falls_under_throttling_and_recovers_after() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(10, clock=clock)
+    assert limiter.target == 10
+    # Throttled once a second for a while: the rate is cut, multiplicatively, each time.
+    rates = []
+    for _ in range(5):
+        limiter.throttled()
+        rates.append(limiter.target)
+        clock.now += 1.0
+    assert rates[0] == pytest.approx(7.0)
+    assert all(later < earlier for earlier, later in itertools.pairwise(rates))
+    assert limiter.throttles == 5
+    # The bucket follows the rate: slots are spaced at the lower rate.
+    assert limiter.rate < 10 * limiter.REFILL * 0.5
+    low = limiter.target
+    # Then every call succeeds: the rate grows back step by step, up to the ceiling and no further.
+    seen = [low]
+    for _ in range(60):
+        clock.now += 0.5
+        limiter.succeeded()
+        seen.append(limiter.target)
+    assert seen == sorted(seen)
+    assert len({rate for rate in seen if low < rate < 10}) >= 3  # gradually, not at once
+    assert limiter.target == 10
+    assert limiter.rate == pytest.approx(10 * limiter.REFILL)
+    assert limiter.throttles == 5
+
+
+def test_a_burst_of_throttles_cuts_the_rate_once() -> None:
+    # The calls in flight when AWS first throttles were all sent at the old rate.
+    clock = FakeClock()
+    limiter = RateLimiter(10, clock=clock)
+    for _ in range(4):
+        limiter.throttled()
+        clock.now += 0.1
+    assert limiter.target == pytest.approx(7.0)
+    assert limiter.throttles == 4
+
+
+def test_successes_never_lift_the_rate_above_the_configured_one() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(10, clock=clock)
+    for _ in range(10):
+        clock.now += 1.0
+        limiter.succeeded()
+    assert limiter.target == 10
+
+
+def test_the_rate_never_falls_below_the_floor() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(2, clock=clock)
+    for _ in range(30):
+        limiter.throttled()
+        clock.now += 1.0
+    assert limiter.target == pytest.approx(limiter.FLOOR)
