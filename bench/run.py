@@ -268,10 +268,10 @@ def _orgscan_child(
         ClientFactory._wire_for = no_wire  # type: ignore[method-assign]
     tune_gc = options.pop("tune_gc", True)
     # org-1k-hinted: the first run writes its findings.json, the second reads it as its hint.
-    from orgscan.reports import json as findings_json
+    from orgscan import evidence as codec
 
     hints_out, hints_in = options.pop("hints_out", None), options.pop("hints", None)
-    hints = findings_json.read(Path(hints_in)) if hints_in else None
+    hints = codec.read(Path(hints_in)) if hints_in else None
     if "shared_clients" in options:
         sys.exit("shared_clients: a client per account is gone; see README Performance history")
     scan_options = ScanOptions(**options)
@@ -303,7 +303,7 @@ def _orgscan_child(
     result = asyncio.run(_measured(run(), lags))
     wall = time.perf_counter() - started
     if hints_out:
-        Path(hints_out).write_bytes(findings_json.dumps(result))
+        Path(hints_out).write_bytes(codec.encode(result))
     self_after = resource.getrusage(resource.RUSAGE_SELF)
     children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     gc.callbacks.remove(gc_timer)
