@@ -90,7 +90,8 @@ class _Scanner:
     ) -> AccountResult:
         """Scan one account; `assumed`, if given, is its session, asked for before it was
         listed."""
-        limiter = RateLimiter(self.config.scan.account_rate_limit)
+        scan = self.config.scan
+        limiter = RateLimiter(scan.account_rate_limit, adaptive=scan.adaptive_rate)
         counter = CallCounter()
         result = AccountResult(account=account, scan_status=ScanStatus.FAILED)
         try:
@@ -114,7 +115,8 @@ class _Scanner:
             result.credential_report_generated_at = collected.report_generated_at
         result.api_calls = counter.calls
         result.throttles = limiter.throttles
-        result.rate_at_end = round(float(limiter.target), 2)
+        # Only a rate that adapted tells how crowded the account was.
+        result.rate_at_end = round(float(limiter.target), 2) if limiter.adaptive else None
         if result.error:
             log.warning(
                 "account %s failed: %s: %s", account.id, result.error.code, result.error.message
@@ -208,7 +210,7 @@ async def scan(
     finished = _resumable(previous, config, shard, retry_failed) if previous else {}
     started = previous.run.started_at if previous else utcnow()
     factory = ClientFactory(config.scan)
-    management = RateLimiter(config.scan.management_rate_limit)
+    management = RateLimiter(config.scan.management_rate_limit, adaptive=config.scan.adaptive_rate)
     management_calls = CallCounter()
     results: list[AccountResult] = []
     run_errors: list[ScanError] = []

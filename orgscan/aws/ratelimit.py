@@ -1,7 +1,7 @@
 """The per-account rate limit and call counter, charged for every HTTP attempt.
 
-The rate adapts: the configured rate is where it starts and its ceiling, a throttle cuts it,
-and calls that succeed bring it back (see `RateLimiter.throttled`)."""
+With `adaptive`, the rate adapts: the configured rate is where it starts and its ceiling, a
+throttle cuts it, and calls that succeed bring it back (see `RateLimiter.throttled`)."""
 
 from __future__ import annotations
 
@@ -44,13 +44,23 @@ class RateLimiter(Throttler):  # type: ignore[misc]
     # calls; the call's latency on top): the throttles of calls sent at the old rate cut once.
     SETTLE = 1.0  # seconds
 
-    def __init__(self, rate_per_second: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        rate_per_second: float,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        adaptive: bool = False,
+    ) -> None:
         # asyncio-throttle's terms, for anyone who reads them: `rate_limit` calls per `period`.
         calls = max(1, int(rate_per_second))
         super().__init__(rate_limit=calls, period=calls / rate_per_second)
         self.clock = clock
         self.ceiling = rate_per_second
+        self.adaptive = adaptive
         self.throttles = 0  # throttles met, all of them (the rate is cut at most once a SETTLE)
+        # When a caller last woke more than JITTER late: the event loop was busy, and the calls
+        # it then sent together may have been throttled for that alone.
+        self._late_at: float | None = None
         self._throttled_at: float | None = None  # None: at the ceiling, nothing to recover
         self._throttled_rate = rate_per_second
         self._recovery = 0.0  # CUBIC's K: seconds from a cut back to the throttled rate
@@ -70,10 +80,18 @@ class RateLimiter(Throttler):  # type: ignore[misc]
         self.rate = min(rate_per_second, slowest) * self.REFILL
 
     def throttled(self) -> None:
-        """AWS throttled a call: cut the rate, unless it was cut less than SETTLE ago."""
+        """AWS throttled a call: cut the rate, unless it was cut less than SETTLE ago, or the
+        event loop was late within SETTLE. A late loop sends the calls it held back together,
+        and AWS throttles that bunch even where nobody else shares the limit; cutting the rate
+        for it slowed the largest accounts (the ones that run longest) on a busy machine, while
+        the bucket's own `take` already spaces the calls that follow."""
         self.throttles += 1
+        if not self.adaptive:
+            return
         now = self.clock()
         if self._throttled_at is not None and now - self._throttled_at < self.SETTLE:
+            return
+        if self._late_at is not None and now - self._late_at < self.SETTLE:
             return
         # Throttled again below the last throttled rate: others took more of the bucket, so
         # aim lower (CUBIC's fast convergence).
@@ -85,7 +103,7 @@ class RateLimiter(Throttler):  # type: ignore[misc]
 
     def succeeded(self) -> None:
         """A call went through: while below the ceiling, grow the rate back."""
-        if self._throttled_at is None:
+        if self._throttled_at is None:  # at the ceiling, and always when not adaptive
             return
         since = self.clock() - self._throttled_at
         if since < self.SETTLE:
@@ -113,10 +131,18 @@ class RateLimiter(Throttler):  # type: ignore[misc]
         self._sent, self._sent_at = tokens, now
         return (1.0 - tokens) / self.rate
 
+    def woke(self, due: float, now: float) -> None:
+        """A caller due at `due` woke at `now`: note a loop later than JITTER."""
+        if now - due > self.JITTER:
+            self._late_at = now
+
     async def acquire(self) -> None:
-        wait = self.reserve(self.clock())
+        now = self.clock()
+        wait = self.reserve(now)
         if wait > 0:
             await asyncio.sleep(wait)
+            if self.adaptive:
+                self.woke(now + wait, self.clock())
         while (wait := self.take(self.clock())) > 0:
             await asyncio.sleep(wait)
 

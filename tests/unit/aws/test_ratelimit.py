@@ -92,7 +92,7 @@ class FakeClock:
 
 def test_the_rate_falls_under_throttling_and_recovers_after() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(10, clock=clock)
+    limiter = RateLimiter(10, clock=clock, adaptive=True)
     assert limiter.target == 10
     # Throttled once a second for a while: the rate is cut, multiplicatively, each time.
     rates = []
@@ -122,7 +122,7 @@ def test_the_rate_falls_under_throttling_and_recovers_after() -> None:
 def test_a_burst_of_throttles_cuts_the_rate_once() -> None:
     # The calls in flight when AWS first throttles were all sent at the old rate.
     clock = FakeClock()
-    limiter = RateLimiter(10, clock=clock)
+    limiter = RateLimiter(10, clock=clock, adaptive=True)
     for _ in range(4):
         limiter.throttled()
         clock.now += 0.1
@@ -132,7 +132,7 @@ def test_a_burst_of_throttles_cuts_the_rate_once() -> None:
 
 def test_successes_never_lift_the_rate_above_the_configured_one() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(10, clock=clock)
+    limiter = RateLimiter(10, clock=clock, adaptive=True)
     for _ in range(10):
         clock.now += 1.0
         limiter.succeeded()
@@ -141,8 +141,34 @@ def test_successes_never_lift_the_rate_above_the_configured_one() -> None:
 
 def test_the_rate_never_falls_below_the_floor() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(2, clock=clock)
+    limiter = RateLimiter(2, clock=clock, adaptive=True)
     for _ in range(30):
         limiter.throttled()
         clock.now += 1.0
     assert limiter.target == pytest.approx(limiter.FLOOR)
+
+
+def test_a_fixed_rate_counts_throttles_and_keeps_its_rate() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(10, clock=clock)
+    for _ in range(5):
+        limiter.throttled()
+        clock.now += 1.0
+    assert (limiter.throttles, limiter.target) == (5, 10)
+
+
+def test_throttles_just_after_a_late_wake_do_not_cut_the_rate() -> None:
+    # A busy event loop woke a caller 0.4 s late: the calls it held back went out together,
+    # and AWS throttled the bunch. That says nothing about other tools sharing the limit.
+    clock = FakeClock()
+    limiter = RateLimiter(10, clock=clock, adaptive=True)
+    limiter.woke(due=1.0, now=1.0 + limiter.JITTER / 2)  # on time, within the jitter
+    clock.now = 2.0
+    limiter.woke(due=1.6, now=clock.now)
+    clock.now += 0.5
+    limiter.throttled()
+    assert (limiter.throttles, limiter.target) == (1, 10)
+    # Once the loop has kept time for SETTLE, a throttle is AWS's word again.
+    clock.now += limiter.SETTLE
+    limiter.throttled()
+    assert (limiter.throttles, limiter.target) == (2, pytest.approx(7.0))
