@@ -19,7 +19,7 @@ from orgscan.aws.credentials import AccountCredentials, caller_identity
 from orgscan.aws.errors import error_code, error_message
 from orgscan.aws.interfaces import IamReader
 from orgscan.aws.organizations import describe_organization, walk_accounts
-from orgscan.aws.ratelimit import CallCounter, RateLimiter
+from orgscan.aws.ratelimit import Ahead, CallCounter, RateLimiter
 from orgscan.collect.credential_report import ReportPolling, collect_from_report
 from orgscan.collect.live import Collected, collect_live
 from orgscan.config import Config
@@ -216,7 +216,9 @@ async def scan(
     run_errors: list[ScanError] = []
     async with (
         factory,
-        factory.client("organizations", management, management_calls) as org,
+        # The walk goes ahead of the AssumeRoles queued in the same limit: an account's IAM
+        # calls wait for its listing, and a hint's largest accounts are assumed before it.
+        factory.client("organizations", Ahead(management), management_calls) as org,
         factory.client("sts", management, management_calls) as sts,
         progress,
     ):

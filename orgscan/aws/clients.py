@@ -30,7 +30,7 @@ from orgscan.aws import botocore_adapter as internals
 from orgscan.aws.credentials import Credentials, RefreshableCredentials, SessionKeys
 from orgscan.aws.errors import error_code
 from orgscan.aws.interfaces import Answer
-from orgscan.aws.ratelimit import CallCounter, RateLimiter
+from orgscan.aws.ratelimit import CallCounter, Limiter
 from orgscan.aws.tls import SharedTLSSession, tls_context
 from orgscan.aws.wire import THROTTLES, WIRE_OPERATIONS, QueryWire, Retries
 from orgscan.config import ScanConfig
@@ -87,7 +87,7 @@ class _Binding:
 
     def __init__(
         self,
-        limiter: RateLimiter,
+        limiter: Limiter,
         counter: CallCounter,
         credentials: Credentials | RefreshableCredentials | None,
         max_attempts: int,
@@ -464,7 +464,7 @@ class ClientFactory:
     async def client(
         self,
         service: str,
-        limiter: RateLimiter,
+        limiter: Limiter,
         counter: CallCounter,
         credentials: Credentials | RefreshableCredentials | None = None,
     ) -> AsyncIterator[BoundClient]:

@@ -136,15 +136,43 @@ class RateLimiter(Throttler):  # type: ignore[misc]
         if now - due > self.JITTER:
             self._late_at = now
 
-    async def acquire(self) -> None:
+    async def acquire(self, *, ahead: bool = False) -> None:
+        """Wait for this call's slot. `ahead`: go before the callers already waiting, at the
+        next token really free; it is charged all the same, so the rate AWS sees stays as is,
+        and one waiting caller finds its token gone and waits one slot more."""
         now = self.clock()
         wait = self.reserve(now)
+        if ahead:
+            wait = 0.0
         if wait > 0:
             await asyncio.sleep(wait)
             if self.adaptive:
                 self.woke(now + wait, self.clock())
         while (wait := self.take(self.clock())) > 0:
             await asyncio.sleep(wait)
+
+
+class Ahead:
+    """A limiter's bucket, for calls that go before those waiting in it: the OU walk shares
+    the STS/Organizations limit with every AssumeRole, and an account whose role is assumed
+    early (a hint's largest) can start its IAM calls only once the walk has listed it."""
+
+    __slots__ = ("limiter",)
+
+    def __init__(self, limiter: RateLimiter) -> None:
+        self.limiter = limiter
+
+    async def acquire(self) -> None:
+        await self.limiter.acquire(ahead=True)
+
+    def throttled(self) -> None:
+        self.limiter.throttled()
+
+    def succeeded(self) -> None:
+        self.limiter.succeeded()
+
+
+Limiter = RateLimiter | Ahead
 
 
 @dataclass(slots=True)

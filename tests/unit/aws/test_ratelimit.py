@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
+from orgscan.aws import ratelimit
 from orgscan.aws.ratelimit import RateLimiter
 
 
@@ -172,3 +173,22 @@ def test_throttles_just_after_a_late_wake_do_not_cut_the_rate() -> None:
     clock.now += limiter.SETTLE
     limiter.throttled()
     assert (limiter.throttles, limiter.target) == (2, pytest.approx(7.0))
+
+
+async def test_a_call_ahead_goes_before_the_callers_already_waiting(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # The OU walk shares its limit with AssumeRole; queued behind hundreds of them, each page
+    # would wait seconds, and accounts (the hint's largest too) would be listed late.
+    clock = FakeClock()
+
+    async def sleep(seconds: float) -> None:
+        clock.now += seconds
+
+    monkeypatch.setattr(ratelimit.asyncio, "sleep", sleep)
+    limiter = RateLimiter(10, clock=clock)
+    for _ in range(100):
+        limiter.reserve(clock.now)  # 100 callers planned, the last about 10 s from now
+    await limiter.acquire(ahead=True)
+    assert clock.now < 1.0
+    before = clock.now
+    await limiter.acquire()  # in its turn: behind the 100, and behind the one that went ahead
+    assert clock.now - before > 9.0
