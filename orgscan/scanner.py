@@ -19,7 +19,7 @@ from orgscan.aws.credentials import AccountCredentials
 from orgscan.aws.errors import error_code, error_message
 from orgscan.aws.interfaces import IamReader
 from orgscan.aws.management import management_session
-from orgscan.aws.organizations import walk_accounts
+from orgscan.aws.organizations import WalkOrder, walk_accounts
 from orgscan.aws.ratelimit import CallCounter, RateLimiter
 from orgscan.collect.credential_report import ReportPolling, collect_from_report
 from orgscan.collect.live import collect_live
@@ -248,6 +248,13 @@ async def scan(
             if account_id not in finished and not account_filter.skips_id(account_id)
         }
         order = EntryOrder(expected, early=not account_filter.filters_ous)
+        # The walk goes first to the OUs that hold them, so that the largest accounts are
+        # listed (their IAM calls wait for it) within its first calls, not whenever it gets there.
+        walk_order = WalkOrder.of(
+            (r.account.ou_ids, expected[r.account.id])
+            for r in (hints.accounts if hints else [])
+            if r.account.id in expected
+        )
 
         async def until_stopped(work: asyncio.Future[Any]) -> bool:
             """True when the work finished; False after cancelling it because `stop` was set."""
@@ -287,7 +294,7 @@ async def scan(
                 progress.finished(result)
 
         async def list_accounts() -> None:
-            async for account in walk_accounts(org, options.page_size):
+            async for account in walk_accounts(org, options.page_size, walk_order):
                 reason = account_filter.skip_reason(account)
                 if reason:
                     order.passed_over(account.id)
