@@ -20,7 +20,7 @@ from orgscan.aws.errors import error_code, error_message
 from orgscan.aws.interfaces import IamReader
 from orgscan.aws.management import management_session
 from orgscan.aws.organizations import WalkOrder, walk_accounts
-from orgscan.aws.ratelimit import CallCounter, RateLimiter
+from orgscan.aws.ratelimit import CallCounter, Crowding, RateLimiter
 from orgscan.collect.credential_report import ReportPolling, collect_from_report
 from orgscan.collect.live import collect_live
 from orgscan.collect.users import Collected
@@ -79,6 +79,8 @@ class _Scanner:
         self.progress = progress
         self.recheck_arns = recheck_arns
         self.workers = workers_per_account(config.scan.account_rate_limit)
+        # Where each account's adaptive rate starts: what the accounts before it found.
+        self.crowding = Crowding()
 
     async def _collect(self, iam: IamReader, account_id: str) -> Collected:
         if self.config.scan.strategy == "credential-report":
@@ -93,7 +95,9 @@ class _Scanner:
         """Scan one account; `assumed`, if given, is its session, asked for before it was
         listed."""
         scan = self.config.scan
-        limiter = RateLimiter(scan.account_rate_limit, adaptive=scan.adaptive_rate)
+        limiter = RateLimiter(
+            scan.account_rate_limit, adaptive=scan.adaptive_rate, crowding=self.crowding
+        )
         counter = CallCounter()
         result = AccountResult(account=account, scan_status=ScanStatus.FAILED)
         try:

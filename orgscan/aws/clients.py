@@ -111,6 +111,8 @@ class _Binding:
 
 # The binding of the call in progress, set around each call by BoundClient.
 _BINDING: ContextVar[_Binding | None] = ContextVar("orgscan_client_binding", default=None)
+# When the attempt in progress was sent: both hooks run in the calling task's context.
+_SENT_AT: ContextVar[float | None] = ContextVar("orgscan_sent_at", default=None)
 
 
 async def _before_send(**_: Any) -> None:
@@ -119,7 +121,7 @@ async def _before_send(**_: Any) -> None:
     binding = _BINDING.get()
     if binding is not None:
         binding.counter.calls += 1
-        await binding.limiter.acquire()
+        _SENT_AT.set(await binding.limiter.acquire())
 
 
 def _after_attempt(**kwargs: Any) -> None:
@@ -129,7 +131,7 @@ def _after_attempt(**kwargs: Any) -> None:
     if binding is None or kwargs.get("caught_exception") is not None:
         return
     if THROTTLES.is_throttling_error(**kwargs):
-        binding.limiter.throttled()
+        binding.limiter.throttled(_SENT_AT.get())
     elif kwargs["response"][0].status_code < 300:
         binding.limiter.succeeded()
 

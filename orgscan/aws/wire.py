@@ -336,7 +336,7 @@ class QueryWire:
             # As the before-send hook does for botocore's calls: every attempt is counted and
             # spends the account's rate budget.
             counter.calls += 1
-            await limiter.acquire()
+            sent = await limiter.acquire()
             keys = await self._credentials(credentials)
             headers = sign(
                 self._endpoint,
@@ -383,7 +383,7 @@ class QueryWire:
                     caught_exception=None,
                     request_dict={"context": context},
                 ):
-                    limiter.throttled()
+                    limiter.throttled(sent)
             delay = retries.handler.needs_retry(
                 response=response,
                 attempts=attempt,
