@@ -441,3 +441,25 @@ async def test_hinted_ids_gone_from_the_organization_or_excluded_are_never_scann
     assert scanned == {
         r.account.id for r in first.accounts if r.scan_status is ScanStatus.SCANNED
     } - {excluded}
+
+
+async def test_a_hint_enters_its_largest_accounts_first(aws):
+    seeded = seed(aws, TREE)
+    first = await run_scan()
+    sizes = {"lab": 500, "dev1": 300, "web": 100}  # the last sweep's IAM calls
+    hints = replace(
+        first,
+        accounts=[
+            replace(r, api_calls=sizes.get(name, r.api_calls))
+            for name, r in by_name(first, seeded).items()
+        ],
+    )
+    aws.faults.calls.clear()
+    # A slow STS/Organizations limit, so that AssumeRoles reach moto one by one, in order.
+    cfg = config(scan={"management_rate_limit": 2})
+    result = await scan(cfg, options=ScanOptions(), hints=hints)
+
+    assumed = [account for (action, account) in aws.faults.calls if action == "AssumeRole"]
+    assert assumed[:3] == [seeded.account_ids[name] for name in ("lab", "dev1", "web")]
+    assert result.run.complete
+    assert [r.account.id for r in result.accounts] == sorted(r.account.id for r in result.accounts)
