@@ -115,6 +115,8 @@ class SimParams:
     iam_rate: float | None = None  # per-account IAM calls/s; None = unlimited
     global_rate: float | None = None  # STS + Organizations calls/s together; None = unlimited
     report_delay: float = 0.0  # seconds a credential report takes to generate
+    # Share of each account's IAM bucket that other tools use, steadily, for the whole run.
+    iam_background: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -488,8 +490,10 @@ def _credential(authorization: str) -> tuple[str, str]:
 class TokenBucket:
     __slots__ = ("capacity", "rate", "stamp", "tokens")
 
-    def __init__(self, rate: float, now: float) -> None:
-        self.rate = rate
+    def __init__(self, rate: float, now: float, background: float = 0.0) -> None:
+        # A steady background load taking `background` of the rate leaves the bucket's size
+        # as it is and refills it that much more slowly.
+        self.rate = rate * (1.0 - background)
         self.capacity = rate
         self.tokens = rate
         self.stamp = now
@@ -784,7 +788,7 @@ class Simulator:
             bucket = self.iam_buckets.get(caller)
             if bucket is None:
                 bucket = self.iam_buckets[caller] = TokenBucket(
-                    self.params.iam_rate, time.monotonic()
+                    self.params.iam_rate, time.monotonic(), self.params.iam_background
                 )
         if not self._admit(name, bucket):
             return _xml_error(IAM_NS, 400, "Throttling", "Rate exceeded")

@@ -1,16 +1,19 @@
-"""Which accounts a run covers: the config's account filters, and shards of a sweep.
+"""Which accounts a run covers: the config's account filters, and shards of a sweep; and the
+order they are entered in, largest first when an earlier sweep tells their sizes.
 
 Not AWS calls: the scanner and remediation apply these to the accounts Organizations lists.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from orgscan.config import Config, OrganizationConfig
-from orgscan.model import ACCOUNT_STATES, Account, split_ou_path
+from orgscan.model import ACCOUNT_STATES, Account, ScanResult, split_ou_path
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +101,20 @@ class AccountFilter:
             return f"belongs to shard {owner}/{self._shard.count}, not this shard {self._shard}"
         return None
 
+    def skips_id(self, account_id: str) -> bool:
+        """Whether the account id alone (before it is listed) says the account is skipped."""
+        c = self._config
+        return bool(
+            account_id in c.exclude_accounts
+            or (c.include_accounts and account_id not in c.include_accounts)
+            or (account_id == self._management_account_id and c.management_account == "skip")
+            or (self._shard and Shard.owner(account_id, self._shard.count) != self._shard.index)
+        )
+
+    @property
+    def filters_ous(self) -> bool:
+        return bool(self._config.include_ous or self._config.exclude_ous)
+
     def unmatched(self) -> list[str]:
         """Filter entries that matched nothing: usually a typo that would silently widen a scan."""
         c = self._config
@@ -128,3 +145,96 @@ def config_warnings(config: Config) -> list[str]:
         f"organization.include_states is {', '.join(states)}: it leaves out ACTIVE, so every "
         "active account is skipped; add ACTIVE unless that is what you mean"
     ]
+
+
+def expected_seconds(earlier: ScanResult, rate: float) -> dict[str, float]:
+    """How long each account took to scan last time, as far as IAM's rate decides it: its IAM
+    calls then, at this run's rate (or the lower one it ended at then, if it was crowded)."""
+    return {
+        r.account.id: r.api_calls / min(rate, r.rate_at_end or rate)
+        for r in earlier.accounts
+        if r.api_calls > 0
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """An account to enter. `listed` resolves to the account once the OU walk lists it and
+    the filters let it in, or to None: skipped, or no longer in the organization."""
+
+    account_id: str
+    listed: asyncio.Future[Account | None]
+    # Whether its role may be assumed before it is listed (AssumeRole needs only the id).
+    early: bool
+
+
+class EntryOrder:
+    """Accounts in the order they are entered: those an earlier sweep knows, in decreasing
+    expected duration, then the others in listing order.
+
+    The walk still streams: an account the hint knows is handed out before the walk reaches
+    it, since the largest ones must start first to finish in time; its IAM calls wait until
+    it is listed and let in (`Entry.listed`). An id the walk never lists is dropped when the
+    walk ends, never scanned.
+    """
+
+    def __init__(self, expected: dict[str, float], early: bool) -> None:
+        self._hinted = deque(sorted(expected, key=lambda a: (-expected[a], a)))
+        self._known = set(expected)
+        self._early = early
+        self._claimed: dict[str, asyncio.Future[Account | None]] = {}
+        self._waiting: dict[str, Account] = {}  # known, listed, not handed out yet
+        self._unknown: deque[Account] = deque()
+        self._ended = False
+        self._ready = asyncio.Event()
+
+    def listed(self, account: Account) -> None:
+        """The walk listed an account to scan."""
+        claimed = self._claimed.get(account.id)
+        if claimed is not None:
+            if not claimed.done():
+                claimed.set_result(account)
+        elif account.id in self._known:
+            self._waiting[account.id] = account
+        else:
+            self._unknown.append(account)
+        self._ready.set()
+
+    def passed_over(self, account_id: str) -> None:
+        """The walk listed an account that is not scanned now (skipped, or finished before)."""
+        self._known.discard(account_id)
+        claimed = self._claimed.get(account_id)
+        if claimed is not None and not claimed.done():
+            claimed.set_result(None)
+
+    def end(self) -> None:
+        """The walk is over: what it did not list is not in the organization."""
+        self._ended = True
+        for claimed in self._claimed.values():
+            if not claimed.done():
+                claimed.set_result(None)
+        self._ready.set()
+
+    async def next(self) -> Entry | None:
+        """The next account to enter; None when there is none left."""
+        loop = asyncio.get_running_loop()
+        while True:
+            while self._hinted:
+                account_id = self._hinted.popleft()
+                account = self._waiting.pop(account_id, None)
+                if account_id not in self._known or (account is None and self._ended):
+                    continue
+                listed: asyncio.Future[Account | None] = loop.create_future()
+                if account is not None:
+                    listed.set_result(account)
+                self._claimed[account_id] = listed
+                return Entry(account_id, listed, self._early)
+            if self._unknown:
+                account = self._unknown.popleft()
+                listed = loop.create_future()
+                listed.set_result(account)
+                return Entry(account.id, listed, self._early)
+            if self._ended:
+                return None
+            self._ready.clear()
+            await self._ready.wait()

@@ -346,6 +346,13 @@ def scan_command(
         typer.Option(help="Scan only shard K of N (e.g. 2/4), for CI matrices; see 'merge'."),
     ] = None,
     rules: RulesOption = None,
+    hints: Annotated[
+        Path | None,
+        typer.Option(
+            help="An earlier scan's findings.json: enter the accounts that took longest then "
+            "first (--baseline and --resume runs serve as hints too)."
+        ),
+    ] = None,
     fail_on: FailOnOption = FailOn.OPEN,
     sarif: SarifOption = SarifSuppressed.INCLUDE,
     formats: FormatsOption = None,
@@ -383,10 +390,12 @@ def scan_command(
         raise _fail(
             "--retry-failed needs --resume DIR: the run whose failures to retry", ExitCode.USAGE
         )
-    previous = earlier = None
+    previous = earlier = sizes = None
     try:
         if baseline is not None:
-            earlier = _read_baseline(baseline)
+            earlier = _read_previous(baseline, "--baseline")
+        if hints is not None:
+            sizes = _read_previous(hints, "--hints")
         if resume is not None:
             path = previous_run_path(resume, codec.FILENAME)
             stored = codec.load(path)
@@ -410,6 +419,8 @@ def scan_command(
                 # A credential report older than the baseline cannot show its findings
                 # resolved: read those users live.
                 recheck_arns=frozenset(f.arn for f in earlier.findings) if earlier else frozenset(),
+                # The latest sweep at hand tells the accounts' sizes best.
+                hints=sizes or previous or earlier,
             )
         )
     except (NoCredentialsError, NoRegionError) as exc:
@@ -443,11 +454,12 @@ def scan_command(
     _finish(result, target, fail_on, sarif, signum, delivery, written)
 
 
-def _read_baseline(path: Path) -> ScanResult:
+def _read_previous(path: Path, option: str) -> ScanResult:
+    """An earlier package's findings.json, named by `option`: the one reader of them."""
     try:
         return codec.read(path)
     except codec.EvidenceError as exc:
-        raise _fail(f"--baseline: {exc}", ExitCode.USAGE) from None
+        raise _fail(f"{option}: {exc}", ExitCode.USAGE) from None
 
 
 @app.command()
@@ -457,7 +469,7 @@ def diff(
     as_json: Annotated[bool, typer.Option("--json", help="Print the delta as JSON.")] = False,
 ) -> None:
     """Compare two scans: findings new, still open, resolved, and coverage changes."""
-    earlier, later = _read_baseline(old), _read_baseline(new)
+    earlier, later = _read_previous(old, "--baseline"), _read_previous(new, "--baseline")
     try:
         delta = compare(earlier, later)
     except BaselineMismatch as exc:

@@ -290,6 +290,10 @@ class AccountResult:
     credential_report_generated_at: Timestamp | None = None
     notes: list[str] = field(default_factory=list)
     api_calls: int = 0
+    # IAM's answers to the account's adaptive rate: the throttles met, and the rate (calls/s)
+    # it ended at. None where nothing was measured (skipped, resumed from older evidence).
+    throttles: int = 0
+    rate_at_end: float | None = None
     # When orgscan began scanning (or trying to scan) this account; exceptions are judged on
     # this day. None in 1.0 evidence, where everything was judged on the run's start.
     scanned_at: Timestamp | None = None

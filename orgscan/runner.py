@@ -183,6 +183,7 @@ async def scan_until_signalled(
     *,
     retry_failed: bool = False,
     recheck_arns: frozenset[str] = frozenset(),
+    hints: ScanResult | None = None,
 ) -> tuple[ScanResult, int | None]:
     """Run the scan; SIGINT/SIGTERM stop it gracefully, and a second signal aborts at once."""
     loop = asyncio.get_running_loop()
@@ -211,6 +212,7 @@ async def scan_until_signalled(
                 shard=shard,
                 retry_failed=retry_failed,
                 recheck_arns=recheck_arns,
+                hints=hints,
             )
     finally:
         for signum in HANDLED_SIGNALS:

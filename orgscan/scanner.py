@@ -13,14 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orgscan import __version__
-from orgscan.accounts import AccountFilter, Shard, config_warnings
+from orgscan.accounts import AccountFilter, EntryOrder, Shard, config_warnings, expected_seconds
 from orgscan.aws.clients import ClientFactory, region_hint
 from orgscan.aws.credentials import AccountCredentials
 from orgscan.aws.errors import error_code, error_message
 from orgscan.aws.interfaces import IamReader
 from orgscan.aws.management import management_session
-from orgscan.aws.organizations import walk_accounts
-from orgscan.aws.ratelimit import CallCounter, RateLimiter
+from orgscan.aws.organizations import WalkOrder, walk_accounts
+from orgscan.aws.ratelimit import CallCounter, Crowding, RateLimiter
 from orgscan.collect.credential_report import ReportPolling, collect_from_report
 from orgscan.collect.live import collect_live
 from orgscan.collect.usage import Needs
@@ -82,6 +82,8 @@ class _Scanner:
         # What collection reads beyond the keys, for the rules of this run only.
         self.needs = Needs.of(config.rules)
         self.workers = workers_per_account(config.scan.account_rate_limit)
+        # Where each account's adaptive rate starts: what the accounts before it found.
+        self.crowding = Crowding()
 
     async def _collect(self, iam: IamReader, account_id: str) -> Collected:
         needs, polling = self.needs, self.options.report_polling
@@ -91,14 +93,21 @@ class _Scanner:
             )
         return await collect_live(iam, account_id, self.workers, needs, polling)
 
-    async def scan_account(self, account: Account) -> AccountResult:
-        limiter = RateLimiter(self.config.scan.account_rate_limit)
+    async def scan_account(
+        self, account: Account, assumed: asyncio.Future[Any] | None = None
+    ) -> AccountResult:
+        """Scan one account; `assumed`, if given, is its session, asked for before it was
+        listed."""
+        scan = self.config.scan
+        limiter = RateLimiter(
+            scan.account_rate_limit, adaptive=scan.adaptive_rate, crowding=self.crowding
+        )
         counter = CallCounter()
         result = AccountResult(account=account, scan_status=ScanStatus.FAILED)
         try:
             # A session that expires is renewed and the call retried (RefreshableCredentials),
             # so an account is never started again, however long its scan takes.
-            credentials = await self.credentials.get(account.id)
+            credentials = await (assumed or self.credentials.get(account.id))
             async with self.factory.client("iam", limiter, counter, credentials) as iam:
                 collected = await self._collect(iam, account.id)
         except AccountFailure as exc:
@@ -119,6 +128,9 @@ class _Scanner:
             result.notes = collected.notes
             result.credential_report_generated_at = collected.report_generated_at
         result.api_calls = counter.calls
+        result.throttles = limiter.throttles
+        # Only a rate that adapted tells how crowded the account was.
+        result.rate_at_end = round(float(limiter.target), 2) if limiter.adaptive else None
         if result.error:
             log.warning(
                 "account %s failed: %s: %s", account.id, result.error.code, result.error.message
@@ -212,6 +224,7 @@ async def scan(
     shard: Shard | None = None,
     retry_failed: bool = False,
     recheck_arns: frozenset[str] = frozenset(),
+    hints: ScanResult | None = None,
 ) -> ScanResult:
     """Scan the organization the ambient AWS credentials belong to.
 
@@ -220,7 +233,8 @@ async def scan(
     `previous` continues an interrupted run: its finished accounts are kept as they were
     (its failed ones too, unless `retry_failed`). `recheck_arns` are users to read live even
     where a credential report is read: a baseline's findings, which a stale report must not
-    show as resolved.
+    show as resolved. `hints`, an earlier sweep of the organization, orders the accounts:
+    those it took longest to scan are entered first.
     """
     options = options or ScanOptions()
     progress = progress or Progress()
@@ -253,7 +267,24 @@ async def scan(
         account_filter = AccountFilter(
             config.organization, organization.management_account_id, shard
         )
-        queue: asyncio.Queue[Account | None] = asyncio.Queue()
+        # Largest accounts first when an earlier sweep tells their sizes. Ids the filters skip by
+        # id alone, and accounts a resumed run finished, are left to the walk. Roles are assumed
+        # before the walk lists an account only where no OU filter may still skip it.
+        expected = {
+            account_id: seconds
+            for account_id, seconds in (
+                expected_seconds(hints, config.scan.account_rate_limit) if hints else {}
+            ).items()
+            if account_id not in finished and not account_filter.skips_id(account_id)
+        }
+        order = EntryOrder(expected, early=not account_filter.filters_ous)
+        # The walk goes first to the OUs that hold them, so that the largest accounts are
+        # listed (their IAM calls wait for it) within its first calls, not whenever it gets there.
+        walk_order = WalkOrder.of(
+            (r.account.ou_ids, expected[r.account.id])
+            for r in (hints.accounts if hints else [])
+            if r.account.id in expected
+        )
 
         async def until_stopped(work: asyncio.Future[Any]) -> bool:
             """True when the work finished; False after cancelling it because `stop` was set."""
@@ -267,12 +298,23 @@ async def scan(
             return False
 
         async def worker() -> None:
-            while (account := await queue.get()) is not None:
+            while (entry := await order.next()) is not None:
+                assumed = None
+                if entry.early and not entry.listed.done():
+                    assumed = asyncio.ensure_future(credentials.get(entry.account_id))
+                account = await until_stopped(entry.listed) and entry.listed.result()
+                if not account:
+                    # Not in the organization (any more), skipped, or the run was stopped
+                    # before the walk listed it: nothing to record as scanned.
+                    if assumed is not None:
+                        assumed.cancel()
+                        await asyncio.gather(assumed, return_exceptions=True)
+                    continue
                 if stop.is_set():
                     result = _interrupted(account, "before this account was scanned")
                 else:
                     began = utcnow()
-                    task = asyncio.ensure_future(scanner.scan_account(account))
+                    task = asyncio.ensure_future(scanner.scan_account(account, assumed))
                     if await until_stopped(task):
                         result = task.result()
                         result.scanned_at = began
@@ -282,14 +324,16 @@ async def scan(
                 progress.finished(result)
 
         async def list_accounts() -> None:
-            async for account in walk_accounts(org, options.page_size):
+            async for account in walk_accounts(org, options.page_size, walk_order):
                 reason = account_filter.skip_reason(account)
                 if reason:
+                    order.passed_over(account.id)
                     results.append(AccountResult(account, ScanStatus.SKIPPED, skip_reason=reason))
                 elif account.id in finished:
+                    order.passed_over(account.id)
                     results.append(finished[account.id])
                 else:
-                    queue.put_nowait(account)
+                    order.listed(account)
                     progress.listed()
 
         workers = [asyncio.create_task(worker()) for _ in range(config.scan.max_accounts_in_flight)]
@@ -308,8 +352,7 @@ async def scan(
                 ScanError(error_code(exc), f"listing the organization failed: {error_message(exc)}")
             )
         finally:
-            for _ in workers:
-                queue.put_nowait(None)
+            order.end()
             progress.listing_done()
         await asyncio.gather(*workers)
 

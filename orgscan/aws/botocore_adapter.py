@@ -40,6 +40,7 @@ from botocore.retries.standard import (
     RetryPolicy,
     RetryQuotaChecker,
     StandardRetryConditions,
+    ThrottlingErrorDetector,
 )
 from botocore.serialize import create_serializer
 from botocore.utils import get_environ_proxies, parse_timestamp
@@ -63,6 +64,7 @@ __all__ = [
     "RetryQuotaChecker",
     "SSLError",
     "StandardRetryConditions",
+    "ThrottlingErrorDetector",
     "create_serializer",
     "create_urllib3_context",
     "get_cert_path",

@@ -30,9 +30,9 @@ from orgscan.aws import botocore_adapter as internals
 from orgscan.aws.credentials import Credentials, RefreshableCredentials, SessionKeys
 from orgscan.aws.errors import error_code
 from orgscan.aws.interfaces import Answer
-from orgscan.aws.ratelimit import CallCounter, RateLimiter
+from orgscan.aws.ratelimit import CallCounter, Limiter
 from orgscan.aws.tls import SharedTLSSession, tls_context
-from orgscan.aws.wire import WIRE_OPERATIONS, QueryWire, Retries
+from orgscan.aws.wire import THROTTLES, WIRE_OPERATIONS, QueryWire, Retries
 from orgscan.config import ScanConfig
 
 DEFAULT_REGION = "us-east-1"
@@ -87,7 +87,7 @@ class _Binding:
 
     def __init__(
         self,
-        limiter: RateLimiter,
+        limiter: Limiter,
         counter: CallCounter,
         credentials: Credentials | RefreshableCredentials | None,
         max_attempts: int,
@@ -111,6 +111,8 @@ class _Binding:
 
 # The binding of the call in progress, set around each call by BoundClient.
 _BINDING: ContextVar[_Binding | None] = ContextVar("orgscan_client_binding", default=None)
+# When the attempt in progress was sent: both hooks run in the calling task's context.
+_SENT_AT: ContextVar[float | None] = ContextVar("orgscan_sent_at", default=None)
 
 
 async def _before_send(**_: Any) -> None:
@@ -119,7 +121,19 @@ async def _before_send(**_: Any) -> None:
     binding = _BINDING.get()
     if binding is not None:
         binding.counter.calls += 1
-        await binding.limiter.acquire()
+        _SENT_AT.set(await binding.limiter.acquire())
+
+
+def _after_attempt(**kwargs: Any) -> None:
+    # botocore's needs-retry event, after every attempt: the account's rate adapts to what AWS
+    # answered, as on the wire. Returns None, so botocore's own retry decision stands.
+    binding = _BINDING.get()
+    if binding is None or kwargs.get("caught_exception") is not None:
+        return
+    if THROTTLES.is_throttling_error(**kwargs):
+        binding.limiter.throttled(_SENT_AT.get())
+    elif kwargs["response"][0].status_code < 300:
+        binding.limiter.succeeded()
 
 
 def _before_sign(request: Any, **_: Any) -> None:
@@ -397,6 +411,7 @@ class ClientFactory:
         client.meta.events.register("before-send", _before_send)
         client.meta.events.register("before-sign", _before_sign)
         internals.use_retry_quota(client, self._scan.max_attempts, _AccountRetryQuota())
+        client.meta.events.register("needs-retry", _after_attempt)
         return client
 
     async def __aenter__(self) -> ClientFactory:
@@ -477,7 +492,7 @@ class ClientFactory:
     async def client(
         self,
         service: str,
-        limiter: RateLimiter,
+        limiter: Limiter,
         counter: CallCounter,
         credentials: Credentials | RefreshableCredentials | None = None,
     ) -> AsyncIterator[BoundClient]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from orgscan.aws.clients import BoundClient, ClientFactory
 from orgscan.aws.credentials import Identity, caller_identity
 from orgscan.aws.organizations import Organization, describe_organization
-from orgscan.aws.ratelimit import CallCounter, RateLimiter
+from orgscan.aws.ratelimit import Ahead, CallCounter, RateLimiter
 from orgscan.config import ScanConfig
 
 
@@ -36,10 +36,13 @@ class Management:
 async def management_session(scan: ScanConfig) -> AsyncIterator[Management]:
     """Open the run's factory (the shared clients and the wire) and its management clients."""
     factory = ClientFactory(scan)
-    limiter, calls = RateLimiter(scan.management_rate_limit), CallCounter()
+    limiter = RateLimiter(scan.management_rate_limit, adaptive=scan.adaptive_rate)
+    calls = CallCounter()
     async with (
         factory,
-        factory.client("organizations", limiter, calls) as organizations,
+        # The OU walk goes ahead of the AssumeRoles queued in the same limit: an account's IAM
+        # calls wait for its listing, and a hint's largest accounts are assumed before it.
+        factory.client("organizations", Ahead(limiter), calls) as organizations,
         factory.client("sts", limiter, calls) as sts,
     ):
         yield Management(factory, organizations, sts, calls)

@@ -48,6 +48,7 @@ from orgscan.aws.botocore_adapter import (
     RetryQuotaChecker,
     SSLError,
     StandardRetryConditions,
+    ThrottlingErrorDetector,
     create_serializer,
     get_environ_proxies,
     resolve_endpoint,
@@ -71,6 +72,8 @@ ALGORITHM = "AWS4-HMAC-SHA256"
 # What botocore never signs (botocore.auth.SIGNED_HEADERS_BLACKLIST); none of them is sent here
 # before signing, so every header that is signed is every header built below.
 FORM = "application/x-www-form-urlencoded; charset=utf-8"
+# Which answers are throttles: the test botocore's adaptive retry mode uses.
+THROTTLES = ThrottlingErrorDetector(RetryEventAdapter())
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,7 +336,7 @@ class QueryWire:
             # As the before-send hook does for botocore's calls: every attempt is counted and
             # spends the account's rate budget.
             counter.calls += 1
-            await limiter.acquire()
+            sent = await limiter.acquire()
             keys = await self._credentials(credentials)
             headers = sign(
                 self._endpoint,
@@ -370,8 +373,17 @@ class QueryWire:
                 )
                 if status < 300:
                     retries.quota.release_retry_quota(context, http)
+                    limiter.succeeded()
                     return dict(parsed)
                 response = (http, parsed)
+                if THROTTLES.is_throttling_error(
+                    response=response,
+                    attempts=attempt,
+                    operation=operation,
+                    caught_exception=None,
+                    request_dict={"context": context},
+                ):
+                    limiter.throttled(sent)
             delay = retries.handler.needs_retry(
                 response=response,
                 attempts=attempt,

@@ -538,6 +538,8 @@ def _context(result: ScanResult, style: str, script: str) -> dict[str, object]:
         "strategy_text": _STRATEGIES.get(run.strategy, run.strategy),
         "last_use_sources": _sources(result),
         "report_times": [a for a in coverage if a.credential_report_generated_at],
+        "crowded": view.crowded_accounts(result),
+        "crowded_share": view.CROWDED_SHARE,
         "duration": _duration(run.started_at, run.finished_at),
         "evidence_sha256": hashlib.sha256(evidence).hexdigest(),
         "schema_version": codec.SCHEMA_VERSION,

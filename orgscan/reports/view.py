@@ -60,6 +60,18 @@ def accounts_by_id(result: ScanResult) -> dict[str, AccountResult]:
     return {account.account.id: account for account in result.accounts}
 
 
+# An account whose IAM rate ended below this share of the configured one was crowded: other
+# tools took much of its IAM limit, so it scanned slower than the others.
+CROWDED_SHARE = 0.5
+
+
+def crowded_accounts(result: ScanResult) -> list[AccountResult]:
+    """Accounts that ended far below the configured IAM rate, slowest first."""
+    floor = result.run.limits.account_rate_limit * CROWDED_SHARE
+    crowded = [a for a in result.accounts if a.rate_at_end is not None and a.rate_at_end < floor]
+    return sorted(crowded, key=lambda a: (a.rate_at_end or 0.0, a.account.id))
+
+
 def sorted_users(result: ScanResult) -> list[UserKeys]:
     return sorted(result.users, key=lambda u: (u.account_id, u.user_name, u.arn))
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 
 from orgscan.demo.faults import EXPIRED_TOKEN_MESSAGE, Fault
 from orgscan.demo.seed import ACTIVE, INACTIVE, AccountSpec, OrgSpec, UserSpec
-from orgscan.model import FindingState, KeySource, ScanStatus
-from orgscan.scanner import workers_per_account
+from orgscan.model import Account, AccountResult, FindingState, KeySource, ScanStatus
+from orgscan.scanner import ScanOptions, scan, workers_per_account
 from tests.conftest import config, keys_read, run_scan, seed
 
 TREE = OrgSpec(
@@ -402,3 +403,61 @@ async def test_an_ou_name_with_a_slash_gets_its_own_escaped_path(aws):
     assert await scanned_under(r"Root/Legacy\/Old") == {"named-with-slash"}
     assert await scanned_under("Root/Legacy/Old") == {"nested"}
     assert await scanned_under("Root/Legacy") == {"nested"}
+
+
+async def test_hinted_ids_gone_from_the_organization_or_excluded_are_never_scanned(aws):
+    seeded = seed(aws, TREE)
+    first = await run_scan()
+    gone = "999999999999"
+    excluded = seeded.account_ids["web"]
+    hints = replace(
+        first,
+        accounts=[
+            *first.accounts,
+            AccountResult(
+                Account(gone, "closed since", "", "ACTIVE", "Root", ("r-x",)),
+                ScanStatus.SCANNED,
+                api_calls=10_000,  # the largest: handed out first, before the walk
+            ),
+        ],
+    )
+    for r in hints.accounts:
+        if r.account.id == excluded:
+            r.api_calls = 5_000
+    aws.faults.calls.clear()
+    cfg = config(organization={"exclude_accounts": [excluded]})
+    result = await scan(cfg, options=ScanOptions(), hints=hints)
+
+    assert gone not in {r.account.id for r in result.accounts}
+    assert result.run.complete
+    touched = {account for (action, account) in aws.faults.calls if action != "AssumeRole"}
+    assert gone not in touched  # not a single IAM call
+    # An id the config excludes is not even assumed early.
+    assert excluded not in {account for (_, account) in aws.faults.calls}
+    assert by_name(result, seeded)["web"].scan_status is ScanStatus.SKIPPED
+    scanned = {r.account.id for r in result.accounts if r.scan_status is ScanStatus.SCANNED}
+    assert scanned == {
+        r.account.id for r in first.accounts if r.scan_status is ScanStatus.SCANNED
+    } - {excluded}
+
+
+async def test_a_hint_enters_its_largest_accounts_first(aws):
+    seeded = seed(aws, TREE)
+    first = await run_scan()
+    sizes = {"lab": 500, "dev1": 300, "web": 100}  # the last sweep's IAM calls
+    hints = replace(
+        first,
+        accounts=[
+            replace(r, api_calls=sizes.get(name, r.api_calls))
+            for name, r in by_name(first, seeded).items()
+        ],
+    )
+    aws.faults.calls.clear()
+    # A slow STS/Organizations limit, so that AssumeRoles reach moto one by one, in order.
+    cfg = config(scan={"management_rate_limit": 2})
+    result = await scan(cfg, options=ScanOptions(), hints=hints)
+
+    assumed = [account for (action, account) in aws.faults.calls if action == "AssumeRole"]
+    assert assumed[:3] == [seeded.account_ids[name] for name in ("lab", "dev1", "web")]
+    assert result.run.complete
+    assert [r.account.id for r in result.accounts] == sorted(r.account.id for r in result.accounts)

@@ -58,6 +58,7 @@ def every_field() -> ScanResult:
     result.run.errors.append(ScanError("OUWalkIncomplete", "the OU walk broke off"))
     partial = next(a for a in result.accounts if a.scan_status is ScanStatus.PARTIAL)
     partial.notes.append("2 users were deleted during the scan")
+    partial.throttles, partial.rate_at_end = 17, 3.5
     index, user = next((i, u) for i, u in enumerate(partial.users) if u.access_keys)
     key = replace(user.access_keys[0], last_used_error=ScanError("Throttling", "Rate exceeded"))
     partial.users[index] = replace(user, access_keys=(key, *user.access_keys[1:]))
@@ -126,6 +127,18 @@ def test_an_old_package_reads_into_the_same_evidence(version: str) -> None:
     # 1.0 had no partial accounts nor unreadable users; their counts are now 0.
     assert data["summary"].items() <= codec.document(result)["summary"].items()
     assert result.run.complete is False and result.delta is not None
+
+
+def test_a_2_0_file_written_before_the_adaptive_rate_still_reads() -> None:
+    # `throttles` and `rate_at_end` came after 2.0's first files: absent, they mean unmeasured.
+    result = every_field()
+    data = codec.document(result)
+    assert {(a["throttles"], a["rate_at_end"]) for a in data["accounts"]} >= {(17, 3.5)}
+    for account in data["accounts"]:
+        del account["throttles"], account["rate_at_end"]
+    older = codec.decode(data, "older 2.0")
+    assert {(a.throttles, a.rate_at_end) for a in older.accounts} == {(0, None)}
+    assert [a.users for a in older.accounts] == [a.users for a in result.accounts]
 
 
 def test_the_upgrade_is_one_translation_into_the_current_shape() -> None:

@@ -48,6 +48,7 @@ def test_example_config_is_valid_and_documents_every_key():
         "max_accounts_in_flight",
         "management_rate_limit",
         "account_rate_limit",
+        "adaptive_rate",
         "max_attempts",
         "call_timeout",
     ):
@@ -243,6 +244,10 @@ def test_empty_config_gives_the_documented_defaults():
             "role.name: expected an IAM role name (1-64 of A-Za-z0-9+=,.@_-), got null",
         ),
         (
+            {"scan": {"adaptive_rate": "yes"}},
+            "scan.adaptive_rate: expected true or false, got 'yes'",
+        ),
+        (
             {"controls": [{"framework": "X", "version": "1", "id": 800, "title": "t"}]},
             "controls[0].id: expected a quoted string, got int 800; quote it",
         ),
@@ -311,6 +316,10 @@ def test_config_is_frozen_hashable_dataclasses_with_tuples():
 def test_digest_changes_with_the_settings():
     assert parse_config({}).digest() == parse_config({}).digest()
     assert parse_config({}).digest() != parse_config({"scan": {"max_attempts": 3}}).digest()
+    # Left out at its default (runs from before the key keep their digest), not when set.
+    adaptive = parse_config({"scan": {"adaptive_rate": True}}).digest()
+    assert parse_config({"scan": {"adaptive_rate": False}}).digest() == parse_config({}).digest()
+    assert adaptive != parse_config({}).digest()
 
 
 @pytest.mark.parametrize("command", [["validate-config"], ["scan", "--output", "out", "--config"]])

@@ -541,3 +541,26 @@ def test_no_rule_is_written_into_the_renderer() -> None:
     # Nor does it name one through orgscan.rules' constants.
     constants = [n for n, v in vars(rules_module).items() if isinstance(v, str) and v in rule_ids()]
     assert constants and not [n for n in constants if re.search(rf"\b{n}\b", renderer)]
+
+
+def test_crowded_accounts_are_shown_in_the_method_section() -> None:
+    result = scan_result()
+    rate = result.run.limits.account_rate_limit
+    crowded, calm = result.accounts[0], result.accounts[1]
+    crowded.rate_at_end, crowded.throttles = rate * 0.3, 17
+    calm.rate_at_end, calm.throttles = rate * 0.9, 1
+    text = HtmlRenderer().render(result).decode()
+    table = re.search(r'<table id="crowded-accounts-table">.*?</table>', text, re.S)
+    assert table
+    assert crowded.account.id in table.group(0) and ">17<" in table.group(0)
+    assert calm.account.id not in table.group(0)
+    # Read back from the evidence, the same accounts are crowded.
+    again = codec.decode(json.loads(codec.encode(result)), "findings.json")
+    assert [(a.account.id, a.throttles) for a in again.accounts if a.rate_at_end] == [
+        (crowded.account.id, 17),
+        (calm.account.id, 1),
+    ]
+
+
+def test_no_crowded_section_when_every_account_kept_its_rate() -> None:
+    assert b"crowded-accounts-table" not in HtmlRenderer().render(scan_result())
