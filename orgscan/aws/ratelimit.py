@@ -11,27 +11,42 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
+from typing import Protocol
 
-from asyncio_throttle import Throttler
+
+class Slot(Protocol):
+    """A waiting caller's turn: an asyncio future, or a test's stand-in."""
+
+    def done(self) -> bool: ...
+
+    def set_result(self, result: float, /) -> None: ...
 
 
-class RateLimiter(Throttler):  # type: ignore[misc]
-    """A token bucket like AWS's own (a burst of one second's calls, then the rate), in which
-    each caller reserves its own slot and sleeps once, until exactly then.
+class Timer(Protocol):
+    def cancel(self) -> None: ...
 
-    asyncio-throttle's `acquire` polls every 10 ms per waiter; waking all waiters whenever a
-    slot frees is no better, since all but one go back to sleep. Here the bucket may run into
-    debt: a caller takes a token, and if none was there it waits for its turn in the refill.
-    Callers are served in arrival order, and nothing wakes without a slot. A cancelled caller's
-    token stays spent, which errs on the safe side of the limit.
 
-    Two things can still make calls reach AWS closer together than planned:
-    - A busy event loop wakes sleepers late, and all the late ones at once. So a caller that
-      wakes is also checked against a second bucket charged when calls are really sent; if
-      late predecessors used its token, it waits again for the shortfall (rarely, and briefly).
-    - Calls take different times to reach AWS. Holding back `JITTER` seconds' worth of the
-      burst keeps the calls that arrive in any interval within what AWS admits, for
-      differences up to `JITTER`.
+# Runs a callback after a delay (seconds): the event loop's call_later, or a test's clock.
+Schedule = Callable[[float, Callable[[], None]], Timer]
+
+
+def _call_later(delay: float, callback: Callable[[], None]) -> Timer:
+    return asyncio.get_running_loop().call_later(delay, callback)
+
+
+class RateLimiter:
+    """A token bucket like AWS's own (a burst of one second's calls, then the rate), with one
+    queue of waiting callers and one timer that hands out tokens as they come.
+
+    Callers are served in arrival order, except those that go `ahead` (served first, in their
+    own order), and each sleeps once, on its own slot. The timer wakes when the next token is
+    due; if a busy event loop wakes it late, the tokens grown since (never more than the
+    bucket holds) go to that many callers at once, so calls never reach AWS closer together
+    than its bucket admits. Holding back `JITTER` seconds' worth of the burst keeps that true
+    for calls that take different times to reach AWS, up to `JITTER`. A cancelled caller is
+    passed over; one cancelled after its slot came keeps its token spent, which errs on the
+    safe side of the limit.
     """
 
     JITTER = 0.2  # seconds
@@ -48,6 +63,12 @@ class RateLimiter(Throttler):  # type: ignore[misc]
     DEEPEST = 0.5  # the deepest cut one throttle makes
     # After a late wake (see `throttled`), for this long a throttle is not taken as crowding.
     SETTLE = 1.0  # seconds
+    # A timer this late is taken as lost with its event loop (a limiter used by a later
+    # asyncio.run): no busy loop is that late.
+    LOST = 5.0  # seconds
+    # A token, as the timer finds it: the refill over exactly the wait may fall short of 1.0
+    # by a rounding error, and a timer set for that error would not move float time on.
+    _WHOLE = 1.0 - 1e-9
 
     def __init__(
         self,
@@ -56,11 +77,10 @@ class RateLimiter(Throttler):  # type: ignore[misc]
         *,
         adaptive: bool = False,
         crowding: Crowding | None = None,
+        schedule: Schedule = _call_later,
     ) -> None:
-        # asyncio-throttle's terms, for anyone who reads them: `rate_limit` calls per `period`.
-        calls = max(1, int(rate_per_second))
-        super().__init__(rate_limit=calls, period=calls / rate_per_second)
         self.clock = clock
+        self._schedule = schedule
         self.ceiling = rate_per_second
         self.adaptive = adaptive
         self.throttles = 0  # throttles met, all of them
@@ -70,10 +90,17 @@ class RateLimiter(Throttler):  # type: ignore[misc]
         burst = max(1.0, rate_per_second)
         self.capacity = max(1.0, burst - rate_per_second * self.JITTER)
         self._burst = burst
-        # When a caller last woke more than JITTER late: the event loop was busy, and the calls
-        # it then sent together may have been throttled for that alone.
+        # When the timer last woke more than JITTER late: the event loop was busy, and the
+        # calls it then sent together may have been throttled for that alone.
         self._late_at: float | None = None
         now = clock()
+        self.rate = rate_per_second  # calls/s our bucket refills at: set by _configure
+        self._tokens, self._stamp = self.capacity, now
+        self._waiting: deque[Slot] = deque()
+        self._ahead: deque[Slot] = deque()
+        self._timer: Timer | None = None
+        self._due = now  # when the timer is set for
+        self._armed = 0  # timers set so far: a timer that is not the last one set does nothing
         # Since when AWS's bucket is known to be full (the start) or empty (a throttle), and
         # the calls it admitted since: the rate left to us, when it is next found empty.
         self._since, self._admitted, self._full = now, 0, True
@@ -93,8 +120,6 @@ class RateLimiter(Throttler):  # type: ignore[misc]
             self._configure(start * self.MARGIN)
             self._cut_at = now
             self._plateau_at = now + ((start - self.target) / self.SCALE) ** (1 / 3)
-        self._planned, self._planned_at = self.capacity, now  # tokens, as of when
-        self._sent, self._sent_at = self.capacity, now
 
     def _configure(self, rate_per_second: float) -> None:
         self.target = rate_per_second  # the rate AWS should see, calls/s
@@ -102,13 +127,18 @@ class RateLimiter(Throttler):  # type: ignore[misc]
         # refills more slowly instead, so that two calls sent back to back still arrive a full
         # 1/rate apart.
         slowest = (self._burst + 1 - self.capacity) / (1 / rate_per_second + self.JITTER)
+        self._refill(self.clock())
         self.rate = min(rate_per_second, slowest) * self.REFILL
+        if self._timer is not None:  # the next token comes sooner or later now
+            self._timer.cancel()
+            self._timer = None
+            self._arm()
 
     def throttled(self, sent_at: float | None = None) -> None:
         """AWS throttled a call sent at `sent_at` (None: unknown, taken as just now).
 
         Its bucket is empty now, and ours is emptied too. A throttle of a call sent before the
-        last cut says nothing new: the rate was cut for it already. Within SETTLE of a caller
+        last cut says nothing new: the rate was cut for it already. Within SETTLE of the timer
         waking late, the rate is kept: a late loop sends the calls it held back together, and
         AWS throttles that bunch even where nobody else shares the limit (cutting for it slowed
         the largest accounts on a busy machine). Otherwise the rate drops to MARGIN of what AWS
@@ -119,8 +149,8 @@ class RateLimiter(Throttler):  # type: ignore[misc]
         now = self.clock()
         if self._cut_at is not None and (now if sent_at is None else sent_at) < self._cut_at:
             return
-        self._planned, self._planned_at = min(self._planned, 0.0), now
-        self._sent, self._sent_at = min(self._sent, 0.0), now
+        self._refill(now)
+        self._tokens = min(self._tokens, 0.0)
         elapsed = now - self._since
         admitted = self._admitted - (self._burst if self._full else 0.0)
         self._since, self._admitted, self._full = now, 0, False
@@ -158,43 +188,53 @@ class RateLimiter(Throttler):  # type: ignore[misc]
             self._voted = True
             self._crowding.found(min(rate, self.ceiling), self.clock())
 
-    def reserve(self, now: float) -> float:
-        """Plan a call at time `now` (monotonic seconds): the seconds until its slot."""
-        tokens = min(self.capacity, self._planned + (now - self._planned_at) * self.rate) - 1.0
-        self._planned, self._planned_at = tokens, now
-        return max(0.0, -tokens / self.rate)
+    def _refill(self, now: float) -> None:
+        self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
+        self._stamp = now
 
-    def take(self, now: float) -> float:
-        """Send a call at time `now` if the calls really sent leave a token: 0.0, the token
-        taken. Otherwise the seconds until one is there (nothing taken)."""
-        tokens = min(self.capacity, self._sent + (now - self._sent_at) * self.rate)
-        if tokens >= 1.0:
-            self._sent, self._sent_at = tokens - 1.0, now
-            return 0.0
-        self._sent, self._sent_at = tokens, now
-        return (1.0 - tokens) / self.rate
+    def request(self, slot: Slot, *, ahead: bool = False) -> None:
+        """Queue `slot`; it is given the time its call may be sent, at once if a token is there
+        and nobody waits. `ahead`: before the callers already waiting, at the next token; it is
+        charged all the same, so the rate AWS sees stays as is."""
+        now = self.clock()
+        if self._timer is not None and now - self._due > self.LOST:
+            self._timer = None  # set on an event loop that has ended: set another
+        self._refill(now)
+        if self._tokens >= self._WHOLE and not self._waiting and not self._ahead:
+            self._tokens -= 1.0
+            slot.set_result(now)
+            return
+        (self._ahead if ahead else self._waiting).append(slot)
+        self._arm()
 
-    def woke(self, due: float, now: float) -> None:
-        """A caller due at `due` woke at `now`: note a loop later than JITTER."""
-        if now - due > self.JITTER:
+    def _arm(self) -> None:
+        if self._timer is None and (self._ahead or self._waiting):
+            wait = max(0.0, (1.0 - self._tokens) / self.rate)
+            self._due = self._stamp + wait
+            self._armed += 1
+            self._timer = self._schedule(wait, partial(self._release, self._armed))
+
+    def _release(self, armed: int) -> None:
+        """The timer: hand the tokens grown since to the callers first in line."""
+        if armed != self._armed:
+            return
+        self._timer = None
+        now = self.clock()
+        if now - self._due > self.JITTER:
             self._late_at = now
+        self._refill(now)
+        while self._tokens >= self._WHOLE and (queue := self._ahead or self._waiting):
+            slot = queue.popleft()
+            if not slot.done():  # else cancelled while it waited
+                self._tokens -= 1.0
+                slot.set_result(now)
+        self._arm()
 
     async def acquire(self, *, ahead: bool = False) -> float:
-        """Wait for this call's slot; returns when it was sent (for `throttled`). `ahead`: go
-        before the callers already waiting, at the next token really free; it is charged all
-        the same, so the rate AWS sees stays as is, and one waiting caller finds its token gone
-        and waits one slot more."""
-        now = self.clock()
-        wait = self.reserve(now)
-        if ahead:
-            wait = 0.0
-        if wait > 0:
-            await asyncio.sleep(wait)
-            if self.adaptive:
-                self.woke(now + wait, self.clock())
-        while (wait := self.take(now := self.clock())) > 0:
-            await asyncio.sleep(wait)
-        return now
+        """Wait for this call's slot; returns when it was sent (for `throttled`)."""
+        slot: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self.request(slot, ahead=ahead)
+        return await slot
 
 
 class Ahead:

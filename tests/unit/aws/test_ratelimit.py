@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import itertools
+import math
 import random
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
-from orgscan.aws import ratelimit
 from orgscan.aws.ratelimit import Crowding, RateLimiter
 
 
@@ -31,42 +33,90 @@ class AwsBucket:
         return False
 
 
-def fresh_limiter(rate: float) -> RateLimiter:
-    limiter = RateLimiter(rate)
-    limiter._planned_at = limiter._sent_at = 0.0  # its clock starts at 0 here
-    return limiter
+class SimLoop:
+    """Simulated time for a limiter: its clock, and its timers, each woken `late()` seconds
+    after it was due (a busy event loop)."""
+
+    def __init__(self, late: Callable[[], float] = lambda: 0.0) -> None:
+        self.now = 0.0
+        self.late = late
+        self._events: list[tuple[float, int, Timer]] = []
+        self._order = itertools.count()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def at(self, when: float, callback: Callable[[], None]) -> Timer:
+        timer = Timer(callback)
+        heapq.heappush(self._events, (when, next(self._order), timer))
+        return timer
+
+    def schedule(self, delay: float, callback: Callable[[], None]) -> Timer:
+        return self.at(self.now + delay + self.late(), callback)
+
+    def run(self, until: float = math.inf, events: int = 1_000_000) -> None:
+        for _ in range(events):  # a bound against a limiter that never lets go
+            if not self._events or self._events[0][0] > until:
+                return
+            self.now, _, timer = heapq.heappop(self._events)
+            if not timer.cancelled:
+                timer.callback()
+        raise AssertionError("the simulation never ended")
 
 
-def send_times(limiter: RateLimiter, asked: list[float], late: Callable[[], float]) -> list[float]:
-    """When calls asked for at `asked` are sent by acquire(), if the event loop wakes each
-    sleeper `late()` seconds late."""
-    wakeups = []
-    for index, now in enumerate(asked):
-        wait = limiter.reserve(now)
-        heapq.heappush(wakeups, (now + wait + late() if wait else now, index))
-    sent = []
-    while wakeups:
-        now, index = heapq.heappop(wakeups)
-        wait = limiter.take(now)
-        if wait:
-            heapq.heappush(wakeups, (now + wait + late(), index))
-        else:
-            sent.append(now)
-    return sent
+class Timer:
+    def __init__(self, callback: Callable[[], None]) -> None:
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class Slot:
+    """A caller's turn, as an asyncio future is: `then` runs when it comes."""
+
+    def __init__(self, then: Callable[[float], None] = lambda _: None) -> None:
+        self.sent_at: float | None = None
+        self.cancelled = False
+        self.then = then
+
+    def done(self) -> bool:
+        return self.cancelled or self.sent_at is not None
+
+    def set_result(self, sent_at: float) -> None:
+        assert not self.done()
+        self.sent_at = sent_at
+        self.then(sent_at)
+
+
+def sim_limiter(rate: float, loop: SimLoop, **kwargs: Any) -> RateLimiter:
+    return RateLimiter(rate, clock=loop, schedule=loop.schedule, **kwargs)
+
+
+def send_times(limiter: RateLimiter, loop: SimLoop, asked: list[float]) -> list[float]:
+    """When calls asked for at `asked` are sent."""
+    slots = [Slot() for _ in asked]
+    for slot, at in zip(slots, asked, strict=True):
+        loop.at(at, lambda slot=slot: limiter.request(slot))  # type: ignore[misc]
+    loop.run()
+    return sorted(slot.sent_at for slot in slots if slot.sent_at is not None)
 
 
 @pytest.mark.parametrize("rate", [0.5, 1, 3, 10, 20, 100])
 def test_the_limiter_never_outruns_aws_despite_late_wakeups_and_uneven_delays(rate):
     draw = random.Random(rate)
-    limiter = fresh_limiter(rate)
-    # Callers at random times, some in bursts. The event loop wakes a third of the sleepers
-    # up to 0.5 s late; then each call takes up to JITTER to reach AWS.
+    # The event loop wakes a third of the timers up to 0.5 s late; then each call takes up to
+    # JITTER to reach AWS.
+    loop = SimLoop(late=lambda: draw.choice([0.0, 0.0, draw.uniform(0, 0.5)]))
+    limiter = sim_limiter(rate, loop)
+    # Callers at random times, some in bursts.
     asked = sorted(
         at
         for start in (draw.uniform(0, 60) for _ in range(max(3, int(rate * 10))))
         for at in [start] * draw.randint(1, 4)
     )
-    sent = send_times(limiter, asked, lambda: draw.choice([0.0, 0.0, draw.uniform(0, 0.5)]))
+    sent = send_times(limiter, loop, asked)
     assert len(sent) == len(asked)
     bucket = AwsBucket(rate)
     arrivals = sorted(at + draw.uniform(0, limiter.JITTER) for at in sent)
@@ -75,12 +125,50 @@ def test_the_limiter_never_outruns_aws_despite_late_wakeups_and_uneven_delays(ra
 
 @pytest.mark.parametrize("rate", [10, 100])
 def test_the_limiter_keeps_up_with_the_rate(rate):
-    limiter = fresh_limiter(rate)
-    sent = [limiter.reserve(0.0) for _ in range(rate * 5)]
+    loop = SimLoop()
+    limiter = sim_limiter(rate, loop)
+    sent = send_times(limiter, loop, [0.0] * (rate * 5))
     # A burst at once, then one call every 1/rate seconds: no slot is left unused.
     assert sent[: int(limiter.capacity)] == [0.0] * int(limiter.capacity)
     assert sent[-1] == pytest.approx((rate * 5 - limiter.capacity) / limiter.rate)
+    steady = sent[int(limiter.capacity) :]
+    gaps = [b - a for a, b in itertools.pairwise(steady)]
+    assert max(gaps) == pytest.approx(1 / limiter.rate)
     assert limiter.rate == pytest.approx(rate * limiter.REFILL)
+
+
+def test_callers_are_served_in_arrival_order() -> None:
+    loop = SimLoop()
+    limiter = sim_limiter(10, loop)
+    served: list[int] = []
+    for index in range(40):
+        limiter.request(Slot(lambda _, index=index: served.append(index)))  # type: ignore[misc]
+    loop.run()
+    assert served == list(range(40))
+
+
+def test_a_cancelled_caller_is_passed_over_and_costs_no_token() -> None:
+    loop = SimLoop()
+    limiter = sim_limiter(10, loop)
+    first = [Slot() for _ in range(int(limiter.capacity))]
+    for slot in first:
+        limiter.request(slot)  # the burst, at once
+    gone, next_one = Slot(), Slot()
+    limiter.request(gone)
+    limiter.request(next_one)
+    gone.cancelled = True
+    loop.run()
+    assert gone.sent_at is None
+    assert next_one.sent_at == pytest.approx(1 / limiter.rate)  # the first token after the burst
+
+
+async def test_acquire_waits_on_the_event_loop() -> None:
+    limiter = RateLimiter(50)
+    started = asyncio.get_running_loop().time()
+    sent = [await limiter.acquire() for _ in range(int(limiter.capacity) + 5)]
+    assert sent == sorted(sent)
+    # Five beyond the burst: five tokens' worth of waiting, a tenth of a second.
+    assert asyncio.get_running_loop().time() - started >= 5 / limiter.rate * 0.9
 
 
 class FakeClock:
@@ -146,55 +234,51 @@ def test_it_lingers_near_the_rate_it_found_before_probing_above() -> None:
     assert all(3.6 <= rate <= 4.4 for rate in rates)
 
 
+def crowded_account(adaptive: bool) -> tuple[int, float]:
+    """60 calls by 10 workers against AWS's bucket (10 calls, refilled at the 5/s others
+    leave), answers after 30 ms, throttled calls retried after botocore's backoff, in simulated
+    time: the throttles met, and the rate the limiter ended at."""
+    rng = random.Random(1)
+    loop = SimLoop()
+    limiter = sim_limiter(10, loop, adaptive=adaptive)
+    bucket = AwsBucket(10)
+    bucket.rate = 5.0
+    counts = {"throttles": 0, "left": 60 - 10}
+
+    def ask() -> None:
+        limiter.request(Slot(send))
+
+    def send(sent_at: float) -> None:
+        if bucket.admit(loop.now):
+            loop.at(loop.now + 0.03, answered)
+        else:
+            loop.at(loop.now + 0.03, lambda: throttle(sent_at))
+
+    def answered() -> None:
+        limiter.succeeded()
+        if counts["left"]:
+            counts["left"] -= 1
+            ask()
+
+    def throttle(sent_at: float) -> None:
+        counts["throttles"] += 1
+        limiter.throttled(sent_at=sent_at)
+        loop.at(loop.now + rng.random(), ask)  # botocore's standard mode, first retry
+
+    for _ in range(10):
+        ask()
+    loop.run()
+    assert not counts["left"], "the calls never all went through"
+    return counts["throttles"], limiter.target
+
+
 def test_a_crowded_account_settles_under_its_share_with_few_throttles() -> None:
-    """10 workers against AWS's bucket (10 calls, refilled at the 5/s others leave), answers
-    after 30 ms, throttled calls retried after botocore's backoff: simulated time."""
-    throttled: dict[bool, int] = {}
-    for adaptive in (False, True):
-        rng = random.Random(1)
-        clock = FakeClock()
-        limiter = RateLimiter(10, clock=clock, adaptive=adaptive)
-        limiter._planned_at = limiter._sent_at = 0.0
-        bucket = AwsBucket(10)
-        bucket.rate = 5.0
-        events: list[tuple[float, int, str, float]] = []
-        order = itertools.count()
-        throttles, left = 0, 60 - 10
-        for _ in range(10):
-            heapq.heappush(events, (0.0, next(order), "ask", 1))
-        for _ in range(100_000):  # events, a bound against a limiter that never lets go
-            if not events:
-                break
-            clock.now, _, kind, value = heapq.heappop(events)
-            if kind == "ask":
-                wait = limiter.reserve(clock.now)
-                heapq.heappush(events, (clock.now + wait, next(order), "send", value))
-            elif kind == "send":
-                wait = limiter.take(clock.now)
-                if wait:  # (at least a microsecond: float time must move on)
-                    later = clock.now + max(wait, 1e-6)
-                    heapq.heappush(events, (later, next(order), "send", value))
-                elif bucket.admit(clock.now):
-                    heapq.heappush(events, (clock.now + 0.03, next(order), "ok", 0))
-                else:
-                    heapq.heappush(events, (clock.now + 0.03, next(order), "no", clock.now))
-            elif kind == "ok":
-                limiter.succeeded()
-                if left:
-                    left -= 1
-                    heapq.heappush(events, (clock.now, next(order), "ask", 1))
-            else:
-                throttles += 1
-                limiter.throttled(sent_at=value)
-                backoff = rng.random()  # botocore's standard mode, first retry
-                heapq.heappush(events, (clock.now + backoff, next(order), "ask", 1))
-        assert not events and not left, "the calls never all went through"
-        throttled[adaptive] = throttles
-        if adaptive:
-            assert limiter.target < 10
+    fixed, _ = crowded_account(adaptive=False)
+    adaptive, rate = crowded_account(adaptive=True)
     # A fixed 10/s meets a throttle for most calls beyond the burst; the adaptive rate a few
     # (the first, and calls already sent at the old rate).
-    assert 1 <= throttled[True] <= 3 and throttled[False] >= 20
+    assert 1 <= adaptive <= 3 and fixed >= 20
+    assert rate < 10
 
 
 def test_successes_never_lift_the_rate_above_the_configured_one() -> None:
@@ -225,18 +309,27 @@ def test_a_fixed_rate_counts_throttles_and_keeps_its_rate() -> None:
 
 
 def test_throttles_just_after_a_late_wake_do_not_cut_the_rate() -> None:
-    # A busy event loop woke a caller 0.4 s late: the calls it held back went out together,
-    # and AWS throttled the bunch. That says nothing about other tools sharing the limit.
-    clock = FakeClock()
-    limiter = RateLimiter(10, clock=clock, adaptive=True)
-    limiter.woke(due=1.0, now=1.0 + limiter.JITTER / 2)  # on time, within the jitter
-    clock.now = 2.0
-    limiter.woke(due=1.6, now=clock.now)
-    clock.now += 0.5
+    # A busy event loop woke the limiter's timer 0.4 s late: the calls it held back went out
+    # together, and AWS throttled the bunch. That says nothing about other tools sharing the
+    # limit.
+    lateness = iter([limiter_jitter := RateLimiter.JITTER / 2] + [0.4] + [0.0] * 1000)
+    loop = SimLoop(late=lambda: next(lateness))
+    limiter = sim_limiter(10, loop, adaptive=True)
+    for _ in range(int(limiter.capacity) + 1):
+        limiter.request(Slot())
+    loop.run()  # the first timer, late within the jitter: nothing to note
+    assert loop.now == pytest.approx(1 / limiter.rate + limiter_jitter)
+    limiter.throttled()
+    assert (limiter.throttles, limiter.target) == (1, pytest.approx(5.0))
+    limiter = sim_limiter(10, loop, adaptive=True)
+    for _ in range(int(limiter.capacity) + 1):
+        limiter.request(Slot())
+    loop.run()  # this one 0.4 s late
+    loop.now += 0.5
     limiter.throttled()
     assert (limiter.throttles, limiter.target) == (1, 10)
     # Once the loop has kept time for SETTLE, a throttle is AWS's word again.
-    clock.now += limiter.SETTLE
+    loop.now += limiter.SETTLE
     limiter.throttled()
     assert (limiter.throttles, limiter.target) == (2, pytest.approx(5.0))
 
@@ -273,20 +366,24 @@ def test_an_account_tells_the_others_what_it_found_once() -> None:
     assert [rate for _, rate in crowding._found] == [pytest.approx(4.0), 10]
 
 
-async def test_a_call_ahead_goes_before_the_callers_already_waiting(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_call_ahead_goes_before_the_callers_already_waiting() -> None:
     # The OU walk shares its limit with AssumeRole; queued behind hundreds of them, each page
     # would wait seconds, and accounts (the hint's largest too) would be listed late.
-    clock = FakeClock()
-
-    async def sleep(seconds: float) -> None:
-        clock.now += seconds
-
-    monkeypatch.setattr(ratelimit.asyncio, "sleep", sleep)
-    limiter = RateLimiter(10, clock=clock)
-    for _ in range(100):
-        limiter.reserve(clock.now)  # 100 callers planned, the last about 10 s from now
-    await limiter.acquire(ahead=True)
-    assert clock.now < 1.0
-    before = clock.now
-    await limiter.acquire()  # in its turn: behind the 100, and behind the one that went ahead
-    assert clock.now - before > 9.0
+    loop = SimLoop()
+    limiter = sim_limiter(10, loop)
+    queued = [Slot() for _ in range(100)]  # the last about 10 s from now
+    for slot in queued:
+        limiter.request(slot)
+    ahead = [Slot() for _ in range(3)]
+    loop.at(2.0, lambda: [limiter.request(slot, ahead=True) for slot in ahead])  # type: ignore[func-returns-value]
+    later = Slot()
+    loop.at(2.0, lambda: limiter.request(later))
+    loop.run()
+    # Each at the next tokens after it asked, in its own order.
+    sent = [slot.sent_at for slot in ahead]
+    assert sent == sorted(sent) and sent[0] >= 2.0 and sent[-1] < 2.0 + 3.5 / limiter.rate
+    # The callers that waited lost three slots between them, and kept their order.
+    assert [slot.sent_at for slot in queued] == sorted(slot.sent_at for slot in queued)
+    assert queued[-1].sent_at == pytest.approx((100 + 3 - limiter.capacity) / limiter.rate)
+    # A caller that is not ahead waits its turn behind them all.
+    assert later.sent_at == pytest.approx((100 + 4 - limiter.capacity) / limiter.rate)
