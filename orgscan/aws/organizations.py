@@ -89,7 +89,8 @@ async def walk_accounts(
     at once, taken largest `order` first, ties in the order the walk found them (breadth
     first, a parent's accounts before its child OUs). Only parents the walk itself found are
     listed, so an OU that `order` names and that no longer exists is never asked for, and an
-    OU path is always made of today's names. A listing that fails ends the walk with its error.
+    OU path is always made of today's names. A listing that fails ends the walk with its error:
+    no step starts after it, and the steps running beside it end first.
     """
     order = order or WalkOrder()
     # (-priority, sequence, lists accounts?, parent id, OU names, OU ids): a heap of steps.
@@ -141,6 +142,7 @@ async def walk_accounts(
 
     async for root in _pages(org, "list_roots", "Roots", page_size):
         found(root["Id"], (root.get("Name") or "Root",), (root["Id"],))
+    failure: BaseException | None = None
     try:
         start()
         while running:
@@ -149,8 +151,13 @@ async def walk_accounts(
                 yield item
                 continue
             running.discard(item)
-            item.result()  # a failed listing fails the walk
-            start()
+            failure = failure or item.exception()
+            if failure is None:
+                start()
+        if failure is not None:
+            # A failed listing fails the walk, once the listings beside it have yielded
+            # what they hold.
+            raise failure
     finally:
         for task in running:
             task.cancel()

@@ -144,3 +144,41 @@ async def test_a_failed_listing_fails_the_walk() -> None:
         assert raised is not None and "ou-vanished" in str(raised)
     finally:
         del OUS["ou-5"]
+
+
+async def test_a_failed_listing_ends_the_walk_after_the_listings_beside_it() -> None:
+    # Root's child OUs cannot be listed, while its accounts' listing is still on its way: the
+    # walk still yields Root's account, then fails, and starts nothing more.
+    class Denied(FakeOrganizations):
+        class _Paginator(FakeOrganizations._Paginator):
+            async def paginate(self, **params: Any) -> AsyncIterator[dict[str, Any]]:
+                if self.operation == "list_organizational_units_for_parent":
+                    self.org.calls.append((self.operation, params["ParentId"]))
+                    raise PermissionError("AccessDenied")
+                async for page in super().paginate(**params):
+                    yield page
+
+        def get_paginator(self, operation: str) -> FakeOrganizations._Paginator:
+            return self._Paginator(self, operation)
+
+    org = Denied()
+    org.held["r-1"] = asyncio.Event()
+    listed: list[str] = []
+
+    async def consume() -> None:
+        async for account in walk_accounts(org):
+            listed.append(account.id)
+
+    walking = asyncio.ensure_future(consume())
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert not walking.done()  # the failure waits for Root's accounts
+    org.held["r-1"].set()
+    try:
+        await walking
+    except PermissionError:
+        pass
+    else:
+        raise AssertionError("the walk hid a failed listing")
+    assert listed == ["a-root"]
+    assert [parent for _, parent in org.calls] == ["", "r-1", "r-1"]
