@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from orgscan.config import Config, OrganizationConfig
@@ -147,14 +147,41 @@ def config_warnings(config: Config) -> list[str]:
     ]
 
 
-def expected_seconds(earlier: ScanResult, rate: float) -> dict[str, float]:
-    """How long each account took to scan last time, as far as IAM's rate decides it: its IAM
-    calls then, at this run's rate (or the lower one it ended at then, if it was crowded)."""
-    return {
-        r.account.id: r.api_calls / min(rate, r.rate_at_end or rate)
-        for r in earlier.accounts
-        if r.api_calls > 0
-    }
+@dataclass(frozen=True, slots=True)
+class Known:
+    """An account as an earlier sweep saw it: its IAM calls, the rate it ended at (if its rate
+    adapted), and its OU ids, root first."""
+
+    calls: int
+    rate_at_end: float | None
+    ou_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Hints:
+    """What an earlier sweep tells of each account's size and place: all a scan keeps of it (a
+    large organization's findings.json is a hundred MB and more once read)."""
+
+    accounts: Mapping[str, Known]
+
+    @classmethod
+    def of(cls, earlier: ScanResult) -> Hints:
+        return cls(
+            {
+                r.account.id: Known(r.api_calls, r.rate_at_end, r.account.ou_ids)
+                for r in earlier.accounts
+                if r.api_calls > 0
+            }
+        )
+
+    def expected_seconds(self, rate: float) -> dict[str, float]:
+        """How long each account took to scan last time, as far as IAM's rate decides it: its
+        IAM calls then, at this run's rate (or the lower one it ended at then, if it was
+        crowded)."""
+        return {
+            account_id: known.calls / min(rate, known.rate_at_end or rate)
+            for account_id, known in self.accounts.items()
+        }
 
 
 @dataclass(frozen=True, slots=True)

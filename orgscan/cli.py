@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 
 from orgscan import __version__, runner, securityhub_publish
 from orgscan import evidence as codec
-from orgscan.accounts import Shard
+from orgscan.accounts import Hints, Shard
 from orgscan.attestation import attest, generate_key
 from orgscan.aws.errors import error_code, error_message
 from orgscan.config import STRATEGIES, Config, ConfigError, ScanConfig, load_config
@@ -395,7 +395,7 @@ def scan_command(
         if baseline is not None:
             earlier = _read_previous(baseline, "--baseline")
         if hints is not None:
-            sizes = _read_previous(hints, "--hints")
+            sizes = Hints.of(_read_previous(hints, "--hints"))
         if resume is not None:
             path = previous_run_path(resume, codec.FILENAME)
             stored = codec.load(path)
@@ -420,7 +420,7 @@ def scan_command(
                 # resolved: read those users live.
                 recheck_arns=frozenset(f.arn for f in earlier.findings) if earlier else frozenset(),
                 # The latest sweep at hand tells the accounts' sizes best.
-                hints=sizes or previous or earlier,
+                hints=sizes or (Hints.of(latest) if (latest := previous or earlier) else None),
             )
         )
     except (NoCredentialsError, NoRegionError) as exc:

@@ -21,7 +21,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 
-from orgscan.accounts import Shard
+from orgscan.accounts import Hints, Shard
 from orgscan.attestation import LocalSigner, Signer
 from orgscan.config import Config, ScanConfig
 from orgscan.model import FindingState, ScanResult
@@ -183,7 +183,7 @@ async def scan_until_signalled(
     *,
     retry_failed: bool = False,
     recheck_arns: frozenset[str] = frozenset(),
-    hints: ScanResult | None = None,
+    hints: Hints | None = None,
 ) -> tuple[ScanResult, int | None]:
     """Run the scan; SIGINT/SIGTERM stop it gracefully, and a second signal aborts at once."""
     loop = asyncio.get_running_loop()

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orgscan import __version__
-from orgscan.accounts import AccountFilter, EntryOrder, Shard, config_warnings, expected_seconds
+from orgscan.accounts import AccountFilter, EntryOrder, Hints, Shard, config_warnings
 from orgscan.aws.clients import ClientFactory, region_hint
 from orgscan.aws.credentials import AccountCredentials
 from orgscan.aws.errors import error_code, error_message
@@ -26,7 +26,7 @@ from orgscan.collect.live import collect_live
 from orgscan.collect.usage import Needs
 from orgscan.collect.users import Collected
 from orgscan.config import Config, ConfigError
-from orgscan.evaluate import evaluate
+from orgscan.evaluate import Judge
 from orgscan.model import (
     INTERRUPTED,
     Account,
@@ -224,7 +224,7 @@ async def scan(
     shard: Shard | None = None,
     retry_failed: bool = False,
     recheck_arns: frozenset[str] = frozenset(),
-    hints: ScanResult | None = None,
+    hints: Hints | None = None,
 ) -> ScanResult:
     """Scan the organization the ambient AWS credentials belong to.
 
@@ -233,7 +233,7 @@ async def scan(
     `previous` continues an interrupted run: its finished accounts are kept as they were
     (its failed ones too, unless `retry_failed`). `recheck_arns` are users to read live even
     where a credential report is read: a baseline's findings, which a stale report must not
-    show as resolved. `hints`, an earlier sweep of the organization, orders the accounts:
+    show as resolved. `hints`, from an earlier sweep of the organization, order the accounts:
     those it took longest to scan are entered first.
     """
     options = options or ScanOptions()
@@ -264,6 +264,9 @@ async def scan(
             organization.management_account_id,
         )
         scanner = _Scanner(config, factory, credentials, options, progress, recheck_arns)
+        # Each account is judged as of the moment it was scanned: a resumed run may finish
+        # accounts days after the original start, when a key has aged or an approval has lapsed.
+        judge = Judge(config.rules, config.exceptions, identity.partition, started)
         account_filter = AccountFilter(
             config.organization, organization.management_account_id, shard
         )
@@ -273,7 +276,7 @@ async def scan(
         expected = {
             account_id: seconds
             for account_id, seconds in (
-                expected_seconds(hints, config.scan.account_rate_limit) if hints else {}
+                hints.expected_seconds(config.scan.account_rate_limit) if hints else {}
             ).items()
             if account_id not in finished and not account_filter.skips_id(account_id)
         }
@@ -281,9 +284,9 @@ async def scan(
         # The walk goes first to the OUs that hold them, so that the largest accounts are
         # listed (their IAM calls wait for it) within its first calls, not whenever it gets there.
         walk_order = WalkOrder.of(
-            (r.account.ou_ids, expected[r.account.id])
-            for r in (hints.accounts if hints else [])
-            if r.account.id in expected
+            (hints.accounts[account_id].ou_ids, seconds)
+            for account_id, seconds in expected.items()
+            if hints
         )
 
         async def until_stopped(work: asyncio.Future[Any]) -> bool:
@@ -318,6 +321,7 @@ async def scan(
                     if await until_stopped(task):
                         result = task.result()
                         result.scanned_at = began
+                        judge.judge(result)
                     else:
                         result = _interrupted(account, "while this account was scanned")
                 results.append(result)
@@ -377,9 +381,7 @@ async def scan(
         shard=str(shard) if shard else None,
         rules=list(config.rules),
     )
-    # Each account is judged as of the moment it was scanned: a resumed run may finish accounts
-    # days after the original start, when a key has aged or an approval has lapsed.
-    findings = evaluate(results, config.rules, config.exceptions, identity.partition, started)
+    findings = judge.findings(results)
     run.complete = sweep_complete(results, run_errors)
     return ScanResult(
         run=run,

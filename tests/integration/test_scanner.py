@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 
+from orgscan.accounts import Hints
 from orgscan.demo.faults import EXPIRED_TOKEN_MESSAGE, Fault
 from orgscan.demo.seed import ACTIVE, INACTIVE, AccountSpec, OrgSpec, UserSpec
 from orgscan.model import Account, AccountResult, FindingState, KeySource, ScanStatus
@@ -426,7 +427,7 @@ async def test_hinted_ids_gone_from_the_organization_or_excluded_are_never_scann
             r.api_calls = 5_000
     aws.faults.calls.clear()
     cfg = config(organization={"exclude_accounts": [excluded]})
-    result = await scan(cfg, options=ScanOptions(), hints=hints)
+    result = await scan(cfg, options=ScanOptions(), hints=Hints.of(hints))
 
     assert gone not in {r.account.id for r in result.accounts}
     assert result.run.complete
@@ -455,7 +456,7 @@ async def test_a_hint_enters_its_largest_accounts_first(aws):
     aws.faults.calls.clear()
     # A slow STS/Organizations limit, so that AssumeRoles reach moto one by one, in order.
     cfg = config(scan={"management_rate_limit": 2})
-    result = await scan(cfg, options=ScanOptions(), hints=hints)
+    result = await scan(cfg, options=ScanOptions(), hints=Hints.of(hints))
 
     assumed = [account for (action, account) in aws.faults.calls if action == "AssumeRole"]
     assert assumed[:3] == [seeded.account_ids[name] for name in ("lab", "dev1", "web")]

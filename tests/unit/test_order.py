@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from orgscan.accounts import EntryOrder, expected_seconds
+from orgscan.accounts import EntryOrder, Hints
 from orgscan.model import Account, AccountResult, ScanStatus
 from tests.report_fixtures import scan_result
 
@@ -84,4 +84,4 @@ def test_expected_duration_is_calls_at_the_rate_it_could_get() -> None:
         AccountResult(account("crowded"), ScanStatus.SCANNED, api_calls=100, rate_at_end=2.0),
         AccountResult(account("skipped"), ScanStatus.SKIPPED),
     ]
-    assert expected_seconds(earlier, 10.0) == {"calm": 10.0, "crowded": 50.0}
+    assert Hints.of(earlier).expected_seconds(10.0) == {"calm": 10.0, "crowded": 50.0}
