@@ -197,6 +197,7 @@ class _Timeline(Progress):
         self.listed_at: list[float] = []
         self.finished_at: list[tuple[float, str, int]] = []  # when, account, users
         self.assumed_at: list[float] = []  # when each account's credentials arrived
+        self.accounts: dict[str, dict[str, Any]] = {}  # per account, for --timeline
         self._watch_credentials()
 
     def _watch_credentials(self) -> None:
@@ -206,8 +207,12 @@ class _Timeline(Progress):
         timeline = self
 
         async def timed(credentials: Any, account_id: str) -> Any:
+            asked = time.perf_counter() - timeline.start
             found = await get(credentials, account_id)
             timeline.assumed_at.append(time.perf_counter() - timeline.start)
+            timeline.accounts.setdefault(account_id, {}).update(
+                asked=round(asked, 3), assumed=round(timeline.assumed_at[-1], 3)
+            )
             return found
 
         sessions.AccountCredentials.get = timed  # type: ignore[method-assign,assignment]
@@ -220,6 +225,12 @@ class _Timeline(Progress):
         super().finished(result)
         self.finished_at.append(
             (time.perf_counter() - self.start, result.account.id, len(result.users))
+        )
+        self.accounts.setdefault(result.account.id, {}).update(
+            finished=round(self.finished_at[-1][0], 3),
+            users=len(result.users),
+            calls=result.api_calls,
+            throttles=result.throttles,
         )
 
     def summary(self) -> str:
@@ -290,7 +301,10 @@ def _orgscan_child(
     from orgscan import evidence as codec
 
     hints_out, hints_in = options.pop("hints_out", None), options.pop("hints", None)
-    hints = codec.read(Path(hints_in)) if hints_in else None
+    timeline_out = options.pop("timeline_out", None)
+    from orgscan.accounts import Hints
+
+    hints = Hints.of(codec.read(Path(hints_in))) if hints_in else None
     if "shared_clients" in options:
         sys.exit("shared_clients: a client per account is gone; see README Performance history")
     scan_options = ScanOptions(**options)
@@ -324,6 +338,8 @@ def _orgscan_child(
     wall = time.perf_counter() - started
     if hints_out:
         Path(hints_out).write_bytes(codec.encode(result))
+    if timeline_out:
+        Path(timeline_out).write_text(json.dumps(timeline.accounts, indent=0))
     self_after = resource.getrusage(resource.RUSAGE_SELF)
     children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     gc.callbacks.remove(gc_timer)
@@ -653,10 +669,13 @@ def run_scenario(
     py_spy_dir: Path | None,
     baseline_rate: float | None,
     shards: int = 1,
+    timeline_dir: Path | None = None,
 ) -> tuple[Row, float | None]:
     truth = ground_truth(s.org)
     bound, ordered = bounds(s, truth)
     profile = str(profile_dir / f"{s.name}.txt") if profile_dir else None
+    if timeline_dir:
+        options = {**options, "timeline_out": str(timeline_dir / f"{s.name}.json")}
     spy = str(py_spy_dir / f"{s.name}.raw") if py_spy_dir else None
     with tempfile.TemporaryDirectory() as tmp:
         if s.hinted:
@@ -756,6 +775,13 @@ def main(argv: list[str] | None = None) -> int:
         help="run N orgscan processes side by side, one shard each (orgscan scan --shard K/N), "
         "each with 1/N of the STS/Organizations limit",
     )
+    parser.add_argument(
+        "--timeline",
+        type=Path,
+        metavar="DIR",
+        help="write DIR/<scenario>.json: per account, when its role was asked for and assumed, "
+        "when it finished, its users, IAM calls and throttles (seconds from the scan's start)",
+    )
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the rows as JSON")
     args = parser.parse_args(argv)
     names = args.scenarios or [name for name, s in SCENARIOS.items() if s.default]
@@ -763,7 +789,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown scenario {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
     overrides, options = _pairs(args.set), _pairs(args.option)
-    for directory in (args.profile, args.py_spy):
+    for directory in (args.profile, args.py_spy, args.timeline):
         if directory:
             directory.mkdir(parents=True, exist_ok=True)
     # The baseline's per-call time from `small` estimates it elsewhere: measure it first.
@@ -789,6 +815,7 @@ def main(argv: list[str] | None = None) -> int:
             py_spy_dir=args.py_spy,
             baseline_rate=baseline_rate,
             shards=args.shards,
+            timeline_dir=args.timeline,
         )
         rows[name] = row
         print(row.line(), flush=True)
