@@ -67,9 +67,6 @@ class RateLimiter:
     DEEPEST = 0.5  # the deepest cut one throttle makes
     # After a late wake (see `throttled`), for this long a throttle is not taken as crowding.
     SETTLE = 1.0  # seconds
-    # A timer this late is taken as lost with its event loop (a limiter used by a later
-    # asyncio.run): no busy loop is that late.
-    LOST = 5.0  # seconds
     # A token, as the timer finds it: the refill over exactly the wait may fall short of 1.0
     # by a rounding error, and a timer set for that error would not move float time on.
     _WHOLE = 1.0 - 1e-9
@@ -103,6 +100,7 @@ class RateLimiter:
         self._waiting: deque[Slot] = deque()
         self._ahead: deque[Slot] = deque()
         self._timer: Timer | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # acquire()'s, for its timer
         self._due = now  # when the timer is set for
         self._armed = 0  # timers set so far: a timer that is not the last one set does nothing
         # Since when AWS's bucket is known to be full (the start) or empty (a throttle), and
@@ -110,7 +108,7 @@ class RateLimiter:
         self._since, self._admitted, self._full = now, 0, True
         self._cut_at: float | None = None  # the last cut; None: never cut
         self._crowding = crowding if adaptive else None
-        self._voted = False
+        self._confirmed = False  # told the others it ran unthrottled
         # CUBIC: the rate the curve is flat at (W_max), and when it reaches it (K after a cut).
         self._plateau, self._plateau_at = rate_per_second, now
         self._configure(rate_per_second)
@@ -121,16 +119,21 @@ class RateLimiter:
         its role is assumed and the walk lists it): where other accounts found crowding, start
         a little under what they found, and probe up from there as after a cut."""
         self._started = True
+        # AWS's bucket is full now, however long the account waited: what it admits is
+        # counted from here.
+        self._since = now
         if self._crowding is None:
             return
         start = self._crowding.start_rate(self.ceiling, now)
         if start < self.ceiling:
             self._plateau = start
             self._configure(start * self.MARGIN)
-            self._cut_at = self._since = now
+            self._cut_at = now
             self._plateau_at = now + ((start - self.target) / self.SCALE) ** (1 / 3)
 
     def _configure(self, rate_per_second: float) -> None:
+        # Never above the configured rate, nor below the floor (unless that is configured).
+        rate_per_second = min(self.ceiling, max(min(self.FLOOR, self.ceiling), rate_per_second))
         self.target = rate_per_second  # the rate AWS should see, calls/s
         # Where the burst leaves less than one call beyond what the jitter holds back, ours
         # refills more slowly instead, so that two calls sent back to back still arrive a full
@@ -167,8 +170,9 @@ class RateLimiter:
         if self._late_at is not None and now - self._late_at < self.SETTLE:
             return
         left = max(0.0, admitted) / elapsed if elapsed > 0 else 0.0
-        # What it found, no lower than one throttle cuts to: a short window reads low.
-        self._vote(max(left, self.target * self.DEEPEST))
+        # What it found, no lower than one throttle cuts to (a short window reads low): every
+        # finding counts, the latest ones most.
+        self._tell(max(left, self.target * self.DEEPEST))
         if left * self.MARGIN >= self.target:
             return
         # A short or idle window makes `left` too low (nothing admitted yet is not nothing
@@ -182,13 +186,16 @@ class RateLimiter:
         if not self.adaptive:
             return
         self._admitted += 1
-        if not self._voted and self._admitted > 2 * self._burst:
-            # A second's calls beyond the burst, never throttled: the rate it runs at is left
-            # to it (the ceiling: not crowded). An account that started low where others
-            # found crowding so confirms it for the accounts after it; else the finding
-            # lapsed after RECENT, and accounts entered then started at the ceiling again,
-            # each throttled before it knew.
-            self._vote(self.target)
+        if not self._confirmed and self._admitted > 2 * self._burst:
+            # A second's calls beyond the burst, never throttled since it was last empty (or
+            # since its start): at least the rate it runs at is left to it (the ceiling: not
+            # crowded). An account that started low where others found crowding so confirms
+            # the rate it started from, or a higher one it has grown to, once; else that
+            # finding lapsed after RECENT, and the accounts entered then started at the
+            # ceiling again, each throttled before it knew. (Its own 0.9 of it would make the
+            # finding drift down account after account.)
+            self._confirmed = True
+            self._tell(max(self.target, self._plateau))
         if self.target >= self.ceiling:
             return
         since = self.clock() - self._plateau_at
@@ -196,9 +203,8 @@ class RateLimiter:
         if rate >= self.ceiling or rate > self.target * 1.01:  # in steps, not on every call
             self._configure(rate)
 
-    def _vote(self, rate: float) -> None:
-        if self._crowding is not None and not self._voted:
-            self._voted = True
+    def _tell(self, rate: float) -> None:
+        if self._crowding is not None:
             self._crowding.found(min(rate, self.ceiling), self.clock())
 
     def _refill(self, now: float) -> None:
@@ -212,8 +218,6 @@ class RateLimiter:
         now = self.clock()
         if not self._started:
             self._start(now)
-        if self._timer is not None and now - self._due > self.LOST:
-            self._timer = None  # set on an event loop that has ended: set another
         self._refill(now)
         if self._tokens >= self._WHOLE and not self._waiting and not self._ahead:
             self._tokens -= 1.0
@@ -247,7 +251,14 @@ class RateLimiter:
 
     async def acquire(self, *, ahead: bool = False) -> float:
         """Wait for this call's slot; returns when it was sent (for `throttled`)."""
-        slot: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            # Used by another event loop before (a later asyncio.run): its timer and waiters
+            # went with it.
+            self._loop, self._timer = loop, None
+            self._waiting.clear()
+            self._ahead.clear()
+        slot: asyncio.Future[float] = loop.create_future()
         self.request(slot, ahead=ahead)
         return await slot
 

@@ -164,11 +164,27 @@ def test_a_cancelled_caller_is_passed_over_and_costs_no_token() -> None:
 
 async def test_acquire_waits_on_the_event_loop() -> None:
     limiter = RateLimiter(50)
-    started = asyncio.get_running_loop().time()
     sent = [await limiter.acquire() for _ in range(int(limiter.capacity) + 5)]
+    # The burst at once, then never closer than the rate: five more slots take five tokens.
     assert sent == sorted(sent)
-    # Five beyond the burst: five tokens' worth of waiting, a tenth of a second.
-    assert asyncio.get_running_loop().time() - started >= 5 / limiter.rate * 0.9
+    assert sent[-1] - sent[0] >= 5 / limiter.rate * (1 - 1e-6)
+
+
+def test_a_limiter_used_by_a_later_event_loop_still_serves() -> None:
+    limiter = RateLimiter(2)
+
+    async def first() -> None:
+        await limiter.acquire()  # the burst's one token
+        waiter = asyncio.ensure_future(limiter.acquire())
+        await asyncio.sleep(0)
+        waiter.cancel()  # its loop ends with the timer set
+
+    async def later() -> float:
+        # Bounded, so that a stranded waiter fails the test instead of hanging it.
+        return await asyncio.wait_for(limiter.acquire(), timeout=5)
+
+    asyncio.run(first())
+    assert asyncio.run(later()) > 0
 
 
 class FakeClock:
@@ -299,6 +315,52 @@ def test_the_rate_never_falls_below_the_floor() -> None:
     assert limiter.target == pytest.approx(limiter.FLOOR)
 
 
+def test_the_rate_stays_within_the_floor_and_the_configured_ceiling() -> None:
+    clock = FakeClock()
+    slow = RateLimiter(0.2, clock=clock, adaptive=True)
+    clock.now += 10.0
+    slow.throttled()
+    assert slow.target <= 0.2  # the floor is never above what is configured
+    crowding = Crowding()
+    for _ in range(5):
+        crowding.found(0.1, clock.now)
+    assert started(clock, crowding).target == pytest.approx(RateLimiter.FLOOR)
+
+
+def test_a_first_throttle_counts_what_aws_admitted_since_the_first_call() -> None:
+    # The limiter exists 2 s before its account's first call (its role is being assumed):
+    # AWS's bucket was full then, and 7 calls/s are left to it.
+    clock = FakeClock()
+    crowding = Crowding()
+    limiter = RateLimiter(10, clock=clock, adaptive=True, crowding=crowding)
+    clock.now = 2.0
+    limiter.request(Slot())
+    admit(limiter, clock, 10 + 14, 2.0)  # the burst, then 2 s of 7/s
+    limiter.throttled(sent_at=clock.now)
+    assert crowding._found[-1][1] == pytest.approx(7.0)
+    assert limiter.target == pytest.approx(0.9 * 7.0)
+
+
+def test_a_caller_waiting_when_the_rate_changes_is_served_at_the_new_rate() -> None:
+    loop = SimLoop()
+    limiter = sim_limiter(10, loop, adaptive=True)
+    for _ in range(int(limiter.capacity)):
+        limiter.request(Slot())
+    loop.at(0.0, limiter.throttled)  # the bucket emptied, the rate halved
+    waiting = Slot()
+    loop.at(0.0, lambda: limiter.request(waiting))
+    loop.run(until=0.0)
+    assert limiter.target == pytest.approx(5.0)
+    # 0.1 s at the lower rate: half a token grown so far. Then the rate is back at 10/s.
+    loop.at(0.1, lambda: limiter._configure(10.0))
+    loop.run()
+    # What grew at the lower rate, and the rest at the higher one: not when the timer set for
+    # the lower rate was due, nor sooner.
+    low, high = 5.0 * limiter.REFILL, limiter.rate
+    assert waiting.sent_at == pytest.approx(0.1 + (1 - 0.1 * low) / high)
+    assert waiting.sent_at < 1 / low
+
+
 def test_a_fixed_rate_counts_throttles_and_keeps_its_rate() -> None:
     clock = FakeClock()
     limiter = RateLimiter(10, clock=clock)
@@ -374,19 +436,26 @@ def test_an_account_starts_from_what_was_found_by_its_first_call() -> None:
     assert limiter.target == pytest.approx(0.9 * 4.0)
 
 
-def test_an_account_tells_the_others_what_it_found_once() -> None:
+def test_an_account_tells_the_others_each_finding_and_an_unthrottled_run_once() -> None:
     clock = FakeClock()
     crowding = Crowding()
     crowded = RateLimiter(10, clock=clock, adaptive=True, crowding=crowding)
     calm = RateLimiter(10, clock=clock, adaptive=True, crowding=crowding)
+    for limiter in (crowded, calm):
+        limiter.request(Slot())
     admit(crowded, clock, 18, 2.0)
     crowded.throttled(sent_at=clock.now)  # found 4/s left
     admit(crowded, clock, 4, 1.0)
-    crowded.throttled(sent_at=clock.now)  # its second finding is its own
+    crowded.throttled(sent_at=clock.now)  # found 4/s left again, from an empty bucket
     admit(calm, clock, 21, 1.0)  # a second's calls beyond its burst, never throttled
-    # It found 4/s left, but a throttle cuts by half at most (a short window reads low), and
-    # the others start from what it cuts to.
-    assert [rate for _, rate in crowding._found] == [pytest.approx(5.0), 10]
+    admit(calm, clock, 40, 2.0)  # and more: said once
+    # The first time it found 4/s left, but a throttle cuts by half at most (a short window
+    # reads low), and the others start from what it cut to.
+    assert [rate for _, rate in crowding._found] == [
+        pytest.approx(5.0),
+        pytest.approx(4.0),
+        10,
+    ]
 
 
 def test_an_account_that_started_low_and_ran_unthrottled_keeps_the_finding_alive() -> None:
