@@ -66,9 +66,14 @@ CROWDED_SHARE = 0.5
 
 
 def crowded_accounts(result: ScanResult) -> list[AccountResult]:
-    """Accounts that ended far below the configured IAM rate, slowest first."""
+    """Accounts throttled themselves that ended far below the configured IAM rate, slowest
+    first (an account that only started low, where others had found crowding, is not shown)."""
     floor = result.run.limits.account_rate_limit * CROWDED_SHARE
-    crowded = [a for a in result.accounts if a.rate_at_end is not None and a.rate_at_end < floor]
+    crowded = [
+        a
+        for a in result.accounts
+        if a.throttles and a.rate_at_end is not None and a.rate_at_end < floor
+    ]
     return sorted(crowded, key=lambda a: (a.rate_at_end or 0.0, a.account.id))
 
 

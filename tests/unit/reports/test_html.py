@@ -546,21 +546,32 @@ def test_no_rule_is_written_into_the_renderer() -> None:
 def test_crowded_accounts_are_shown_in_the_method_section() -> None:
     result = scan_result()
     rate = result.run.limits.account_rate_limit
-    crowded, calm = result.accounts[0], result.accounts[1]
+    crowded, calm, started_low = result.accounts[0], result.accounts[1], result.accounts[2]
     crowded.rate_at_end, crowded.throttles = rate * 0.3, 17
     calm.rate_at_end, calm.throttles = rate * 0.9, 1
+    # Started low where others found crowding, never throttled itself: not shown as crowded.
+    started_low.rate_at_end, started_low.throttles = rate * 0.3, 0
     text = HtmlRenderer().render(result).decode()
     table = re.search(r'<table id="crowded-accounts-table">.*?</table>', text, re.S)
     assert table
     assert crowded.account.id in table.group(0) and ">17<" in table.group(0)
     assert calm.account.id not in table.group(0)
+    assert started_low.account.id not in table.group(0)
     # Read back from the evidence, the same accounts are crowded.
     again = codec.decode(json.loads(codec.encode(result)), "findings.json")
     assert [(a.account.id, a.throttles) for a in again.accounts if a.rate_at_end] == [
         (crowded.account.id, 17),
         (calm.account.id, 1),
+        (started_low.account.id, 0),
     ]
 
 
 def test_no_crowded_section_when_every_account_kept_its_rate() -> None:
-    assert b"crowded-accounts-table" not in HtmlRenderer().render(scan_result())
+    result = scan_result()
+    html = HtmlRenderer().render(result)
+    assert b"crowded-accounts-table" not in html
+    # The method section says whether the rates adapted.
+    assert b"fixed rates" in html and b"each rate a ceiling" not in html
+    result.run.limits = replace(result.run.limits, adaptive_rate=True)
+    html = HtmlRenderer().render(result)
+    assert b"each rate a ceiling, lowered where AWS throttled" in html
