@@ -352,9 +352,8 @@ class ScanConfig(_Keyed):
     max_accounts_in_flight: Annotated[int, _integer(1, 1024)] = 256
     management_rate_limit: Rate = 20.0
     account_rate_limit: Rate = 10.0
-    # Off by default: on a busy machine it measured slower than the fixed rate on an
-    # uncrowded organization (README, Performance). On, each limiter cuts its rate when
-    # throttled and recovers it up to the configured one.
+    # Each limiter cuts its rate when throttled, to what AWS was found to admit, and recovers
+    # it up to the configured one (other tools share each account's IAM limit); false: fixed.
     adaptive_rate: Annotated[bool, _Expect("true or false")] = True
     max_attempts: Annotated[int, _integer(1, 50)] = 8
     call_timeout: Seconds = 60.0
@@ -490,10 +489,10 @@ class Config(_Keyed):
         # What is written and where findings are published are not scan settings: a run
         # resumed with other formats is the same sweep, and earlier digests stay valid.
         settings = {k: v for k, v in asdict(self).items() if k not in ("output", "securityhub")}
-        # The adaptive rate paces calls and changes nothing that is read or judged: left out
-        # at its default, runs from before it keep their digest, and can be resumed and merged.
-        if self.scan.adaptive_rate:
-            del settings["scan"]["adaptive_rate"]
+        # The adaptive rate paces calls and changes nothing that is read or judged: left out,
+        # runs made before it, or with it set either way, can be resumed and merged together
+        # (findings.json's run.limits still names it).
+        del settings["scan"]["adaptive_rate"]
         canonical = json.dumps(settings, sort_keys=True, default=str, separators=(",", ":"))
         return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 

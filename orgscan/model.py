@@ -445,6 +445,9 @@ class Limits:
     account_rate_limit: float
     max_attempts: int
     call_timeout: float
+    # Whether the rates above were ceilings that adapted (see aws/ratelimit.py), or fixed: not
+    # in the config digest, since it only paces calls. Absent from older evidence: fixed.
+    adaptive_rate: bool = False
 
     @classmethod
     def of(cls, scan: object) -> Limits:

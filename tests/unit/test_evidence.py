@@ -130,14 +130,19 @@ def test_an_old_package_reads_into_the_same_evidence(version: str) -> None:
 
 
 def test_a_2_0_file_written_before_the_adaptive_rate_still_reads() -> None:
-    # `throttles` and `rate_at_end` came after 2.0's first files: absent, they mean unmeasured.
+    # `throttles` and `rate_at_end` came after 2.0's first files: absent, they mean unmeasured;
+    # the run's limits had no `adaptive_rate`: its rates were fixed.
     result = every_field()
+    result.run.limits = replace(result.run.limits, adaptive_rate=True)
     data = codec.document(result)
     assert {(a["throttles"], a["rate_at_end"]) for a in data["accounts"]} >= {(17, 3.5)}
+    assert data["run"]["limits"]["adaptive_rate"] is True
     for account in data["accounts"]:
         del account["throttles"], account["rate_at_end"]
+    del data["run"]["limits"]["adaptive_rate"]
     older = codec.decode(data, "older 2.0")
     assert {(a.throttles, a.rate_at_end) for a in older.accounts} == {(0, None)}
+    assert older.run.limits.adaptive_rate is False
     assert [a.users for a in older.accounts] == [a.users for a in result.accounts]
 
 
