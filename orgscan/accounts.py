@@ -165,14 +165,15 @@ class Hints:
     accounts: Mapping[str, Known]
 
     @classmethod
-    def of(cls, earlier: ScanResult) -> Hints:
-        return cls(
-            {
-                r.account.id: Known(r.api_calls, r.rate_at_end, r.account.ou_ids)
-                for r in earlier.accounts
-                if r.api_calls > 0
-            }
-        )
+    def of(cls, *earlier: ScanResult) -> Hints:
+        """From earlier sweeps, the first that measured an account telling it (a resumed run
+        measured only the accounts it finished; the baseline tells the others)."""
+        accounts: dict[str, Known] = {}
+        for result in earlier:
+            for r in result.accounts:
+                if r.api_calls > 0 and r.account.id not in accounts:
+                    accounts[r.account.id] = Known(r.api_calls, r.rate_at_end, r.account.ou_ids)
+        return cls(accounts)
 
     def expected_seconds(self, rate: float) -> dict[str, float]:
         """How long each account took to scan last time, as far as IAM's rate decides it: its

@@ -395,7 +395,7 @@ def scan_command(
         if baseline is not None:
             earlier = _read_previous(baseline, "--baseline")
         if hints is not None:
-            sizes = Hints.of(_read_previous(hints, "--hints"))
+            sizes = _read_previous(hints, "--hints")
         if resume is not None:
             path = previous_run_path(resume, codec.FILENAME)
             stored = codec.load(path)
@@ -404,6 +404,10 @@ def scan_command(
             if stored.get("schema_version") == "1.0":
                 raise older_run(previous.run.id, str(stored.get("schema_version")))
         prepare_output(target, package_files(), force=force, resuming=target == resume)
+        # Each account's size as the latest sweep at hand tells it best: --hints, then the run
+        # resumed, then the baseline. Of --hints nothing else is kept.
+        known = Hints.of(*(r for r in (sizes, previous, earlier) if r is not None))
+        sizes = None
     except (OutputError, codec.EvidenceError) as exc:
         raise _fail(str(exc), ExitCode.USAGE) from None
     except ResumeMismatch as exc:
@@ -419,8 +423,7 @@ def scan_command(
                 # A credential report older than the baseline cannot show its findings
                 # resolved: read those users live.
                 recheck_arns=frozenset(f.arn for f in earlier.findings) if earlier else frozenset(),
-                # The latest sweep at hand tells the accounts' sizes best.
-                hints=sizes or (Hints.of(latest) if (latest := previous or earlier) else None),
+                hints=known if known.accounts else None,
             )
         )
     except (NoCredentialsError, NoRegionError) as exc:

@@ -85,3 +85,22 @@ def test_expected_duration_is_calls_at_the_rate_it_could_get() -> None:
         AccountResult(account("skipped"), ScanStatus.SKIPPED),
     ]
     assert Hints.of(earlier).expected_seconds(10.0) == {"calm": 10.0, "crowded": 50.0}
+
+
+def test_the_first_sweep_that_measured_an_account_tells_its_size() -> None:
+    # A resumed run measured only what it finished (an interrupted account made no calls it
+    # kept); the baseline tells the rest. --hints comes first of all.
+    resumed, baseline = scan_result(), scan_result()
+    resumed.accounts = [
+        AccountResult(account("finished"), ScanStatus.SCANNED, api_calls=40),
+        AccountResult(account("interrupted"), ScanStatus.FAILED),
+    ]
+    baseline.accounts = [
+        AccountResult(account("finished"), ScanStatus.SCANNED, api_calls=10),
+        AccountResult(account("interrupted"), ScanStatus.SCANNED, api_calls=70),
+    ]
+    assert Hints.of(resumed, baseline).expected_seconds(10.0) == {
+        "finished": 4.0,
+        "interrupted": 7.0,
+    }
+    assert Hints.of(baseline, resumed).expected_seconds(10.0)["finished"] == 1.0
