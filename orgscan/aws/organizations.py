@@ -11,12 +11,15 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import logging
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from orgscan.aws.interfaces import OrganizationsReader
 from orgscan.model import UNKNOWN_STATE, Account, join_ou_path
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +154,10 @@ async def walk_accounts(
                 yield item
                 continue
             running.discard(item)
-            failure = failure or item.exception()
+            error = item.exception()
+            if error is not None and failure is not None:
+                log.warning("another listing of the organization failed too: %s", error)
+            failure = failure or error
             if failure is None:
                 start()
         if failure is not None:

@@ -182,3 +182,33 @@ async def test_a_failed_listing_ends_the_walk_after_the_listings_beside_it() -> 
         raise AssertionError("the walk hid a failed listing")
     assert listed == ["a-root"]
     assert [parent for _, parent in org.calls] == ["", "r-1", "r-1"]
+
+
+async def test_no_listing_starts_after_one_failed() -> None:
+    # OU-1's accounts cannot be listed, while the listings of the other OUs wait their turn
+    # (four at a time): none of them starts after the failure.
+    class Denied(FakeOrganizations):
+        class _Paginator(FakeOrganizations._Paginator):
+            async def paginate(self, **params: Any) -> AsyncIterator[dict[str, Any]]:
+                if params.get("ParentId") == "ou-1" and self.operation == (
+                    "list_accounts_for_parent"
+                ):
+                    self.org.calls.append((self.operation, "ou-1"))
+                    raise PermissionError("AccessDenied")
+                async for page in super().paginate(**params):
+                    yield page
+
+        def get_paginator(self, operation: str) -> FakeOrganizations._Paginator:
+            return self._Paginator(self, operation)
+
+    org = Denied()
+    try:
+        await walk(org)
+    except PermissionError:
+        pass
+    else:
+        raise AssertionError("the walk hid a failed listing")
+    failed_at = org.calls.index(("list_accounts_for_parent", "ou-1"))
+    # What was started by then (at most WALK_LANES at once) ends; nothing else is asked for.
+    assert len(org.calls) - failed_at <= WALK_LANES
+    assert ("list_accounts_for_parent", "ou-12") not in org.calls
