@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
+
 from orgscan.aws.organizations import WALK_LANES, WalkOrder, walk_accounts
 from orgscan.model import Account
 
@@ -22,11 +24,14 @@ ACCOUNTS: dict[str, list[str]] = {
 
 class FakeOrganizations:
     """Organizations' listings, one item a page, each call recorded. A parent in `held` answers
-    only once its event is set; a parent not in the tree answers ParentNotFoundException."""
+    only once its event is set; a parent not in the tree answers ParentNotFoundException; a
+    listing in `denied` ((operation, parent), or (operation, None) for every parent) answers
+    AccessDenied."""
 
-    def __init__(self) -> None:
+    def __init__(self, denied: frozenset[tuple[str, str | None]] = frozenset()) -> None:
         self.calls: list[tuple[str, str]] = []
         self.held: dict[str, asyncio.Event] = {}
+        self.denied = denied
 
     def get_paginator(self, operation: str) -> FakeOrganizations._Paginator:
         return self._Paginator(self, operation)
@@ -41,6 +46,8 @@ class FakeOrganizations:
         async def paginate(self, **params: Any) -> AsyncIterator[dict[str, Any]]:
             parent = params.get("ParentId", "")
             self.org.calls.append((self.operation, parent))
+            if {(self.operation, parent), (self.operation, None)} & self.org.denied:
+                raise PermissionError("AccessDenied")
             if parent in self.org.held:
                 await self.org.held[parent].wait()
             await asyncio.sleep(0)  # an answer takes a turn of the loop
@@ -149,19 +156,7 @@ async def test_a_failed_listing_fails_the_walk() -> None:
 async def test_a_failed_listing_ends_the_walk_after_the_listings_beside_it() -> None:
     # Root's child OUs cannot be listed, while its accounts' listing is still on its way: the
     # walk still yields Root's account, then fails, and starts nothing more.
-    class Denied(FakeOrganizations):
-        class _Paginator(FakeOrganizations._Paginator):
-            async def paginate(self, **params: Any) -> AsyncIterator[dict[str, Any]]:
-                if self.operation == "list_organizational_units_for_parent":
-                    self.org.calls.append((self.operation, params["ParentId"]))
-                    raise PermissionError("AccessDenied")
-                async for page in super().paginate(**params):
-                    yield page
-
-        def get_paginator(self, operation: str) -> FakeOrganizations._Paginator:
-            return self._Paginator(self, operation)
-
-    org = Denied()
+    org = FakeOrganizations(denied=frozenset({("list_organizational_units_for_parent", None)}))
     org.held["r-1"] = asyncio.Event()
     listed: list[str] = []
 
@@ -174,12 +169,8 @@ async def test_a_failed_listing_ends_the_walk_after_the_listings_beside_it() -> 
         await asyncio.sleep(0)
     assert not walking.done()  # the failure waits for Root's accounts
     org.held["r-1"].set()
-    try:
+    with pytest.raises(PermissionError):
         await walking
-    except PermissionError:
-        pass
-    else:
-        raise AssertionError("the walk hid a failed listing")
     assert listed == ["a-root"]
     assert [parent for _, parent in org.calls] == ["", "r-1", "r-1"]
 
@@ -187,27 +178,9 @@ async def test_a_failed_listing_ends_the_walk_after_the_listings_beside_it() -> 
 async def test_no_listing_starts_after_one_failed() -> None:
     # OU-1's accounts cannot be listed, while the listings of the other OUs wait their turn
     # (four at a time): none of them starts after the failure.
-    class Denied(FakeOrganizations):
-        class _Paginator(FakeOrganizations._Paginator):
-            async def paginate(self, **params: Any) -> AsyncIterator[dict[str, Any]]:
-                if params.get("ParentId") == "ou-1" and self.operation == (
-                    "list_accounts_for_parent"
-                ):
-                    self.org.calls.append((self.operation, "ou-1"))
-                    raise PermissionError("AccessDenied")
-                async for page in super().paginate(**params):
-                    yield page
-
-        def get_paginator(self, operation: str) -> FakeOrganizations._Paginator:
-            return self._Paginator(self, operation)
-
-    org = Denied()
-    try:
+    org = FakeOrganizations(denied=frozenset({("list_accounts_for_parent", "ou-1")}))
+    with pytest.raises(PermissionError):
         await walk(org)
-    except PermissionError:
-        pass
-    else:
-        raise AssertionError("the walk hid a failed listing")
     failed_at = org.calls.index(("list_accounts_for_parent", "ou-1"))
     # What was started by then (at most WALK_LANES at once) ends; nothing else is asked for.
     assert len(org.calls) - failed_at <= WALK_LANES
