@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
 from orgscan.accounts import Hints
+from orgscan.aws.credentials import AccountCredentials
 from orgscan.demo.faults import EXPIRED_TOKEN_MESSAGE, Fault
 from orgscan.demo.seed import ACTIVE, INACTIVE, AccountSpec, OrgSpec, UserSpec
 from orgscan.model import Account, AccountResult, FindingState, KeySource, ScanStatus
 from orgscan.scanner import ScanOptions, scan, workers_per_account
-from tests.conftest import config, keys_read, run_scan, seed
+from tests.conftest import FAST_POLL, config, keys_read, run_scan, seed
 
 TREE = OrgSpec(
     management_users=(UserSpec("root-ops", (ACTIVE,)),),
@@ -427,7 +429,7 @@ async def test_hinted_ids_gone_from_the_organization_or_excluded_are_never_scann
             r.api_calls = 5_000
     aws.faults.calls.clear()
     cfg = config(organization={"exclude_accounts": [excluded]})
-    result = await scan(cfg, options=ScanOptions(), hints=Hints.of(hints))
+    result = await scan(cfg, options=ScanOptions(report_polling=FAST_POLL), hints=Hints.of(hints))
 
     assert gone not in {r.account.id for r in result.accounts}
     assert result.run.complete
@@ -442,7 +444,7 @@ async def test_hinted_ids_gone_from_the_organization_or_excluded_are_never_scann
     } - {excluded}
 
 
-async def test_a_hint_enters_its_largest_accounts_first(aws):
+async def test_a_hint_enters_its_largest_accounts_first(aws, monkeypatch):
     seeded = seed(aws, TREE)
     first = await run_scan()
     sizes = {"lab": 500, "dev1": 300, "web": 100}  # the last sweep's IAM calls
@@ -453,12 +455,20 @@ async def test_a_hint_enters_its_largest_accounts_first(aws):
             for name, r in by_name(first, seeded).items()
         ],
     )
-    aws.faults.calls.clear()
-    # A slow STS/Organizations limit, so that AssumeRoles reach moto one by one, in order.
-    cfg = config(scan={"management_rate_limit": 2})
-    result = await scan(cfg, options=ScanOptions(), hints=Hints.of(hints))
+    # The order orgscan asks for the roles in (its limiter serves them in that order:
+    # tests/unit/aws/test_ratelimit.py).
+    asked: list[str] = []
+    get = AccountCredentials.get
 
-    assumed = [account for (action, account) in aws.faults.calls if action == "AssumeRole"]
-    assert assumed[:3] == [seeded.account_ids[name] for name in ("lab", "dev1", "web")]
+    async def recorded(self: AccountCredentials, account_id: str) -> Any:
+        asked.append(account_id)
+        return await get(self, account_id)
+
+    monkeypatch.setattr(AccountCredentials, "get", recorded)
+    result = await scan(
+        config(), options=ScanOptions(report_polling=FAST_POLL), hints=Hints.of(hints)
+    )
+
+    assert asked[:3] == [seeded.account_ids[name] for name in ("lab", "dev1", "web")]
     assert result.run.complete
     assert [r.account.id for r in result.accounts] == sorted(r.account.id for r in result.accounts)
